@@ -1,0 +1,51 @@
+//! The environment as read: a snapshot of variables, no checks, no I/O
+//! beyond `std::env::vars`. Tests build one from a map.
+
+use std::collections::BTreeMap;
+
+/// A snapshot of environment variables.
+#[derive(Clone, Default)]
+pub struct RawEnv {
+    vars: BTreeMap<String, String>,
+}
+
+impl RawEnv {
+    /// The process environment (non-UTF-8 values are skipped).
+    pub fn from_process() -> RawEnv {
+        RawEnv {
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
+        }
+    }
+
+    /// From explicit pairs (tests).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> RawEnv {
+        RawEnv {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// A variable's value; empty values count as unset.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// Whether a flag variable is on (`1`, `true`, `yes`, `on`).
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(
+            self.get(key)
+                .map(|v| v.trim().to_ascii_lowercase())
+                .as_deref(),
+            Some("1" | "true" | "yes" | "on")
+        )
+    }
+}

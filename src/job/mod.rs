@@ -1,0 +1,15 @@
+//! Jobs: what the control plane asks for ([`spec`]), what a job says while
+//! it runs ([`event`], [`reporter`]), and the steps that do the work
+//! ([`pipeline`]).
+
+pub mod cancel;
+pub mod event;
+pub mod pipeline;
+pub mod prompt;
+pub mod reporter;
+pub mod spec;
+
+pub use cancel::{CancelReason, CancelToken};
+pub use event::{Event, JobResult, ResultStatus, Status};
+pub use reporter::{EventSink, Reporter};
+pub use spec::{JobId, JobSpec, SpecError};

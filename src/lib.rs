@@ -1,0 +1,41 @@
+//! ados-work-runner: the self-hosted job execution engine of ADOS.
+//!
+//! The module tree is the architecture (see `docs/architecture.md`):
+//!
+//! - [`config`]: the environment turned into a validated [`config::Config`].
+//! - [`link`]: the one thread that owns the control-plane WebSocket.
+//! - [`dispatch`]: the main loop; sole owner of the daemon's job table.
+//! - [`pool`]: the fixed pool of worker threads jobs run on.
+//! - [`job`]: job specs, their validation, events, results and the pipeline.
+//! - [`process`]: the only place that spawns a child process.
+//! - [`git`], [`workspace`]: typed git invocations and the on-disk layout.
+//! - [`agents`]: one adapter per agent CLI.
+//! - [`executors`]: where a command runs (host today).
+//! - [`journal`]: the on-disk record of every job event until it is acked.
+//! - [`redact`]: secret redaction applied to everything that leaves a job.
+//! - [`health`]: `/health` and `/metrics`.
+#![warn(missing_docs)]
+
+pub mod agents;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod dispatch;
+pub mod exec;
+pub mod executors;
+pub mod git;
+pub mod health;
+pub mod job;
+pub mod journal;
+pub mod link;
+pub mod metrics;
+pub mod pool;
+pub mod process;
+pub mod redact;
+pub mod signal;
+pub mod vcs;
+pub mod workspace;
+
+/// The runner's version, as sent in `hello` and `User-Agent`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

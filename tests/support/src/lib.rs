@@ -1,0 +1,13 @@
+//! Test doubles for ados-work-runner, shared by every integration test and
+//! runnable by hand (`ados-control-plane`):
+//!
+//! - [`control_plane`]: a control plane speaking `protocol.md`.
+//! - [`git_server`]: a smart-HTTP git server (`git http-backend`) that
+//!   demands a token.
+//! - [`tls`]: a private CA and a `localhost` certificate for wss tests.
+//! - [`fixtures`]: temp dirs, bare repositories, the fake agent CLIs.
+
+pub mod control_plane;
+pub mod fixtures;
+pub mod git_server;
+pub mod tls;

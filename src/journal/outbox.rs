@@ -1,0 +1,389 @@
+//! The link side of the journal: per-job delivery cursors.
+//!
+//! The [`Outbox`] is owned by the link thread. For each tracked job it keeps
+//! the next seq to send and, while there is something to send, one open
+//! segment reader (a 32 KiB buffer). Frames are read from the page cache one
+//! line at a time into a single line buffer shared by all jobs, so memory
+//! does not depend on how much is unsent or unacknowledged: the journal on
+//! disk is the buffer.
+
+use super::store::{open_segment_at, parse_line, read_line, JobStream, LineRead};
+use crate::job::spec::JobId;
+use crate::link::proto::HeldJob;
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Frames taken from one job before the next job gets its turn, so a job
+/// printing without pause cannot starve the others.
+const FAIR_SHARE: u32 = 64;
+
+/// The line buffer is shrunk back to this after a large frame.
+const LINE_BUF_KEEP: usize = 64 * 1024;
+
+/// Where a job's reader stands.
+struct ReadPos {
+    /// First seq of the segment being read.
+    seg_first: u64,
+    reader: BufReader<File>,
+    /// Byte offset of the next line in that segment.
+    offset: u64,
+}
+
+/// One tracked job.
+struct Cursor {
+    stream: Arc<JobStream>,
+    /// The next seq to send.
+    next_seq: u64,
+    /// `None` until something must be read, and again once a finished job
+    /// is fully sent (the file is closed: nothing more will come).
+    pos: Option<ReadPos>,
+    /// A read error was logged (log once, not once per wake-up).
+    error_logged: bool,
+}
+
+/// The link side: per-job delivery cursors over the journals. Owned by the
+/// link thread; no locks.
+#[derive(Default)]
+pub struct Outbox {
+    cursors: Vec<Cursor>,
+    /// The job whose turn it is.
+    turn: usize,
+    /// Frames the job whose turn it is may still send.
+    share: u32,
+    line: Vec<u8>,
+    /// Jobs released by a `welcome` (their result was already stored).
+    released: Vec<JobId>,
+}
+
+impl Outbox {
+    /// An outbox tracking nothing.
+    pub fn new() -> Outbox {
+        Outbox {
+            share: FAIR_SHARE,
+            ..Outbox::default()
+        }
+    }
+
+    /// Start delivering a job's journal.
+    ///
+    /// Delivery starts after what is known to be acknowledged (seq 1 for a
+    /// new job); a `welcome` repositions it. A stream for a job already
+    /// tracked replaces the old one.
+    pub fn track(&mut self, stream: Arc<JobStream>) {
+        let cursor = Cursor {
+            next_seq: stream.last_acked() + 1,
+            stream,
+            pos: None,
+            error_logged: false,
+        };
+        match self
+            .cursors
+            .iter_mut()
+            .find(|c| c.stream.job_id() == cursor.stream.job_id())
+        {
+            Some(old) => *old = cursor,
+            None => self.cursors.push(cursor),
+        }
+    }
+
+    /// Whether the outbox tracks `job_id`.
+    pub fn is_tracked(&self, job_id: &str) -> bool {
+        self.cursors
+            .iter()
+            .any(|c| c.stream.job_id().as_str() == job_id)
+    }
+
+    /// The jobs to list in `hello.jobs`.
+    pub fn held_jobs(&self) -> Vec<HeldJob> {
+        self.cursors
+            .iter()
+            .map(|c| {
+                // `finished` first: once set, `written` is the result's seq.
+                let finished = c.stream.is_finished();
+                HeldJob {
+                    job_id: c.stream.job_id().as_str().to_string(),
+                    state: if finished { "finished" } else { "running" },
+                    last_seq: c.stream.last_written(),
+                }
+            })
+            .collect()
+    }
+
+    /// A `welcome` arrived: resend everything after each ack; a held job
+    /// missing from `acks` is resent from seq 1.
+    ///
+    /// Acks also prune, and a finished job whose result is acknowledged is
+    /// released (see [`Outbox::take_released`]). An ack above what the
+    /// journal holds (events lost to a power cut after the server stored
+    /// them) is logged; for a finished job the result is appended again
+    /// with the seq after the ack, so the server gets it under a number it
+    /// does not have yet.
+    pub fn on_welcome(&mut self, acks: &[(String, u64)]) {
+        let mut released = Vec::new();
+        for c in &mut self.cursors {
+            let ack = acks
+                .iter()
+                .rev()
+                .find(|(j, _)| j == c.stream.job_id().as_str())
+                .map(|&(_, s)| s);
+            let mut written = c.stream.last_written();
+            if let Some(ack) = ack.filter(|&a| a > written) {
+                if c.stream.is_finished() {
+                    log::warn!(
+                        "job {}: the server holds seq {ack} but the journal ends at {written} \
+                         (events lost in a power cut?); resending the result as seq {}",
+                        c.stream.job_id(),
+                        ack + 1
+                    );
+                    match c.stream.renumber_result(ack + 1) {
+                        Ok(()) => written = ack + 1,
+                        Err(e) => {
+                            log::error!("job {}: result not renumbered: {e}", c.stream.job_id())
+                        }
+                    }
+                } else {
+                    log::error!(
+                        "job {}: the server holds seq {ack} but the journal ends at {written}; \
+                         seqs {}..={ack} will not be sent again",
+                        c.stream.job_id(),
+                        written + 1
+                    );
+                }
+            }
+            let ack = ack.unwrap_or(0);
+            c.next_seq = ack + 1;
+            c.pos = None;
+            c.error_logged = false;
+            let acked = ack.min(written);
+            c.stream.acked.store(acked, Ordering::Relaxed);
+            c.stream.prune(acked);
+            if c.stream.is_finished() && ack >= written {
+                released.push(c.stream.job_id().clone());
+            }
+        }
+        for job in &released {
+            self.release(job.as_str());
+        }
+        self.released.extend(released);
+        self.turn = 0;
+        self.share = FAIR_SHARE;
+    }
+
+    /// Jobs released by [`Outbox::on_welcome`] since the last call: their
+    /// result was acknowledged and their journal deleted. The link reports
+    /// each as released, like an [`Outbox::on_ack`] that returned it.
+    pub fn take_released(&mut self) -> Vec<JobId> {
+        std::mem::take(&mut self.released)
+    }
+
+    /// The connection dropped: nothing in flight counts as sent.
+    ///
+    /// Nothing to do here: every reconnect starts with a `welcome`, whose
+    /// acks reposition every cursor.
+    pub fn on_disconnect(&mut self) {}
+
+    /// An `ack`: prune the journal. Returns the job id when this ack covered
+    /// the job's result, so the job is forgotten for good.
+    pub fn on_ack(&mut self, job_id: &str, seq: u64) -> Option<JobId> {
+        let c = self
+            .cursors
+            .iter()
+            .find(|c| c.stream.job_id().as_str() == job_id)?;
+        let finished = c.stream.is_finished();
+        let written = c.stream.last_written();
+        if seq > written {
+            log::warn!("job {job_id}: ack {seq} is above the last seq written ({written})");
+        }
+        let acked = seq.min(written);
+        if acked > c.stream.last_acked() {
+            c.stream.acked.store(acked, Ordering::Relaxed);
+            c.stream.prune(acked);
+        }
+        if finished && seq >= written {
+            let id = c.stream.job_id().clone();
+            self.release(job_id);
+            return Some(id);
+        }
+        None
+    }
+
+    /// Forget a job and delete its journal.
+    fn release(&mut self, job_id: &str) {
+        let Some(i) = self
+            .cursors
+            .iter()
+            .position(|c| c.stream.job_id().as_str() == job_id)
+        else {
+            return;
+        };
+        let c = self.cursors.remove(i);
+        let dir = c.stream.dir();
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            log::error!(
+                "job {job_id}: acknowledged journal {} not removed: {e}; remove it by hand",
+                dir.display()
+            );
+        } else if let Some(root) = dir.parent() {
+            // Without this a power cut could bring the journal back, and
+            // the job would be listed in `hello` again.
+            super::store::sync_dir(root);
+        }
+        if i < self.turn {
+            self.turn -= 1;
+        } else if i == self.turn {
+            self.share = FAIR_SHARE;
+        }
+    }
+
+    /// The next frame to send, if any: per job in seq order, jobs taken in
+    /// turn. Call until `None` after every wake-up.
+    pub fn next_frame(&mut self) -> Option<String> {
+        let n = self.cursors.len();
+        if n == 0 {
+            return None;
+        }
+        // Each job gets one chance; a job with nothing to send passes.
+        for _ in 0..=n {
+            if self.turn >= n {
+                self.turn = 0;
+                self.share = FAIR_SHARE;
+            }
+            if self.share > 0 {
+                let c = &mut self.cursors[self.turn];
+                if let Some(frame) = c.read_next(&mut self.line) {
+                    self.share -= 1;
+                    if self.line.capacity() > LINE_BUF_KEEP {
+                        self.line = Vec::new();
+                    }
+                    return Some(frame);
+                }
+            }
+            self.turn += 1;
+            self.share = FAIR_SHARE;
+        }
+        None
+    }
+
+    /// Events written but not yet acknowledged, over all jobs (a metric).
+    pub fn unacked(&self) -> u64 {
+        self.cursors
+            .iter()
+            .map(|c| {
+                c.stream
+                    .last_written()
+                    .saturating_sub(c.stream.last_acked())
+            })
+            .sum()
+    }
+}
+
+impl Cursor {
+    /// The frame `next_seq` (or the next one present), if written yet.
+    fn read_next(&mut self, line: &mut Vec<u8>) -> Option<String> {
+        loop {
+            let finished = self.stream.is_finished();
+            let written = self.stream.last_written();
+            if self.next_seq > written {
+                if finished {
+                    self.pos = None; // fully sent: close the file
+                }
+                return None;
+            }
+            if self.pos.is_none() {
+                self.pos = Some(self.open_at(self.next_seq)?);
+            }
+            let pos = self.pos.as_mut()?;
+            let read = match read_line(&mut pos.reader, line) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.read_failed(&e.to_string());
+                    self.pos = None;
+                    return None;
+                }
+            };
+            match read {
+                LineRead::Line => {
+                    pos.offset += line.len() as u64;
+                    let Some(parsed) = parse_line(line) else {
+                        self.read_failed("a line that is not a journal frame; skipped");
+                        continue;
+                    };
+                    if parsed.seq < self.next_seq {
+                        continue; // positioning after an ack, or a resend
+                    }
+                    self.next_seq = parsed.seq + 1;
+                    return Some(String::from_utf8_lossy(parsed.frame).into_owned());
+                }
+                LineRead::Eof | LineRead::Partial | LineRead::TooLong => {
+                    // The writer finishes a segment before it starts the
+                    // next: once a later segment exists, whatever follows
+                    // here is a torn tail. Otherwise the line is not
+                    // complete yet: read it again from its start later.
+                    if let Some(next) = self.stream.segment_after(pos.seg_first) {
+                        let path = self.stream.segment_path(next);
+                        match open_segment_at(&path, 0) {
+                            Ok(reader) => {
+                                *pos = ReadPos {
+                                    seg_first: next,
+                                    reader,
+                                    offset: 0,
+                                };
+                                continue;
+                            }
+                            Err(e) => {
+                                self.read_failed(&format!("{}: {e}", path.display()));
+                                self.pos = None;
+                                return None;
+                            }
+                        }
+                    }
+                    if matches!(read, LineRead::TooLong) {
+                        self.read_failed("a line over the 1 MiB frame limit; waiting");
+                    }
+                    let pos = self.pos.as_mut()?;
+                    if !matches!(read, LineRead::Eof) {
+                        if let Err(e) = pos.reader.seek(SeekFrom::Start(pos.offset)) {
+                            self.read_failed(&e.to_string());
+                            self.pos = None;
+                        }
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// A reader on the segment holding `seq`, at the segment's start (the
+    /// lines before `seq` are skipped as they are read).
+    fn open_at(&mut self, seq: u64) -> Option<ReadPos> {
+        let first = self.stream.segment_for(seq)?;
+        if first > seq {
+            log::warn!(
+                "job {}: seqs from {seq} were already pruned; resending from {first}",
+                self.stream.job_id()
+            );
+            self.next_seq = first;
+        }
+        let path = self.stream.segment_path(first);
+        match open_segment_at(&path, 0) {
+            Ok(reader) => Some(ReadPos {
+                seg_first: first,
+                reader,
+                offset: 0,
+            }),
+            Err(e) => {
+                self.read_failed(&format!("{}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    fn read_failed(&mut self, what: &str) {
+        if !self.error_logged {
+            self.error_logged = true;
+            log::error!("job {}: journal read: {what}", self.stream.job_id());
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The job side of the journal: [`JournalSink`] appends each frame to the
+//! job's newest segment and wakes the link.
+//!
+//! # Write path
+//!
+//! Each frame becomes one line, built in a reused buffer and written with a
+//! single `write(2)` on a file opened `O_APPEND`: the line is in the page
+//! cache (visible to the link's reader) when the call returns, with no
+//! user-space buffer to flush. Only then is `written` published and the
+//! link woken, so the reader never sees half a line.
+//!
+//! # fsync policy
+//!
+//! - The result frame: `fdatasync` before it is published. A result the
+//!   server may acknowledge is always on disk.
+//! - A segment roll: `fdatasync` the full segment, then fsync the directory
+//!   holding the new one.
+//! - Other events: `fdatasync` at most once a second, when an append finds
+//!   the last sync older than [`SYNC_INTERVAL`].
+//!
+//! So a power cut costs at most the events of the last second a job was
+//! writing (and, for a job that went quiet after writing, what the kernel
+//! had not written back yet, normally at most ~30 s: `vm.dirty_expire_centisecs`).
+//! Those events may already be acknowledged by the server; the journal then
+//! ends below the server's ack, which [`crate::journal::Outbox::on_welcome`]
+//! detects and repairs for finished jobs. See `docs/journal.md`.
+//!
+//! # Write errors
+//!
+//! A frame that cannot be written (disk full, I/O error) is logged (the
+//! first time per job at `error`, then at `debug`), counted in
+//! [`JobStream::write_errors`], and dropped: the journal is the only way to
+//! the link, so the server sees a gap in `seq`. A partial line is cut off
+//! so later frames stay readable.
+
+use super::store::{line_prefix, sync_dir, JobStream, MAX_FRAME_BYTES};
+use crate::job::event::{Event, JobResult};
+use crate::job::reporter::{rfc3339_now, EventSink};
+use crate::link::Waker;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Events are fdatasync'ed at most this often (results and rolls always).
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The line buffer is shrunk back to this after a large frame.
+const LINE_BUF_KEEP: usize = 64 * 1024;
+
+/// The job side: an [`EventSink`] that appends to the journal, then wakes
+/// the link.
+///
+/// There must be at most one sink per stream at a time. It also serves to
+/// continue a recovered journal (`Reporter::resume(id, stream.next_seq(), …)`).
+pub struct JournalSink {
+    stream: Arc<JobStream>,
+    waker: Waker,
+    /// The newest segment, open for append; `None` after an error until the
+    /// next append reopens it.
+    file: Option<File>,
+    /// First seq of `file`'s segment.
+    seg_first: u64,
+    /// Bytes in `file`'s segment (all whole lines).
+    seg_len: u64,
+    /// Whether `file` holds writes not yet fdatasync'ed.
+    dirty: bool,
+    /// The newest segment ends in a torn line that could not be cut off:
+    /// the next append starts a new segment instead of reopening it.
+    broken: bool,
+    last_sync: Instant,
+    line: Vec<u8>,
+    error_logged: bool,
+}
+
+impl JournalSink {
+    /// A sink writing `stream`'s journal and waking the link after each write.
+    pub fn new(stream: Arc<JobStream>, waker: Waker) -> JournalSink {
+        let mut sink = JournalSink {
+            stream,
+            waker,
+            file: None,
+            seg_first: 0,
+            seg_len: 0,
+            dirty: false,
+            broken: false,
+            last_sync: Instant::now(),
+            line: Vec::with_capacity(4096),
+            error_logged: false,
+        };
+        if let Err(e) = sink.open_last() {
+            sink.failed(&e, "open");
+        }
+        sink
+    }
+
+    /// The stream this sink writes.
+    pub fn stream(&self) -> &Arc<JobStream> {
+        &self.stream
+    }
+
+    /// Open the newest segment for append (a recovered journal's newest
+    /// segment ends with a whole line: recovery cut any torn tail).
+    fn open_last(&mut self) -> io::Result<()> {
+        let Some(first) = self.stream.last_segment() else {
+            return Ok(()); // created by the first append
+        };
+        let path = self.stream.segment_path(first);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        self.seg_len = file.metadata()?.len();
+        self.seg_first = first;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Start segment `seq`: sync the one before (it is complete), create
+    /// the new file and make its name durable.
+    fn roll(&mut self, seq: u64) -> io::Result<()> {
+        if let Some(old) = self.file.take() {
+            if self.dirty {
+                old.sync_data()?;
+            }
+        }
+        let path = self.stream.segment_path(seq);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        sync_dir(self.stream.dir());
+        self.file = Some(file);
+        self.seg_first = seq;
+        self.seg_len = 0;
+        self.dirty = false;
+        self.broken = false;
+        self.last_sync = Instant::now();
+        self.stream.push_segment(seq);
+        Ok(())
+    }
+
+    /// Append one frame; publish it and wake the link when stored.
+    fn append(&mut self, seq: u64, is_result: bool, frame: &str) {
+        let written = self.stream.written.load(Ordering::Relaxed);
+        if seq <= written {
+            // Recovery and readers rely on strictly growing seqs.
+            log::error!(
+                "job {}: frame seq {seq} not above the journal's last seq {written}; dropped",
+                self.stream.job_id()
+            );
+            self.stream.write_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let oversize;
+        let frame = if frame.len() > MAX_FRAME_BYTES {
+            oversize =
+                oversize_stand_in(self.stream.job_id().as_str(), seq, is_result, frame.len());
+            oversize.as_str()
+        } else {
+            frame
+        };
+        match self.write_line(seq, is_result, frame) {
+            Ok(()) => {
+                self.stream.written.store(seq, Ordering::Release);
+                if is_result {
+                    self.stream.finished.store(true, Ordering::Release);
+                }
+                self.waker.wake();
+            }
+            Err(e) => {
+                self.stream.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.failed(&e, "append to");
+            }
+        }
+        if self.line.capacity() > LINE_BUF_KEEP {
+            self.line.clear();
+            self.line.shrink_to(LINE_BUF_KEEP);
+        }
+    }
+
+    fn write_line(&mut self, seq: u64, is_result: bool, frame: &str) -> io::Result<()> {
+        if self.file.is_none() && !self.broken {
+            if let Err(e) = self.open_last() {
+                log::debug!("job {}: reopening the segment: {e}", self.stream.job_id());
+            }
+        }
+        let needs_roll = match self.file {
+            None => true,
+            Some(_) => self.seg_len >= self.stream.segment_bytes() && self.seg_first < seq,
+        };
+        if needs_roll {
+            self.roll(seq)?;
+        }
+        self.line.clear();
+        line_prefix(&mut self.line, seq, is_result);
+        self.line.extend_from_slice(frame.as_bytes());
+        self.line.push(b'\n');
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("segment not open"))?;
+        if let Err(e) = file.write_all(&self.line) {
+            // Cut off whatever part of the line made it, so the segment
+            // ends with a whole line; if even that fails, drop the handle
+            // and start a new segment next time (readers skip a torn tail
+            // once a later segment exists).
+            if file.set_len(self.seg_len).is_err() {
+                self.file = None;
+                self.broken = true;
+            }
+            return Err(e);
+        }
+        self.seg_len += self.line.len() as u64;
+        self.dirty = true;
+        if is_result || self.last_sync.elapsed() >= SYNC_INTERVAL {
+            file.sync_data()?;
+            self.dirty = false;
+            self.last_sync = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn failed(&mut self, e: &io::Error, what: &str) {
+        let path = self.stream.segment_path(self.seg_first.max(1));
+        if !self.error_logged {
+            self.error_logged = true;
+            log::error!(
+                "job {}: cannot {what} the journal {}: {e}; its events are not stored or sent \
+                 (check free space and permissions under the workspace)",
+                self.stream.job_id(),
+                path.display()
+            );
+        } else {
+            log::debug!(
+                "job {}: journal write failed again: {e}",
+                self.stream.job_id()
+            );
+        }
+    }
+}
+
+impl EventSink for JournalSink {
+    fn event(&mut self, seq: u64, _event: &Event, frame: &str) {
+        self.append(seq, false, frame);
+    }
+    fn result(&mut self, seq: u64, _result: &JobResult, frame: &str) {
+        self.append(seq, true, frame);
+    }
+}
+
+/// A small frame standing in for one over the 1 MiB limit (the reporter
+/// splits text so this should never happen; if it does, the server still
+/// gets a frame for the seq, and a result stays a result).
+fn oversize_stand_in(job_id: &str, seq: u64, is_result: bool, len: usize) -> String {
+    log::error!("job {job_id}: frame {seq} is {len} bytes, over the 1 MiB limit; replaced");
+    let note = format!("frame of {len} bytes over the 1 MiB limit dropped");
+    if is_result {
+        serde_json::json!({"type":"job.result","job_id":job_id,"seq":seq,"status":"failed",
+            "summary":note,"error":note})
+    } else {
+        serde_json::json!({"type":"job.event","job_id":job_id,"seq":seq,"ts":rfc3339_now(),
+            "event":{"kind":"log","stream":"runner","text":note}})
+    }
+    .to_string()
+}

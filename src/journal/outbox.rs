@@ -387,3 +387,75 @@ impl Cursor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::event::{Event, LogStream};
+    use crate::job::reporter::EventSink;
+    use crate::journal::{Journal, JournalSink};
+    use crate::link::Waker;
+    use std::path::PathBuf;
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!("ados-outbox-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            TempDir(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn ev() -> Event {
+        Event::Log {
+            stream: LogStream::Agent,
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn memory_does_not_grow_with_what_is_unsent() {
+        let tmp = TempDir::new("memory");
+        let journal = Journal::with_segment_bytes(&tmp.0, 1024 * 1024).expect("journal");
+        let stream = journal
+            .create(&JobId::parse("m").expect("id"))
+            .expect("create");
+        let mut sink = JournalSink::new(stream.clone(), Waker::noop());
+        let small = r#"{"type":"job.event","seq":0,"event":{"kind":"log","text":"0123456789"}}"#;
+        for seq in 1..=50_000 {
+            sink.event(seq, &ev(), small);
+        }
+        let big = format!("{{\"pad\":\"{}\"}}", "y".repeat(1000 * 1024));
+        sink.event(50_001, &ev(), &big);
+        sink.result(
+            50_002,
+            &crate::job::event::JobResult::failed("x"),
+            r#"{"type":"job.result"}"#,
+        );
+
+        let mut outbox = Outbox::new();
+        outbox.track(stream);
+        // 50k frames unsent: the outbox holds one reader, not the frames.
+        assert_eq!(outbox.next_frame().as_deref(), Some(small));
+        let pos = outbox.cursors[0].pos.as_ref().expect("reader open");
+        assert_eq!(pos.reader.capacity(), 32 * 1024);
+        assert!(outbox.line.capacity() <= LINE_BUF_KEEP);
+        let mut n = 1;
+        while let Some(f) = outbox.next_frame() {
+            n += 1;
+            assert!(
+                outbox.line.capacity() <= LINE_BUF_KEEP,
+                "shrunk after {} bytes",
+                f.len()
+            );
+        }
+        assert_eq!(n, 50_002);
+        // Fully sent and finished: the file is closed until a resend.
+        assert!(outbox.cursors[0].pos.is_none());
+    }
+}

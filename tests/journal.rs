@@ -167,6 +167,7 @@ fn welcome_resends_after_each_ack_and_a_missing_job_from_one() {
     }
     assert_eq!(drain(&mut outbox).len(), 20);
     outbox.on_disconnect();
+    assert!(outbox.next_frame().is_none(), "nothing new to send");
     outbox.on_welcome(&[("a".into(), 4), ("zzz".into(), 3)]);
     let frames = drain(&mut outbox);
     assert_eq!(seqs_of(&frames, "a"), (5..=10).collect::<Vec<_>>());
@@ -282,7 +283,12 @@ fn recover_after_a_restart_and_finish_the_job() {
     assert_eq!(run.pgids, vec![200]);
 
     // The daemon closes the interrupted job with a failed result.
-    let mut r = reporter(&run.stream, Waker::noop());
+    let mut r = Reporter::resume(
+        run.stream.job_id().clone(),
+        run.stream.next_seq(),
+        Box::new(run.stream.sink(Waker::noop())),
+        Arc::new(Redactor::empty()),
+    );
     r.finish(JobResult::failed(
         "the runner restarted while the job was running",
     ));

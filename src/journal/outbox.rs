@@ -180,9 +180,14 @@ impl Outbox {
 
     /// The connection dropped: nothing in flight counts as sent.
     ///
-    /// Nothing to do here: every reconnect starts with a `welcome`, whose
-    /// acks reposition every cursor.
-    pub fn on_disconnect(&mut self) {}
+    /// Every reconnect starts with a `welcome`, whose acks reposition every
+    /// cursor; until then the readers are closed, so a long outage holds no
+    /// buffers or file descriptors.
+    pub fn on_disconnect(&mut self) {
+        for c in &mut self.cursors {
+            c.pos = None;
+        }
+    }
 
     /// An `ack`: prune the journal. Returns the job id when this ack covered
     /// the job's result, so the job is forgotten for good.

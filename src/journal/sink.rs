@@ -235,6 +235,15 @@ impl JournalSink {
     }
 }
 
+impl JobStream {
+    /// A sink appending to this journal (the same as [`JournalSink::new`]);
+    /// continue a recovered journal with
+    /// `Reporter::resume(id, stream.next_seq(), Box::new(stream.sink(waker)), …)`.
+    pub fn sink(self: &Arc<Self>, waker: Waker) -> JournalSink {
+        JournalSink::new(self.clone(), waker)
+    }
+}
+
 impl EventSink for JournalSink {
     fn event(&mut self, seq: u64, _event: &Event, frame: &str) {
         self.append(seq, false, frame);

@@ -1062,8 +1062,8 @@ mod tests {
             secrets,
             [
                 "bbpw",
-                "ghp_1",
                 "gh-3",
+                "ghp_1",
                 "oat",
                 "sk-2",
                 "sk-ant-1",

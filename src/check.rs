@@ -847,6 +847,10 @@ mod tests {
     }
 
     /// A WebSocket endpoint that accepts only `Bearer <token>`.
+    #[expect(
+        clippy::result_large_err,
+        reason = "tungstenite's Callback fixes the error type"
+    )]
     fn ws_server(token: &'static str) -> (SocketAddr, std::thread::JoinHandle<()>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();

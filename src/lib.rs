@@ -14,6 +14,7 @@
 //! - [`journal`]: the on-disk record of every job event until it is acked.
 //! - [`redact`]: secret redaction applied to everything that leaves a job.
 //! - [`health`]: `/health` and `/metrics`.
+//! - [`logging`]: text or JSON log lines.
 #![warn(missing_docs)]
 
 pub mod agents;
@@ -29,6 +30,7 @@ pub mod health;
 pub mod job;
 pub mod journal;
 pub mod link;
+pub mod logging;
 pub mod metrics;
 pub mod pool;
 pub mod process;

@@ -2,13 +2,18 @@
 //! [`Config`]. Reading (`raw`) is separate from checking (`resolved`) so that
 //! every problem can be reported at once.
 
+mod custom;
+mod detect;
 mod memory;
 mod raw;
 mod resolved;
+mod validate;
 
+pub use custom::BUILTIN_AGENTS;
 pub use memory::{format_memory, parse_memory};
 pub use raw::RawEnv;
 pub use resolved::{
-    AgentKeys, Config, ConfigError, ConfigErrors, CustomAgent, LogFormat, Mode, ProxySettings,
-    Purpose, VcsCredentials,
+    default_max_jobs, AgentKeys, Config, ConfigError, ConfigErrors, CustomAgent, LogFormat, Mode,
+    ProxySettings, Purpose, VcsCredentials, DEFAULT_MIN_FREE_DISK, MAX_JOBS_LIMIT, MEMORY_PER_JOB,
 };
+pub use validate::{parse_http_url, HttpUrl};

@@ -39,6 +39,12 @@ impl RawEnv {
             .filter(|v| !v.trim().is_empty())
     }
 
+    /// A variable's value exactly as set, even empty or blank; `None` only
+    /// when unset. Lets validation tell "unset" from "set but empty".
+    pub fn get_raw(&self, key: &str) -> Option<&str> {
+        self.vars.get(key).map(String::as_str)
+    }
+
     /// Whether a flag variable is on (`1`, `true`, `yes`, `on`).
     pub fn flag(&self, key: &str) -> bool {
         matches!(

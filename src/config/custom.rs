@@ -1,0 +1,231 @@
+//! `ADOS_CUSTOM_AGENTS`: a JSON file defining command agents, so any CLI
+//! can be plugged in without a new release (agents.md, "Custom agents").
+//!
+//! ```json
+//! {"agents":[{"name":"aider","command":["aider","--yes"],"prompt":"arg",
+//!   "default_model":null,"model_flag":"--model","timeout_s":1800}]}
+//! ```
+//!
+//! The file is checked field by field (not with serde) so that every
+//! problem names its field (`agents[1].command`) and all of them are
+//! reported at once. Unknown fields are refused: a typo such as
+//! `"timeout"` would otherwise be silently ignored.
+
+use super::resolved::CustomAgent;
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// Names of the built-in adapters; a custom agent may not shadow them.
+pub const BUILTIN_AGENTS: [&str; 3] = ["claude", "codex", "copilot"];
+
+/// Read and check the file. Errors are `"<field>: <problem>"` strings,
+/// or one `"<problem>"` when the file itself is unusable.
+pub fn load(path: &Path) -> Result<Vec<CustomAgent>, Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("cannot be read: {e}")])?;
+    parse(&text)
+}
+
+/// Check the text of the file.
+pub fn parse(text: &str) -> Result<Vec<CustomAgent>, Vec<String>> {
+    let root: Value =
+        serde_json::from_str(text).map_err(|e| vec![format!("is not valid JSON: {e}")])?;
+    let Some(obj) = root.as_object() else {
+        return Err(vec!["must be a JSON object {\"agents\": [...]}".into()]);
+    };
+    let mut errs = Vec::new();
+    for key in obj.keys().filter(|k| *k != "agents") {
+        errs.push(format!("{key}: unknown field (only `agents` is allowed)"));
+    }
+    let Some(list) = obj.get("agents").and_then(Value::as_array) else {
+        errs.push("agents: must be an array of agent objects".into());
+        return Err(errs);
+    };
+    let mut agents = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, item) in list.iter().enumerate() {
+        let at = format!("agents[{i}]");
+        let Some(a) = item.as_object() else {
+            errs.push(format!("{at}: must be an object"));
+            continue;
+        };
+        if let Some(agent) = agent(&at, a, &mut errs) {
+            if !names.insert(agent.name.clone()) {
+                errs.push(format!("{at}.name: `{}` is defined twice", agent.name));
+            }
+            agents.push(agent);
+        }
+    }
+    if errs.is_empty() {
+        Ok(agents)
+    } else {
+        Err(errs)
+    }
+}
+
+/// One agent object; pushes its problems and returns it only when valid.
+fn agent(at: &str, a: &Map<String, Value>, errs: &mut Vec<String>) -> Option<CustomAgent> {
+    let before = errs.len();
+    const FIELDS: [&str; 6] = [
+        "name",
+        "command",
+        "prompt",
+        "default_model",
+        "model_flag",
+        "timeout_s",
+    ];
+    for key in a.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
+        errs.push(format!(
+            "{at}.{key}: unknown field (allowed: {})",
+            FIELDS.join(", ")
+        ));
+    }
+    let name = match a.get("name").and_then(Value::as_str) {
+        Some(n) => {
+            if let Err(e) = crate::job::spec::check_name("name", n) {
+                errs.push(format!("{at}.name: {}", e.problem));
+            } else if BUILTIN_AGENTS.contains(&n) {
+                errs.push(format!(
+                    "{at}.name: `{n}` is a built-in agent; pick another name"
+                ));
+            }
+            n.to_string()
+        }
+        None => {
+            errs.push(format!("{at}.name: required string, e.g. \"aider\""));
+            String::new()
+        }
+    };
+    let command: Vec<String> = match a.get("command").and_then(Value::as_array) {
+        Some(v) if !v.is_empty() && v.iter().all(|s| s.as_str().is_some_and(|s| !s.is_empty())) => {
+            v.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        }
+        _ => {
+            errs.push(format!(
+                "{at}.command: must be a non-empty array of non-empty strings (argv, no shell), e.g. [\"aider\", \"--yes\"]"
+            ));
+            Vec::new()
+        }
+    };
+    let prompt_on_stdin = match a.get("prompt") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) if s == "arg" => false,
+        Some(Value::String(s)) if s == "stdin" => true,
+        Some(_) => {
+            errs.push(format!("{at}.prompt: must be \"arg\" or \"stdin\""));
+            false
+        }
+    };
+    let default_model = opt_string(at, a, "default_model", errs);
+    let model_flag = opt_string(at, a, "model_flag", errs);
+    if model_flag.as_deref().is_some_and(|f| !f.starts_with('-')) {
+        errs.push(format!(
+            "{at}.model_flag: must be a flag such as \"--model\""
+        ));
+    }
+    let timeout = match a.get("timeout_s") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().filter(|n| *n > 0) {
+            Some(n) => Some(Duration::from_secs(n)),
+            None => {
+                errs.push(format!(
+                    "{at}.timeout_s: must be a positive whole number of seconds, e.g. 1800"
+                ));
+                None
+            }
+        },
+    };
+    (errs.len() == before).then_some(CustomAgent {
+        name,
+        command,
+        prompt_on_stdin,
+        default_model,
+        model_flag,
+        timeout,
+    })
+}
+
+fn opt_string(
+    at: &str,
+    a: &Map<String, Value>,
+    key: &str,
+    errs: &mut Vec<String>,
+) -> Option<String> {
+    match a.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(_) => {
+            errs.push(format!("{at}.{key}: must be a non-empty string or null"));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_example_parses() {
+        let agents = parse(
+            r#"{"agents":[{"name":"aider","command":["aider","--yes"],"prompt":"arg",
+                "default_model":null,"model_flag":"--model","timeout_s":1800},
+               {"name":"llm","command":["llm"],"prompt":"stdin"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            agents[0],
+            CustomAgent {
+                name: "aider".into(),
+                command: vec!["aider".into(), "--yes".into()],
+                prompt_on_stdin: false,
+                default_model: None,
+                model_flag: Some("--model".into()),
+                timeout: Some(Duration::from_secs(1800)),
+            }
+        );
+        assert!(agents[1].prompt_on_stdin);
+        assert_eq!(agents[1].timeout, None);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let errs = parse(
+            r#"{"agents":[{"name":"claude","command":[],"prompt":"pipe","timeout_s":-1,"timeout":5},
+               {"name":"a b","command":["x"],"model_flag":"model"}]}"#,
+        )
+        .unwrap_err();
+        for needle in [
+            "agents[0].name: `claude` is a built-in",
+            "agents[0].command:",
+            "agents[0].prompt:",
+            "agents[0].timeout_s:",
+            "agents[0].timeout: unknown field",
+            "agents[1].name:",
+            "agents[1].model_flag:",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(needle)),
+                "missing {needle} in {errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_shapes_and_duplicates() {
+        assert!(parse("not json").unwrap_err()[0].contains("not valid JSON"));
+        assert!(parse("[]").unwrap_err()[0].contains("JSON object"));
+        assert!(parse("{}").unwrap_err()[0].starts_with("agents:"));
+        let errs =
+            parse(r#"{"agents":[{"name":"x","command":["a"]},{"name":"x","command":["b"]}]}"#)
+                .unwrap_err();
+        assert!(errs[0].contains("defined twice"), "{errs:?}");
+        assert!(
+            load(Path::new("/nonexistent/agents.json")).unwrap_err()[0].contains("cannot be read")
+        );
+    }
+}

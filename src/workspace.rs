@@ -481,11 +481,13 @@ pub fn free_space(path: &Path) -> io::Result<u64> {
             path,
         ));
     }
-    #[expect(
-        clippy::unnecessary_cast,
-        reason = "the field widths differ between libc targets (musl, glibc, 32-bit)"
-    )]
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    Ok(widen(st.f_bavail).saturating_mul(widen(st.f_frsize)))
+}
+
+/// Lossless widening of statvfs fields, whose widths differ between libc
+/// targets (u32 on some 32-bit ones, u64 elsewhere).
+fn widen<T: Into<u64>>(v: T) -> u64 {
+    v.into()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use ados_work_runner::git::{
     Author, ChangeKind, Checkout, Git, GitAuth, GitEnv, GitError, GitStep, Mirror, PushMode,
     PushOutcome,
 };
-use ados_work_runner::job::cancel::CancelToken;
+use ados_work_runner::job::cancel::{CancelReason, CancelToken};
 use ados_work_runner::job::spec::RemotePolicy;
 use ados_work_runner::redact::Redactor;
 use ados_work_runner::workspace::{JobDir, MirrorKey, MirrorLock, Workspace};
@@ -496,4 +496,62 @@ fn ext_transport_is_refused_by_git_itself() {
     let err = Mirror::ensure(&f.ws, &ext_url, &mut git).unwrap_err();
     assert!(err.to_string().contains("not allowed"), "{err}");
     assert!(!marker.exists(), "the ext:: command ran");
+}
+
+#[test]
+fn existing_branch_checkout_for_repair_and_review() {
+    let f = fixture();
+    let cancel = CancelToken::never();
+    run_git(&f.bare, &["branch", "pr-branch", "main"]);
+    let pr_sha = commit_to_bare(&f.bare, "pr-branch", &[("pr.txt", "pr\n")]);
+    let job = f.ws.create_job_dir("j").unwrap();
+    let env = f.env(&job, Some(TOKEN));
+    let mut sink = |_: &str| {};
+    let mut git = Git::new(&env, &cancel, &redactor(), &mut sink);
+    let mirror = Mirror::ensure(&f.ws, &f.url, &mut git).unwrap();
+    let mut co = Checkout::clone(&mut git, &mirror, job.repo(), "main").unwrap();
+    co.checkout_existing(&mut git, "pr-branch").unwrap();
+    assert_eq!(co.head(&mut git).unwrap(), pr_sha);
+    assert_eq!(co.base(), pr_sha, "the scan covers only new commits");
+    assert!(co.dir().join("pr.txt").exists());
+    assert!(matches!(
+        co.checkout_existing(&mut git, "nope"),
+        Err(GitError::BranchNotFound { .. })
+    ));
+    fs::write(co.dir().join("pr.txt"), "fixed\n").unwrap();
+    let sha = co.commit(&mut git, &author(), "Fix CI").unwrap().unwrap();
+    // A fast-forward onto a non-ados branch is allowed.
+    let out = co
+        .push(&mut git, "pr-branch", &PushMode::FastForward)
+        .unwrap();
+    assert_eq!(out, PushOutcome::Pushed { sha: sha.clone() });
+    assert_eq!(
+        run_git(&f.bare, &["rev-parse", "refs/heads/pr-branch"]).trim(),
+        sha
+    );
+}
+
+#[test]
+fn cancelled_job_stops_git() {
+    let f = fixture();
+    let (canceller, cancel) = ados_work_runner::job::cancel::cancel_pair();
+    canceller.cancel(CancelReason::Server);
+    let job = f.ws.create_job_dir("j").unwrap();
+    let env = f.env(&job, Some(TOKEN));
+    let mut sink = |_: &str| {};
+    let mut git = Git::new(&env, &cancel, &redactor(), &mut sink);
+    let err = Mirror::ensure(&f.ws, &f.url, &mut git).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GitError::Cancelled {
+                step: GitStep::MirrorClone,
+                reason: CancelReason::Server
+            }
+        ),
+        "{err}"
+    );
+    assert!(f.server.requests().is_empty());
+    // Nothing half-made is left behind.
+    assert_eq!(fs::read_dir(f.ws.mirrors_dir()).unwrap().count(), 0);
 }

@@ -165,11 +165,30 @@ impl<'a> Git<'a> {
 
     /// Runs one command; `Ok` whenever git exited by itself (any code).
     pub(crate) fn exec(&mut self, inv: Invocation<'_>) -> Result<GitOutput, GitError> {
+        // A cancelled job starts no new git command, however quick.
+        if let Some(reason) = self.cancel.reason() {
+            return Err(GitError::Cancelled {
+                step: inv.step,
+                reason,
+            });
+        }
         let spec = CommandSpec {
             program: self.env.program().to_string(),
             args: inv.args,
             cwd: inv.cwd.to_path_buf(),
-            env: self.env.vars(inv.access, &inv.extra_env),
+            env: {
+                let mut env = self.env.vars(inv.access, &inv.extra_env);
+                // git looks for a repository in cwd only, never in a parent:
+                // a broken mirror or checkout must fail, not silently act on
+                // whatever repository encloses WORKSPACE_DIR.
+                if let Some(parent) = inv.cwd.parent() {
+                    env.push((
+                        "GIT_CEILING_DIRECTORIES".into(),
+                        parent.display().to_string(),
+                    ));
+                }
+                env
+            },
             stdin: match inv.stdin {
                 Some(b) => Stdin::Bytes(b),
                 None => Stdin::Null,

@@ -116,7 +116,7 @@ impl Workspace {
         }
         let root = self.jobs_dir().join(job_id);
         if root.exists() {
-            fs::remove_dir_all(&root).map_err(|e| with_path(e, "cannot remove old", &root))?;
+            remove_tree(&root)?;
         }
         let dir = JobDir {
             repo: root.join("repo"),
@@ -148,7 +148,7 @@ impl Workspace {
         for entry in fs::read_dir(&jobs).map_err(|e| with_path(e, "cannot list", &jobs))? {
             let entry = entry?;
             let path = entry.path();
-            match fs::remove_dir_all(&path) {
+            match remove_tree(&path) {
                 Ok(()) => removed.push(entry.file_name().to_string_lossy().into_owned()),
                 Err(e) => log::warn!("cannot remove orphan job dir {}: {e}", path.display()),
             }
@@ -223,10 +223,37 @@ impl Drop for JobDir {
     }
 }
 
-fn remove_tree(path: &Path) -> io::Result<()> {
+/// Removes a directory tree; a tree the agent made read-only (`chmod -w`
+/// on a directory) is made writable and removed anyway. Absent is fine.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
     match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other.map_err(|e| with_path(e, "cannot remove", path)),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            make_dirs_writable(path);
+            fs::remove_dir_all(path).map_err(|e| with_path(e, "cannot remove", path))
+        }
+        Err(e) => Err(with_path(e, "cannot remove", path)),
+    }
+}
+
+/// `chmod u+rwx` on every directory under `root` (symlinks not followed),
+/// so its entries can be removed.
+fn make_dirs_writable(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(meta) = fs::symlink_metadata(&dir) else {
+            continue;
+        };
+        if !meta.is_dir() {
+            continue;
+        }
+        let mode = meta.permissions().mode() | 0o700;
+        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(mode));
+        if let Ok(entries) = fs::read_dir(&dir) {
+            stack.extend(entries.flatten().map(|e| e.path()));
+        }
     }
 }
 
@@ -534,6 +561,17 @@ mod tests {
         let path = dir.root().to_path_buf();
         fs::write(dir.home().join("x"), "y").unwrap();
         drop(dir);
+        assert!(!path.exists());
+        // A tree the agent made read-only is still removed.
+        let dir = ws.create_job_dir("j-2").unwrap();
+        let locked = dir.tmp().join("ro");
+        fs::create_dir_all(locked.join("inner")).unwrap();
+        fs::write(locked.join("inner/f"), "x").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(locked.join("inner"), fs::Permissions::from_mode(0o500)).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o500)).unwrap();
+        let path = dir.root().to_path_buf();
+        dir.remove().unwrap();
         assert!(!path.exists());
         assert!(ws.create_job_dir("../x").is_err());
         assert!(ws.create_job_dir("..").is_err());

@@ -514,6 +514,10 @@ fn existing_branch_checkout_for_repair_and_review() {
     assert_eq!(co.head(&mut git).unwrap(), pr_sha);
     assert_eq!(co.base(), pr_sha, "the scan covers only new commits");
     assert!(co.dir().join("pr.txt").exists());
+    // Made independent of the mirror, the checkout still has its history.
+    co.dissociate(&mut git).unwrap();
+    assert!(!co.dir().join(".git/objects/info/alternates").exists());
+    run_git(co.dir(), &["fsck", "--connectivity-only", "--no-dangling"]);
     assert!(matches!(
         co.checkout_existing(&mut git, "nope"),
         Err(GitError::BranchNotFound { .. })

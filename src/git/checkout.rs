@@ -285,6 +285,26 @@ impl Checkout {
         Ok(())
     }
 
+    /// Copies the borrowed objects into the checkout and drops its link to
+    /// the mirror (what `git clone --dissociate` does), for executors that
+    /// cannot see `mirrors/` (a container that mounts only the checkout).
+    ///
+    /// # Errors
+    /// Git failures tagged `checkout`; I/O errors removing the link.
+    pub fn dissociate(&self, git: &mut Git<'_>) -> Result<(), GitError> {
+        let step = GitStep::Checkout;
+        local(git, step, &self.dir, &["repack", "-a", "-d", "-q"])?;
+        let alternates = self.dir.join(".git/objects/info/alternates");
+        match fs::remove_file(&alternates) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(GitError::Io {
+                step,
+                path: alternates,
+                error: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Files that differ from `HEAD`, untracked ones included; files
     /// matched by `.gitignore` or `.git/info/exclude` are left out.
     ///

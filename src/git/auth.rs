@@ -1,0 +1,170 @@
+//! The credential git presents to the hosting provider, and which one a job
+//! gets.
+
+use crate::config::VcsCredentials;
+use crate::job::spec::Provider;
+use std::fmt;
+
+/// HTTP Basic credentials for git over https (username + token). `Debug`
+/// never prints the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GitAuth {
+    username: String,
+    token: String,
+}
+
+impl GitAuth {
+    /// Credentials from a username and a token (or app password).
+    pub fn new(username: impl Into<String>, token: impl Into<String>) -> GitAuth {
+        GitAuth {
+            username: username.into(),
+            token: token.into(),
+        }
+    }
+
+    /// The username (not a secret).
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The token (secret: only for the redactor and the header).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The value of the `Authorization` header: `Basic base64(user:token)`.
+    pub(crate) fn header_value(&self) -> String {
+        format!(
+            "Basic {}",
+            base64(format!("{}:{}", self.username, self.token).as_bytes())
+        )
+    }
+
+    /// Every form of the secret that must be redacted: the token and the
+    /// whole base64 blob of the header (the redactor also catches the
+    /// token's base64 inside longer blobs).
+    pub fn secrets(&self) -> Vec<String> {
+        vec![self.token.clone(), self.header_value()]
+    }
+}
+
+impl fmt::Debug for GitAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitAuth")
+            .field("username", &self.username)
+            .field("token", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// The credential for a job: the job's own `vcs_token` when set, otherwise
+/// the runner's token for the provider. `None` means git runs without one
+/// (public repositories).
+///
+/// Usernames follow each provider's token convention: GitHub
+/// `x-access-token`, GitLab `oauth2`, Bitbucket the account's username with
+/// an app password, or `x-token-auth` with an access token.
+pub fn auth_for(
+    provider: Provider,
+    vcs_token: Option<&str>,
+    vcs: &VcsCredentials,
+) -> Option<GitAuth> {
+    let job_token = vcs_token.filter(|t| !t.is_empty());
+    let non_empty = |o: &Option<String>| o.as_deref().filter(|t| !t.is_empty()).map(str::to_string);
+    match provider {
+        Provider::Github => job_token
+            .map(str::to_string)
+            .or_else(|| non_empty(&vcs.github_token))
+            .map(|t| GitAuth::new("x-access-token", t)),
+        Provider::Gitlab => job_token
+            .map(str::to_string)
+            .or_else(|| non_empty(&vcs.gitlab_token))
+            .map(|t| GitAuth::new("oauth2", t)),
+        Provider::Bitbucket => {
+            if let Some(t) = job_token {
+                return Some(GitAuth::new("x-token-auth", t));
+            }
+            match (
+                non_empty(&vcs.bitbucket_username),
+                non_empty(&vcs.bitbucket_app_password),
+            ) {
+                (Some(u), Some(p)) => Some(GitAuth::new(u, p)),
+                _ => None,
+            }
+        }
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (RFC 4648 §4), as HTTP Basic wants.
+pub(crate) fn base64(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds() -> VcsCredentials {
+        VcsCredentials {
+            github_token: Some("ghp_runner".into()),
+            gitlab_token: Some("glpat_runner".into()),
+            bitbucket_username: Some("bob".into()),
+            bitbucket_app_password: Some("bb_pass".into()),
+        }
+    }
+
+    #[test]
+    fn provider_usernames_and_job_token_override() {
+        let c = creds();
+        let gh = auth_for(Provider::Github, None, &c).unwrap();
+        assert_eq!(
+            (gh.username(), gh.token()),
+            ("x-access-token", "ghp_runner")
+        );
+        let gl = auth_for(Provider::Gitlab, Some("job"), &c).unwrap();
+        assert_eq!((gl.username(), gl.token()), ("oauth2", "job"));
+        let bb = auth_for(Provider::Bitbucket, None, &c).unwrap();
+        assert_eq!((bb.username(), bb.token()), ("bob", "bb_pass"));
+        let bbj = auth_for(Provider::Bitbucket, Some("jt"), &c).unwrap();
+        assert_eq!((bbj.username(), bbj.token()), ("x-token-auth", "jt"));
+        assert!(auth_for(Provider::Github, Some(""), &VcsCredentials::default()).is_none());
+        let half = VcsCredentials {
+            bitbucket_username: Some("bob".into()),
+            ..VcsCredentials::default()
+        };
+        assert!(auth_for(Provider::Bitbucket, None, &half).is_none());
+    }
+
+    #[test]
+    fn debug_hides_token_and_header_is_basic() {
+        let a = GitAuth::new("x-access-token", "s3cr3t-token");
+        assert!(!format!("{a:?}").contains("s3cr3t"));
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(
+            a.header_value(),
+            format!("Basic {}", base64(b"x-access-token:s3cr3t-token"))
+        );
+    }
+}

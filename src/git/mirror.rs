@@ -1,0 +1,250 @@
+//! One bare mirror per repository under `mirrors/`, shared by every job on
+//! that repository, so history is downloaded once and later jobs only fetch
+//! what is new.
+//!
+//! The mirror fetches branches and tags only (`+refs/heads/*`,
+//! `+refs/tags/*`), not every ref as `git clone --mirror` would: on GitHub
+//! that would pull one ref per pull request, and `--prune` on `refs/*` would
+//! delete the mirror's own temporary push ref. A new mirror is built in a
+//! `<key>.git.tmp-<pid>` directory and renamed into place only after its
+//! first fetch succeeded, so a crash mid-clone never leaves a half-made
+//! mirror under the real name; leftovers are removed under the lock.
+//! `gc.pruneExpire=never` keeps objects that job checkouts borrow (through
+//! `objects/info/alternates`) even after their branch is deleted upstream.
+
+use super::env::Access;
+use super::error::{GitError, GitStep};
+use super::run::{Capture, Git, Invocation};
+use crate::workspace::{MirrorKey, MirrorLock, Workspace};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A repository's mirror, ready to clone checkouts from.
+#[derive(Clone, Debug)]
+pub struct Mirror {
+    path: PathBuf,
+    lock_path: PathBuf,
+    url: String,
+    key: MirrorKey,
+    reused: bool,
+}
+
+impl Mirror {
+    /// Makes sure the mirror of `url` exists and is up to date: under the
+    /// repository's lock, fetches (`--prune`) into an existing mirror, or
+    /// builds a new one.
+    ///
+    /// # Errors
+    /// [`GitError::CredentialsInUrl`] when `url` carries user info on
+    /// http(s); [`GitError::AuthFailed`] when the remote refuses the
+    /// credential; [`GitError::Lock`] when cancelled while waiting for the
+    /// lock; any other git or I/O failure, tagged `mirror clone` or
+    /// `mirror fetch`.
+    pub fn ensure(ws: &Workspace, url: &str, git: &mut Git<'_>) -> Result<Mirror, GitError> {
+        check_url(url)?;
+        let key = MirrorKey::for_url(url);
+        let path = ws.mirror_path(&key);
+        let lock_path = ws.lock_path(&key);
+        let _lock = MirrorLock::acquire(&lock_path, git.cancel())?;
+        remove_leftovers(&ws.mirrors_dir(), &key);
+        let mut mirror = Mirror {
+            path,
+            lock_path,
+            url: url.to_string(),
+            key,
+            reused: false,
+        };
+        if mirror.path.exists() {
+            if is_bare_repo(git, &mirror.path) {
+                match mirror.fetch(git) {
+                    Ok(()) => {
+                        mirror.reused = true;
+                        return Ok(mirror);
+                    }
+                    Err(GitError::Failed { message, .. }) if looks_corrupt(&message) => {
+                        log::warn!("mirror {} looks corrupt; cloning it again", mirror.key);
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                log::warn!(
+                    "mirror {} is not a usable repository; cloning it again",
+                    mirror.key
+                );
+            }
+            fs::remove_dir_all(&mirror.path).map_err(|error| GitError::Io {
+                step: GitStep::MirrorClone,
+                path: mirror.path.clone(),
+                error,
+            })?;
+        }
+        mirror.create(git, &ws.mirrors_dir())?;
+        Ok(mirror)
+    }
+
+    /// `mirrors/<key>.git`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether an existing mirror was updated (`false`: cloned now).
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// The remote URL (without credentials).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The repository's key.
+    pub fn key(&self) -> &MirrorKey {
+        &self.key
+    }
+
+    /// `locks/<key>.lock`.
+    pub(crate) fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    fn fetch(&self, git: &mut Git<'_>) -> Result<(), GitError> {
+        let inv = Invocation::new(
+            GitStep::MirrorFetch,
+            &self.path,
+            Access::Network,
+            &["fetch", "--prune", "--no-write-fetch-head", "origin"],
+        );
+        git.exec(inv)?.check().map(drop)
+    }
+
+    fn create(&self, git: &mut Git<'_>, mirrors_dir: &Path) -> Result<(), GitError> {
+        let step = GitStep::MirrorClone;
+        let name = format!("{}.git.tmp-{}", self.key, std::process::id());
+        let tmp = mirrors_dir.join(&name);
+        let tmp_s = tmp.display().to_string();
+        let run = |git: &mut Git<'_>, cwd: &Path, args: &[&str]| {
+            git.exec(Invocation::new(step, cwd, Access::Local, args).capture(Capture::Keep))?
+                .check()
+                .map(drop)
+        };
+        let result = (|| {
+            run(
+                git,
+                mirrors_dir,
+                &["init", "--bare", "--quiet", "--template=", &tmp_s],
+            )?;
+            for (k, v) in [
+                ("remote.origin.url", self.url.as_str()),
+                ("remote.origin.fetch", "+refs/heads/*:refs/heads/*"),
+                ("gc.pruneExpire", "never"),
+            ] {
+                run(git, &tmp, &["config", k, v])?;
+            }
+            run(
+                git,
+                &tmp,
+                &[
+                    "config",
+                    "--add",
+                    "remote.origin.fetch",
+                    "+refs/tags/*:refs/tags/*",
+                ],
+            )?;
+            let inv = Invocation::new(
+                step,
+                &tmp,
+                Access::Network,
+                &["fetch", "--prune", "--no-write-fetch-head", "origin"],
+            );
+            git.exec(inv)?.check()?;
+            fs::rename(&tmp, &self.path).map_err(|error| GitError::Io {
+                step,
+                path: self.path.clone(),
+                error,
+            })
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
+    }
+}
+
+/// Refuses URLs git could take as an option, and http(s) URLs with user
+/// info: a token there would be written to `.git/config`.
+fn check_url(url: &str) -> Result<(), GitError> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
+        let authority = rest.split('/').next().unwrap_or("");
+        if authority.contains('@') {
+            return Err(GitError::CredentialsInUrl);
+        }
+    }
+    if url.starts_with('-') || url.is_empty() {
+        return Err(GitError::Failed {
+            step: GitStep::MirrorClone,
+            exit_code: None,
+            message: "repo.clone_url is empty or starts with `-`".into(),
+        });
+    }
+    Ok(())
+}
+
+fn is_bare_repo(git: &mut Git<'_>, path: &Path) -> bool {
+    git.run_local(
+        GitStep::MirrorFetch,
+        path,
+        &["rev-parse", "--is-bare-repository"],
+    )
+    .map(|out| out.first().map(String::as_str) == Some("true"))
+    .unwrap_or(false)
+}
+
+fn looks_corrupt(stderr: &str) -> bool {
+    [
+        "corrupt",
+        "bad object",
+        "not a git repository",
+        "missing object",
+        "loose object",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m))
+}
+
+/// Removes `<key>.git.tmp-*` left by a crash; the caller holds the lock.
+fn remove_leftovers(mirrors_dir: &Path, key: &MirrorKey) {
+    let prefix = format!("{key}.git.tmp-");
+    let Ok(entries) = fs::read_dir(mirrors_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            log::info!("removing half-made mirror {}", entry.path().display());
+            if let Err(e) = fs::remove_dir_all(entry.path()) {
+                log::warn!("cannot remove {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_credentials_or_option_syntax_are_refused() {
+        assert!(matches!(
+            check_url("https://x-access-token:t@github.com/o/r.git"),
+            Err(GitError::CredentialsInUrl)
+        ));
+        assert!(matches!(
+            check_url("https://tok@github.com/o/r.git"),
+            Err(GitError::CredentialsInUrl)
+        ));
+        assert!(check_url("--upload-pack=x").is_err());
+        assert!(check_url("https://github.com/o/r.git").is_ok());
+        assert!(check_url("git@github.com:o/r.git").is_ok());
+    }
+}

@@ -46,6 +46,12 @@ pub struct LinkConfig {
     pub max_backoff: Duration,
 }
 
+/// Log targets that must never be let log at `trace`: tungstenite traces
+/// the raw handshake request, `Authorization: Bearer <ADOS_TOKEN>`
+/// included. The logger setup caps these at `debug` whatever `RUST_LOG`
+/// says.
+pub const SECRET_TRACE_TARGETS: &[&str] = &["tungstenite"];
+
 /// The default of [`LinkConfig::max_backoff`].
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 

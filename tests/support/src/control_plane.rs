@@ -248,7 +248,11 @@ impl ControlPlane {
     }
 
     /// Poll `cond` until it holds or `timeout` passes; whether it held.
-    pub fn wait_until(&self, timeout: Duration, mut cond: impl FnMut(&ControlPlane) -> bool) -> bool {
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        mut cond: impl FnMut(&ControlPlane) -> bool,
+    ) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             if cond(self) {
@@ -399,7 +403,12 @@ impl Drop for ControlPlane {
 }
 
 /// Serve one TCP connection: TLS if configured, the handshake, then frames.
-fn connection(tcp: TcpStream, shared: &Shared, opts: &Options, tls: Option<Arc<rustls::ServerConfig>>) {
+fn connection(
+    tcp: TcpStream,
+    shared: &Shared,
+    opts: &Options,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = tcp.set_write_timeout(Some(Duration::from_secs(5)));
@@ -415,6 +424,10 @@ fn connection(tcp: TcpStream, shared: &Shared, opts: &Options, tls: Option<Arc<r
     }
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "the callback's error type is tungstenite's ErrorResponse"
+)]
 fn serve<S: Read + Write>(stream: S, control: TcpStream, shared: &Shared, opts: &Options) {
     let token = opts.token.clone();
     let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {

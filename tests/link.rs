@@ -520,3 +520,24 @@ fn wss_through_an_http_connect_proxy_with_credentials() {
     let leaks = logs_containing("pr0xy");
     assert!(leaks.is_empty(), "proxy password logged: {leaks:?}");
 }
+
+#[test]
+fn an_absurd_heartbeat_from_welcome_is_clamped_not_fatal() {
+    let cp = cp_with(|o| o.heartbeat_s = u64::MAX);
+    let runner = Runner::start(config(&cp));
+    runner.expect_state("connected", T);
+    runner
+        .link
+        .send(ToLink::Frame(proto::accepted("still-alive")));
+    cp.wait_for(|f| f["job_id"] == "still-alive", T);
+}
+
+#[test]
+fn close_while_disconnected_with_nothing_to_deliver_ends_at_once() {
+    let mut cp = cp_with(|_| {});
+    cp.stop();
+    let mut runner = Runner::start(config(&cp));
+    let took = runner.close(Duration::from_secs(5));
+    assert!(took < Duration::from_secs(1), "close took {took:?}");
+    assert_eq!(runner.next_state(Duration::ZERO), None);
+}

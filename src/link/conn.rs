@@ -36,9 +36,26 @@
 //! # What is dropped
 //!
 //! Control frames ([`ToLink::Frame`]: `job.accepted`, `job.rejected`) that
-//! arrive while no connection is up are dropped: on reconnect the server
-//! re-assigns what it has not seen accepted. Job events are never dropped:
-//! they live in the journal until acknowledged.
+//! arrive while no connection is up (from [`FromLink::Disconnected`] to
+//! the next `welcome`, i.e. [`FromLink::Connected`]) are dropped: on
+//! reconnect the server re-assigns what it has not seen accepted. Job
+//! events are never dropped: they live in the journal until acknowledged.
+//!
+//! # Shutdown
+//!
+//! [`ToLink::Close`] makes the thread deliver the outbox until everything
+//! is sent and acknowledged (or the deadline passes), close with a proper
+//! close handshake, and end. While disconnected it keeps trying to connect
+//! until the deadline, but only if something is left to deliver. A
+//! connection attempt already under way is not interrupted: it is bounded
+//! by its own timeouts (10 s connect, 10 s per handshake read or write),
+//! and no attempt starts after the deadline.
+//!
+//! # Extras beyond protocol.md
+//!
+//! A `heartbeat` is sent right after `welcome` (the server learns the
+//! runner's state at once), and at once whenever [`ToLink::State`] brings a
+//! new state.
 
 use super::backoff::{Backoff, Failure, XorShift};
 use super::proto::{self, RunnerState, ServerMessage};
@@ -71,6 +88,10 @@ pub const MAX_INBOUND: usize = 16 << 20;
 pub const MAX_OUTBOUND: usize = 1 << 20;
 /// Heartbeat interval until `welcome` says otherwise.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// The longest heartbeat interval accepted from `welcome` (a bigger value
+/// is clamped: a dead connection must still be noticed, and the deadline
+/// arithmetic must not overflow).
+const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
 /// How long to wait for the server's answer to our close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Close codes after which retrying fast is pointless (protocol.md §1).
@@ -709,7 +730,13 @@ impl Worker {
         loop {
             match self.rx.try_recv() {
                 Ok(ToLink::Frame(frame)) => {
-                    if frame.len() > MAX_OUTBOUND {
+                    if !s.welcomed {
+                        // "Connected" means welcomed, for the dispatcher too.
+                        log::debug!(
+                            "not welcomed yet: dropping a control frame of {} bytes",
+                            frame.len()
+                        );
+                    } else if frame.len() > MAX_OUTBOUND {
                         log::error!(
                             "refusing to send a control frame of {} bytes (limit {MAX_OUTBOUND})",
                             frame.len()
@@ -881,7 +908,7 @@ impl Worker {
         match msg {
             Message::Text(text) => match proto::parse_server_message(text.as_str()) {
                 Ok(ServerMessage::Welcome { heartbeat_s, acks }) => {
-                    s.heartbeat = Duration::from_secs(heartbeat_s);
+                    s.heartbeat = Duration::from_secs(heartbeat_s).min(MAX_HEARTBEAT);
                     if s.welcomed {
                         log::debug!("second welcome: only its heartbeat_s is applied");
                         return Ok(());

@@ -433,6 +433,10 @@ fn garbage_frames_are_ignored_and_the_connection_stays_up() {
     assert!(cp.send(json!({"type":"x.future.thing","a":1})));
     assert!(cp.send(json!({"type":"ack","job_id":"j-1"})));
     assert!(cp.send_binary(vec![0, 1, 2, 3]));
+    // A burst longer than one turn's read budget.
+    for i in 0..600 {
+        assert!(cp.send(json!({"type":"x.flood","i":i})));
+    }
     assert!(cp.send(json!({"type":"drain"})));
     // Nothing before `drain` reached the dispatcher, and it still flows.
     assert_eq!(runner.next_message(T), Some(ServerMessage::Drain));

@@ -96,6 +96,8 @@ const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Close codes after which retrying fast is pointless (protocol.md §1).
 const AUTH_CLOSE_CODES: [u16; 3] = [4001, 4003, 4009];
+/// Messages read per turn of the loop before other work gets a go.
+const READS_PER_TURN: usize = 256;
 /// The poller key of the socket.
 const SOCKET_KEY: usize = 0;
 
@@ -245,6 +247,8 @@ struct Session {
     close_by: Option<Instant>,
     /// The server's close frame, if it sent one.
     server_close: Option<(u16, String)>,
+    /// The read budget ran out: turn again without waiting.
+    read_more: bool,
 }
 
 impl Session {
@@ -598,6 +602,7 @@ impl Worker {
             outbox_drained: false,
             close_by: None,
             server_close: None,
+            read_more: false,
         };
         log::debug!("WebSocket to {} open; sending hello", self.url);
         // `hello` first, on the still-blocking socket (the write timeout
@@ -697,6 +702,9 @@ impl Worker {
             if let Err(end) = self.turn(ws, s) {
                 return end;
             }
+            if s.read_more {
+                continue;
+            }
             if let Err(e) = reg.interest(s.want_write) {
                 log::warn!("cannot re-arm the control-plane socket: {e}");
                 return s.lost(Failure::Ordinary);
@@ -766,8 +774,18 @@ impl Worker {
             }
         }
 
-        // 2. Read until WouldBlock.
+        // 2. Read until WouldBlock, but not forever: a flooding server must
+        // not starve heartbeats and the outbox. When the budget runs out,
+        // the next turn comes at once (rustls may hold decrypted bytes that
+        // epoll would never report).
+        s.read_more = false;
+        let mut budget = READS_PER_TURN;
         loop {
+            if budget == 0 {
+                s.read_more = true;
+                break;
+            }
+            budget -= 1;
             match ws.read() {
                 Ok(msg) => {
                     s.last_rx = Instant::now();

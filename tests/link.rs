@@ -307,7 +307,7 @@ fn heartbeats_and_pings_every_heartbeat_s() {
     let pings = cp.pings();
     let gap = pings[1].1 - pings[0].1;
     assert!(
-        gap >= Duration::from_millis(800) && gap <= Duration::from_millis(1500),
+        gap >= Duration::from_millis(800) && gap <= Duration::from_millis(2000),
         "ping gap {gap:?}"
     );
     // The welcome heartbeat plus one per ping.
@@ -415,7 +415,7 @@ fn a_silent_server_is_dead_after_three_heartbeats() {
     let took = t0.elapsed();
     // The last frame (a pong) came at most ~1 s before going silent.
     assert!(
-        took >= Duration::from_millis(1900) && took <= Duration::from_millis(3600),
+        took >= Duration::from_millis(1900) && took <= Duration::from_millis(4500),
         "declared dead after {took:?}"
     );
     runner.expect_state("connected", Duration::from_secs(3));

@@ -7,16 +7,21 @@
 //! through the [`crate::journal::Outbox`], so a disconnect or a slow server
 //! never makes memory grow and never loses an event.
 
+pub mod backoff;
+pub mod conn;
 pub mod proto;
+pub mod proxy;
+pub mod tls;
 pub mod url;
 
 use crate::config::ProxySettings;
 use crate::job::spec::JobId;
-use crate::journal::JobStream;
+use crate::journal::{JobStream, Outbox};
+use crate::metrics::Metrics;
 use proto::{HelloInfo, RunnerState, ServerMessage};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the link needs to connect.
 #[derive(Clone)]
@@ -35,6 +40,65 @@ pub struct LinkConfig {
     pub proxy: ProxySettings,
     /// The static part of `hello`.
     pub hello: HelloInfo,
+    /// The longest wait between reconnect attempts, before ±20 % jitter
+    /// (protocol.md §1: 30 s, set by the daemon). Also the wait after an
+    /// authentication failure. Tests set it small.
+    pub max_backoff: Duration,
+}
+
+/// Log targets that must never be let log at `trace`: tungstenite traces
+/// the raw handshake request, `Authorization: Bearer <ADOS_TOKEN>`
+/// included. The logger setup caps these at `debug` whatever `RUST_LOG`
+/// says.
+pub const SECRET_TRACE_TARGETS: &[&str] = &["tungstenite"];
+
+/// The default of [`LinkConfig::max_backoff`].
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl std::fmt::Debug for LinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkConfig")
+            .field("url", &conn::display_url(&self.url))
+            .field("token", &"[REDACTED]")
+            .field("runner_id", &self.runner_id)
+            .field("tenant_id", &self.tenant_id)
+            .field("ca_cert", &self.ca_cert)
+            .field("max_backoff", &self.max_backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Start the link thread (named `ados-link`). It connects at once and
+/// keeps reconnecting until it is sent [`ToLink::Close`] (or every [`Link`]
+/// is dropped); see [`conn`] for how it works.
+///
+/// # Errors
+/// The URL is not `ws://`/`wss://`, `ADOS_CA_CERT` cannot be used, or the
+/// poller or thread cannot be created.
+pub fn start(
+    cfg: LinkConfig,
+    outbox: Outbox,
+    metrics: Arc<Metrics>,
+    from_link: crossbeam_channel::Sender<FromLink>,
+) -> std::io::Result<(Link, std::thread::JoinHandle<()>)> {
+    let target = conn::target(&cfg.url)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let tls = tls::client_config(cfg.ca_cert.as_deref())?;
+    let poller = Arc::new(polling::Poller::new()?);
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let waker = {
+        let poller = poller.clone();
+        Waker::new(move || {
+            if let Err(e) = poller.notify() {
+                log::debug!("cannot wake the link thread: {e}");
+            }
+        })
+    };
+    let worker = conn::Worker::new(cfg, target, tls, outbox, metrics, from_link, rx, poller);
+    let handle = std::thread::Builder::new()
+        .name("ados-link".into())
+        .spawn(move || worker.run())?;
+    Ok((Link::new(tx, waker), handle))
 }
 
 /// Sent to the link thread.
@@ -106,6 +170,12 @@ pub struct Link {
 }
 
 impl Link {
+    /// A handle sending on `tx` and waking with `waker` ([`start`] makes
+    /// the real one; tests may build one over their own channel).
+    pub fn new(tx: crossbeam_channel::Sender<ToLink>, waker: Waker) -> Link {
+        Link { tx, waker }
+    }
+
     /// Send a message to the link thread and wake it.
     pub fn send(&self, msg: ToLink) {
         if self.tx.send(msg).is_err() {

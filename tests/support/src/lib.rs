@@ -5,9 +5,11 @@
 //! - [`git_server`]: a smart-HTTP git server (`git http-backend`) that
 //!   demands a token.
 //! - [`tls`]: a private CA and a `localhost` certificate for wss tests.
+//! - [`proxy`]: an HTTP CONNECT proxy that records its requests.
 //! - [`fixtures`]: temp dirs, bare repositories, the fake agent CLIs.
 
 pub mod control_plane;
 pub mod fixtures;
 pub mod git_server;
+pub mod proxy;
 pub mod tls;

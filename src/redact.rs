@@ -201,15 +201,23 @@ impl StreamRedactor {
             return std::mem::take(&mut self.pending);
         };
         let hold = self.redactor.max_len.saturating_sub(1);
+        // A match starting before `boundary` has room for the longest
+        // pattern, so it is final; one starting later might be the prefix
+        // of a longer secret still to come (a shorter pattern matching
+        // first would let the rest of the longer one through), so it waits.
+        let boundary = self.pending.len().saturating_sub(hold);
         let mut out = Vec::with_capacity(self.pending.len());
         let mut last = 0;
         for mat in m.find_iter(&self.pending) {
+            if mat.start() >= boundary {
+                break;
+            }
             out.extend_from_slice(&self.pending[last..mat.start()]);
             out.extend_from_slice(REDACTED.as_bytes());
             last = mat.end();
         }
         // Release everything except the tail that could begin a secret.
-        let safe_end = self.pending.len().saturating_sub(hold).max(last);
+        let safe_end = boundary.max(last);
         out.extend_from_slice(&self.pending[last..safe_end]);
         self.pending.drain(..safe_end);
         out
@@ -259,6 +267,19 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "hello [REDACTED] bye\n"
+        );
+    }
+
+    #[test]
+    fn a_shorter_secret_at_the_end_of_a_read_waits_for_a_longer_one() {
+        let r = Redactor::new(vec!["abcdef".to_string(), "abcdefghij-long".to_string()]);
+        let mut s = r.stream();
+        let mut out = s.feed(b"x abcdef");
+        out.extend(s.feed(b"ghij-long y abcdef z"));
+        out.extend(s.finish());
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "x [REDACTED] y [REDACTED] z"
         );
     }
 }

@@ -1,1 +1,140 @@
-//! (skeleton: filled in by its issue)
+//! Agent CLIs: one adapter per CLI turns a job's agent settings into a
+//! [`CommandSpec`](crate::process::CommandSpec) and parses its output into
+//! normalised [`AgentEvent`](crate::job::event::AgentEvent)s and a verdict.
+//!
+//! - `claude.rs`, `codex.rs`, `copilot.rs`: the three CLIs of
+//!   `agents.md`, each with its command line, environment (only its own
+//!   credential) and success rule.
+//! - `custom.rs`: any command-line agent from the runner's configuration.
+//! - `adapter.rs`: the traits and shared pieces; `registry.rs`: lookup by
+//!   name, installed CLIs and versions; `attempt.rs`: one run.
+
+mod adapter;
+mod attempt;
+mod claude;
+mod codex;
+mod copilot;
+mod custom;
+mod registry;
+
+pub use adapter::{
+    uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed,
+    DEFAULT_AGENT_TIMEOUT,
+};
+pub use attempt::{run_attempt, AttemptOutput};
+pub use claude::{Claude, ClaudeParser};
+pub use codex::{Codex, CodexParser};
+pub use copilot::{Copilot, CopilotParser};
+pub use custom::{Custom, CustomParser};
+pub use registry::{find_program, AgentRegistry};
+
+#[cfg(test)]
+mod testing {
+    //! Shared helpers of the adapters' unit tests.
+
+    use super::{AgentContext, AgentParser, Parsed};
+    use crate::config::AgentKeys;
+    use crate::job::event::AgentEvent;
+    use crate::job::spec::AgentSpec;
+    use crate::process::{Ended, OutputStream, ProcessOutcome};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    pub struct CtxParts {
+        spec: AgentSpec,
+        keys: AgentKeys,
+        env: Vec<(String, String)>,
+        dir: PathBuf,
+        home: PathBuf,
+        tmp: PathBuf,
+    }
+
+    impl CtxParts {
+        pub fn ctx(&self) -> AgentContext<'_> {
+            AgentContext {
+                spec: &self.spec,
+                prompt: "do it",
+                workdir: &self.dir,
+                home: &self.home,
+                tmp: &self.tmp,
+                read_only: false,
+                resume_session: None,
+                keys: &self.keys,
+                github_token: Some("gho_job_token"),
+                base_env: &self.env,
+            }
+        }
+    }
+
+    /// A context whose base env carries things that must be stripped.
+    pub fn ctx_parts() -> CtxParts {
+        CtxParts {
+            spec: AgentSpec {
+                name: "x".into(),
+                model: Some("m1".into()),
+                timeout_s: None,
+                args: vec!["--extra".into()],
+            },
+            keys: AgentKeys {
+                anthropic_api_key: Some("sk-ant-api-xyz".into()),
+                claude_code_oauth_token: None,
+                openai_api_key: Some("sk-openai-xyz".into()),
+                copilot_github_token: Some("github_pat_copilot".into()),
+            },
+            env: [
+                ("PATH", "/usr/bin"),
+                ("ADOS_TOKEN", "runner-secret"),
+                ("CLAUDECODE", "1"),
+                ("GITHUB_TOKEN", "ghp_leak"),
+                ("HOME", "/root"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec(),
+            dir: PathBuf::from("/w"),
+            home: PathBuf::from("/h"),
+            tmp: PathBuf::from("/t"),
+        }
+    }
+
+    pub fn exited(code: i32) -> ProcessOutcome {
+        ProcessOutcome {
+            exit_code: Some(code),
+            signal: None,
+            ended: Ended::Exited,
+            duration: Duration::from_secs(1),
+            leaked: false,
+            lines_truncated: 0,
+        }
+    }
+
+    pub fn killed() -> ProcessOutcome {
+        ProcessOutcome {
+            exit_code: None,
+            signal: Some(9),
+            ended: Ended::TimedOut,
+            duration: Duration::from_secs(1),
+            leaked: false,
+            lines_truncated: 0,
+        }
+    }
+
+    /// Feed a transcript (stdout lines) and finish.
+    pub fn run_parser(
+        p: &mut dyn AgentParser,
+        transcript: &str,
+        outcome: &ProcessOutcome,
+    ) -> (Vec<AgentEvent>, Vec<String>, super::AgentVerdict) {
+        let mut events = Vec::new();
+        let mut logs = Vec::new();
+        for line in transcript.lines() {
+            for parsed in p.line(OutputStream::Stdout, line) {
+                match parsed {
+                    Parsed::Event(e) => events.push(e),
+                    Parsed::Log(l) => logs.push(l),
+                }
+            }
+        }
+        let v = p.finish(outcome);
+        (events, logs, v)
+    }
+}

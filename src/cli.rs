@@ -1,8 +1,100 @@
 //! The command line: subcommands and their exit codes.
+//!
+//! Exit codes, in one place: 0 success; 1 a check or job failed; 2 bad
+//! configuration or usage; 130 interrupted (Ctrl-C during `exec`).
 
+use crate::config::{Config, Purpose, RawEnv};
 use std::process::ExitCode;
+
+/// The usage text of `--help`.
+pub const USAGE: &str = "\
+ados-work-runner — the self-hosted job runner of ADOS
+
+USAGE:
+    ados-work-runner [SUBCOMMAND] [OPTIONS]
+
+SUBCOMMANDS:
+    run           Connect to the control plane and run jobs (the default)
+    exec          Run one job with no server: from a spec file or from flags
+                  (see `ados-work-runner exec --help`)
+    check         Check configuration, git, agent CLIs, disk and the control
+                  plane; prints one line per check with the fix; exit 1 if any fails
+    healthcheck   Exit 0 if /health on ADOS_HEALTH_ADDR answers 200, else 1
+                  (for container HEALTHCHECKs in images without curl)
+    version       Print the version
+    help          Print this help
+
+Configuration comes from environment variables (ADOS_API_URL, ADOS_TOKEN,
+ADOS_RUNNER_ID, WORKSPACE_DIR, ...): see README.md for the full list.
+
+EXIT CODES:
+    0 success, 1 failure, 2 bad configuration or usage, 130 interrupted
+";
 
 /// Parse `std::env::args`, run the subcommand, return the exit code.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    ExitCode::from(run(&args))
+}
+
+/// Run a command line (without the program name); returns the exit code.
+pub fn run(args: &[String]) -> u8 {
+    let (cmd, rest) = match args.split_first() {
+        Some((c, rest)) => (c.as_str(), rest),
+        None => ("run", &[][..]),
+    };
+    match cmd {
+        "run" => {
+            if let Some(a) = rest.first() {
+                if a == "-h" || a == "--help" {
+                    print!("{USAGE}");
+                    return 0;
+                }
+                eprintln!("error: `run` takes no arguments (got `{a}`); configure it with environment variables");
+                return 2;
+            }
+            run_daemon()
+        }
+        "exec" => crate::exec::main(rest),
+        "check" => {
+            let env = RawEnv::from_process();
+            let checks = crate::check::run_checks(&env);
+            crate::check::print(&checks) as u8
+        }
+        "healthcheck" => {
+            let env = RawEnv::from_process();
+            let addr = env.get("ADOS_HEALTH_ADDR").unwrap_or("0.0.0.0:8080");
+            crate::health::healthcheck(addr) as u8
+        }
+        "version" | "--version" | "-V" => {
+            println!("ados-work-runner {}", crate::VERSION);
+            0
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            0
+        }
+        other => {
+            eprintln!("error: unknown subcommand `{other}`\n\n{USAGE}");
+            2
+        }
+    }
+}
+
+fn run_daemon() -> u8 {
+    let cfg = match Config::from_env(Purpose::Daemon) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprint!("{errors}");
+            eprintln!("Fix the variables above and start again (`ados-work-runner check` tests the whole setup).");
+            return 2;
+        }
+    };
+    match crate::daemon::run(cfg) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }

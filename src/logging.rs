@@ -7,20 +7,35 @@ use std::io::Write;
 
 /// Install the global logger. Calling it twice keeps the first logger (a
 /// second `init` would panic inside env_logger, and tests call this freely).
-pub fn init_logging(format: LogFormat, level: &str) {
+///
+/// Every record passes through a redactor of the runner's own `secrets`
+/// (defence in depth: no code path should log one, and if one does it is
+/// masked), and crates known to trace secrets (tungstenite writes the
+/// handshake request, `Authorization` included, at `trace`) are capped at
+/// `debug` whatever the filter says.
+pub fn init_logging(format: LogFormat, level: &str, secrets: Vec<String>) {
     let mut builder = env_logger::Builder::new();
     builder.parse_filters(level);
-    if format == LogFormat::Json {
-        builder.format(|buf, record| {
-            let line = json_line(
-                &crate::job::reporter::rfc3339_now(),
-                record.level(),
-                record.target(),
-                &record.args().to_string(),
-            );
-            writeln!(buf, "{line}")
-        });
+    if level.contains("trace") {
+        for target in crate::link::SECRET_TRACE_TARGETS {
+            builder.filter_module(target, log::LevelFilter::Debug);
+        }
     }
+    let redactor = crate::redact::Redactor::new(secrets);
+    builder.format(move |buf, record| {
+        let msg = record.args().to_string();
+        let msg = redactor.redact(&msg);
+        let ts = crate::job::reporter::rfc3339_now();
+        match format {
+            LogFormat::Json => {
+                let line = json_line(&ts, record.level(), record.target(), &msg);
+                writeln!(buf, "{line}")
+            }
+            LogFormat::Text => {
+                writeln!(buf, "{ts} {:5} {}: {msg}", record.level(), record.target())
+            }
+        }
+    });
     let _ = builder.try_init();
 }
 
@@ -57,7 +72,7 @@ mod tests {
 
     #[test]
     fn init_twice_does_not_panic() {
-        init_logging(LogFormat::Json, "off");
-        init_logging(LogFormat::Text, "info");
+        init_logging(LogFormat::Json, "off", Vec::new());
+        init_logging(LogFormat::Text, "info", Vec::new());
     }
 }

@@ -31,6 +31,11 @@ impl RawEnv {
         }
     }
 
+    /// Set a variable (e.g. a command-line flag that stands for one).
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.vars.insert(key.to_string(), value.to_string());
+    }
+
     /// A variable's value; empty values count as unset.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars

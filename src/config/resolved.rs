@@ -216,6 +216,9 @@ pub struct Config {
     pub proxy: ProxySettings,
     /// `ADOS_SHUTDOWN_GRACE`.
     pub shutdown_grace: Duration,
+    /// `ADOS_MAX_BACKOFF`: ceiling of the reconnect backoff (default 30 s,
+    /// protocol.md §1); tests lower it.
+    pub max_backoff: Duration,
     /// `ADOS_ALLOW_HTTP` / `ADOS_ALLOW_FILE_REMOTES`.
     pub remote_policy: RemotePolicy,
     /// `ADOS_MIN_FREE_DISK`, bytes.
@@ -604,6 +607,20 @@ impl Config {
                 Duration::from_secs(600)
             }),
         };
+        let max_backoff = match env.get("ADOS_MAX_BACKOFF") {
+            None => Duration::from_secs(30),
+            Some(v) => match validate::parse_duration(v) {
+                Ok(d) if d >= Duration::from_millis(100) => d,
+                Ok(_) => {
+                    errs.push("ADOS_MAX_BACKOFF", "must be at least 100ms", "30s");
+                    Duration::from_secs(30)
+                }
+                Err(p) => {
+                    errs.push("ADOS_MAX_BACKOFF", p, "30s");
+                    Duration::from_secs(30)
+                }
+            },
+        };
         let remote_policy = RemotePolicy {
             allow_http: flag(env, &mut errs, "ADOS_ALLOW_HTTP"),
             allow_file: flag(env, &mut errs, "ADOS_ALLOW_FILE_REMOTES"),
@@ -702,6 +719,7 @@ impl Config {
             ca_cert,
             proxy,
             shutdown_grace,
+            max_backoff,
             remote_policy,
             min_free_disk,
             vcs,
@@ -722,6 +740,41 @@ impl Config {
         out.extend(self.agent_keys.copilot_github_token.iter().cloned());
         out.retain(|s| !s.is_empty());
         out
+    }
+
+    /// Names of secret variables set to a value too short to be masked
+    /// (see [`crate::redact::MIN_SECRET_LEN`]): warned about once at start.
+    pub fn short_secrets(&self) -> Vec<&'static str> {
+        let named: [(&'static str, Option<&String>); 8] = [
+            ("ADOS_TOKEN", Some(&self.token)),
+            ("GITHUB_TOKEN", self.vcs.github_token.as_ref()),
+            ("GITLAB_TOKEN", self.vcs.gitlab_token.as_ref()),
+            (
+                "BITBUCKET_APP_PASSWORD",
+                self.vcs.bitbucket_app_password.as_ref(),
+            ),
+            (
+                "ANTHROPIC_API_KEY",
+                self.agent_keys.anthropic_api_key.as_ref(),
+            ),
+            (
+                "CLAUDE_CODE_OAUTH_TOKEN",
+                self.agent_keys.claude_code_oauth_token.as_ref(),
+            ),
+            ("OPENAI_API_KEY", self.agent_keys.openai_api_key.as_ref()),
+            (
+                "COPILOT_GITHUB_TOKEN",
+                self.agent_keys.copilot_github_token.as_ref(),
+            ),
+        ];
+        named
+            .into_iter()
+            .filter(|(_, v)| {
+                v.map(|v| !v.is_empty() && v.len() < crate::redact::MIN_SECRET_LEN)
+                    .unwrap_or(false)
+            })
+            .map(|(n, _)| n)
+            .collect()
     }
 
     /// The WebSocket URL derived from `api_url` (protocol.md §1).

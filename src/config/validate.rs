@@ -101,11 +101,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| "must be a whole number of seconds, or a number with s, m or h".to_string())?;
+    if unit.trim() == "ms" {
+        return Ok(Duration::from_millis(n.min(86_400_000)));
+    }
     let mult = match unit.trim() {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
-        other => return Err(format!("has unknown unit `{other}` (use s, m or h)")),
+        other => return Err(format!("has unknown unit `{other}` (use ms, s, m or h)")),
     };
     let secs = n.saturating_mul(mult);
     if secs > 86_400 {

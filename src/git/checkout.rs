@@ -305,8 +305,9 @@ impl Checkout {
         }
     }
 
-    /// Files that differ from `HEAD`, untracked ones included; files
-    /// matched by `.gitignore` or `.git/info/exclude` are left out.
+    /// Files that differ from the branch's start point: changes in the
+    /// working tree, untracked files, and commits the agent made itself.
+    /// Files matched by `.gitignore` or `.git/info/exclude` are left out.
     ///
     /// # Errors
     /// Git failures tagged `status`.
@@ -322,7 +323,63 @@ impl Checkout {
                 "--no-renames",
             ],
         )?;
-        Ok(parse_status(&out))
+        let mut files = parse_status(&out);
+        // An agent that committed on its own moved HEAD away from the base:
+        // what it committed is part of the change too.
+        let committed = local(
+            git,
+            GitStep::Status,
+            &self.dir,
+            &[
+                "diff",
+                "--name-only",
+                "--no-renames",
+                &self.base,
+                "HEAD",
+                "--",
+            ],
+        )?;
+        for path in committed {
+            if !path.is_empty() && !files.iter().any(|f| f.path == path) {
+                files.push(ChangedFile {
+                    path,
+                    kind: ChangeKind::Modified,
+                });
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Back to the branch's start point with a clean tree (untracked and
+    /// ignored files removed): every agent attempt starts from here.
+    ///
+    /// # Errors
+    /// Git failures tagged `branch`.
+    pub fn reset_clean(&self, git: &mut Git<'_>) -> Result<(), GitError> {
+        local(
+            git,
+            GitStep::Branch,
+            &self.dir,
+            &["reset", "--quiet", "--hard", &self.base],
+        )?;
+        local(git, GitStep::Branch, &self.dir, &["clean", "-q", "-ffdx"])?;
+        Ok(())
+    }
+
+    /// Point local branch `name` at `HEAD` (for `merge_mode: direct`, which
+    /// pushes the work as the target branch).
+    ///
+    /// # Errors
+    /// Git failures tagged `branch`.
+    pub fn point_branch_at_head(&self, git: &mut Git<'_>, name: &str) -> Result<(), GitError> {
+        local(
+            git,
+            GitStep::Branch,
+            &self.dir,
+            &["branch", "--force", "--no-track", name, "HEAD"],
+        )?;
+        Ok(())
     }
 
     /// Adds `patterns` to `.git/info/exclude` (once each), so files the

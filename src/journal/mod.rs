@@ -17,3 +17,15 @@ pub mod store;
 pub use outbox::Outbox;
 pub use sink::JournalSink;
 pub use store::{JobStream, Journal, RecoveredJob};
+
+/// A job's journal records the process groups the job starts, so a runner
+/// restarted after a crash can kill what is left of them.
+impl crate::process::SpawnObserver for JobStream {
+    fn spawned(&self, pgid: i32) {
+        self.record_pgid(pgid);
+    }
+
+    fn finished(&self, pgid: i32) {
+        self.forget_pgid(pgid);
+    }
+}

@@ -12,4 +12,5 @@ pub mod control_plane;
 pub mod fixtures;
 pub mod git_server;
 pub mod proxy;
+pub mod runner;
 pub mod tls;

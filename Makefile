@@ -1,0 +1,39 @@
+# ados-work-runner — every day commands. `make help` lists them.
+CARGO ?= cargo
+BIN   := ados-work-runner
+
+.PHONY: help build release test lint run demo bench static control-plane clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+build: ## debug build
+	$(CARGO) build --workspace
+
+release: ## optimised build: target/release/ados-work-runner
+	$(CARGO) build --release --bin $(BIN)
+
+test: ## the whole test suite (unit, integration, property tests)
+	$(CARGO) test --workspace --all-targets
+
+lint: ## rustfmt check + clippy with -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+run: release ## run the daemon (configure with ADOS_* variables, see README)
+	./target/release/$(BIN) run
+
+control-plane: ## a local control plane for trying daemon mode (see README)
+	$(CARGO) run -p ados-test-support --bin ados-control-plane -- --port 9090 --token dev-token
+
+demo: release ## the whole pipeline on a throwaway repo: no account, no API key
+	./dist/demo/run.sh ./target/release/$(BIN)
+
+bench: release ## benchmarks; figures and method in BENCHMARKS.md
+	./dist/bench/run.sh ./target/release/$(BIN)
+
+static: ## fully static musl binary: dist/ados-work-runner (see docs/static.md)
+	./dist/build-static.sh
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,25 @@
+#!/bin/sh
+# `make demo`: the whole pipeline on a throwaway repository, with the demo
+# agent. No account, no API key, nothing left behind.
+set -eu
+BIN=${1:-./target/release/ados-work-runner}
+BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+"$HERE/make-repo.sh" "$WORK/calc.git"
+echo
+echo "== ados-work-runner exec: issue #1 on $WORK/calc.git with the demo agent"
+echo
+status=0
+PATH="$HERE:$PATH" ADOS_CUSTOM_AGENTS="$HERE/agents.json" ADOS_LOG_LEVEL=warn \
+  "$BIN" exec --repo "$WORK/calc.git" --agent demo --issue-file "$HERE/issue.md" \
+  --merge-mode pr --workspace "$WORK/workspace" --output "$WORK/result.json" || status=$?
+echo
+echo "== result (exit code $status)"
+cat "$WORK/result.json"
+echo
+echo "== what was pushed to ados/issue-1"
+git -C "$WORK/calc.git" log --stat -1 ados/issue-1 || true
+git -C "$WORK/calc.git" show ados/issue-1:calc.sh || true
+exit $status

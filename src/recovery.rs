@@ -1,0 +1,73 @@
+//! Restart recovery: what a runner does with the journals an earlier run
+//! (killed, crashed, or power-cut) left behind.
+//!
+//! For a job that was running: SIGKILL every process group it had recorded,
+//! remove its job directory, and append a `failed` result saying the runner
+//! restarted. Every held job (finished or just failed) is handed to the
+//! outbox, so its unsent events are resent after the first `welcome` and
+//! listed in `hello.jobs`; the result, having the next seq, goes last.
+
+use crate::dispatch::JobTable;
+use crate::job::{JobResult, Reporter};
+use crate::journal::{Journal, Outbox};
+use crate::link::Waker;
+use crate::redact::Redactor;
+use crate::workspace::Workspace;
+use std::sync::Arc;
+
+/// The error of a job found running at startup.
+pub const RESTARTED: &str =
+    "the runner restarted while the job was running; its processes were stopped and its workspace removed";
+
+/// Recover every journal under `journal`; see the module doc.
+pub fn recover(
+    journal: &Journal,
+    workspace: &Workspace,
+    redactor: &Redactor,
+    outbox: &mut Outbox,
+    table: &mut JobTable,
+) {
+    let found = match journal.recover() {
+        Ok(f) => f,
+        Err(e) => {
+            log::error!(
+                "cannot read the journals in {}: {e}; earlier jobs' unsent events are not resent",
+                journal.root().display()
+            );
+            Vec::new()
+        }
+    };
+    for job in found {
+        let id = job.stream.job_id().clone();
+        if !job.finished {
+            let mut killed = 0;
+            for pgid in &job.pgids {
+                if crate::process::kill_group(*pgid, libc::SIGKILL) {
+                    killed += 1;
+                }
+            }
+            log::warn!(
+                "job {id} was running when the runner stopped: {killed} process group(s) killed, its directory removed; reporting it failed"
+            );
+            let sink = job.stream.sink(Waker::noop());
+            let mut reporter = Reporter::resume(
+                id.clone(),
+                job.stream.next_seq(),
+                Box::new(sink),
+                Arc::new(redactor.clone()),
+            );
+            reporter.finish(JobResult::failed(RESTARTED));
+        } else {
+            log::info!("job {id}: finished earlier; its unacknowledged events will be resent");
+        }
+        table.hold_finished(id);
+        outbox.track(job.stream);
+    }
+    // No job runs yet: every job directory is a leftover (its journal, if
+    // any, was handled above).
+    match workspace.sweep_orphans() {
+        Ok(removed) if removed.is_empty() => {}
+        Ok(removed) => log::info!("removed leftover job directories: {}", removed.join(", ")),
+        Err(e) => log::warn!("cannot sweep old job directories: {e}"),
+    }
+}

@@ -1,0 +1,190 @@
+//! Package-registry credentials from the job spec (`registries`): `.npmrc`,
+//! `pip.conf` and Maven `settings.xml`.
+//!
+//! They are written into the job's own HOME (`jobs/<id>/home`), which is
+//! where npm (`~/.npmrc`), pip (`~/.config/pip/pip.conf`) and Maven
+//! (`~/.m2/settings.xml`) look, and which every agent and test process of
+//! the job gets as `HOME`. So they are never inside the checkout (nothing
+//! to exclude from a commit), are readable only by the runner's user
+//! (mode 0600), and are deleted with the job directory when the job ends,
+//! whatever its outcome.
+
+use crate::job::spec::RegistrySpec;
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// The files written for a job.
+#[derive(Debug, Default)]
+pub struct RegistryFiles {
+    /// Every file written (all under the job's HOME).
+    pub paths: Vec<PathBuf>,
+}
+
+impl RegistryFiles {
+    /// `.git/info/exclude` patterns for files written inside the checkout:
+    /// none, by design (see the module doc); kept so a future writer into
+    /// the checkout has one place to add its pattern.
+    pub fn exclude_patterns(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+fn write_private(path: &Path, content: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()
+}
+
+/// `https://host/path` with `user:token@` put in front of the host.
+fn with_userinfo(url: &str, user: &str, token: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}:{}@{rest}", pct(user), pct(token)),
+        None => url.to_string(),
+    }
+}
+
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// Write the registry files for `registries` into `home`. `_repo` is the
+/// checkout, deliberately unused: nothing is written there.
+pub fn write(registries: &[RegistrySpec], _repo: &Path, home: &Path) -> io::Result<RegistryFiles> {
+    let mut files = RegistryFiles::default();
+    let mut npmrc = String::new();
+    let mut pip_urls = Vec::new();
+    let mut maven = Vec::new();
+    for (i, r) in registries.iter().enumerate() {
+        match r.kind.as_str() {
+            "npm" => {
+                let url = if r.url.ends_with('/') {
+                    r.url.clone()
+                } else {
+                    format!("{}/", r.url)
+                };
+                match &r.scope {
+                    Some(scope) => {
+                        let scope = if scope.starts_with('@') {
+                            scope.clone()
+                        } else {
+                            format!("@{scope}")
+                        };
+                        npmrc.push_str(&format!("{scope}:registry={url}\n"));
+                    }
+                    None => npmrc.push_str(&format!("registry={url}\n")),
+                }
+                let host_path = url.split_once("://").map(|(_, r)| r).unwrap_or(&url);
+                npmrc.push_str(&format!("//{host_path}:_authToken={}\n", r.token));
+            }
+            "pip" => pip_urls.push(with_userinfo(&r.url, "__token__", &r.token)),
+            "maven" => maven.push((format!("ados-registry-{i}"), r)),
+            _ => {}
+        }
+    }
+    if !npmrc.is_empty() {
+        let p = home.join(".npmrc");
+        write_private(&p, &npmrc)?;
+        files.paths.push(p);
+    }
+    if let Some((first, rest)) = pip_urls.split_first() {
+        let mut conf = format!("[global]\nindex-url = {first}\n");
+        if !rest.is_empty() {
+            conf.push_str(&format!("extra-index-url =\n    {}\n", rest.join("\n    ")));
+        }
+        let p = home.join(".config/pip/pip.conf");
+        write_private(&p, &conf)?;
+        files.paths.push(p);
+    }
+    if !maven.is_empty() {
+        let mut xml = String::from("<settings>\n  <servers>\n");
+        for (id, r) in &maven {
+            xml.push_str(&format!(
+                "    <server><id>{id}</id><username>ados</username><password>{}</password></server>\n",
+                xml_escape(&r.token)
+            ));
+        }
+        xml.push_str("  </servers>\n  <profiles><profile><id>ados</id><repositories>\n");
+        for (id, r) in &maven {
+            xml.push_str(&format!(
+                "    <repository><id>{id}</id><url>{}</url></repository>\n",
+                xml_escape(&r.url)
+            ));
+        }
+        xml.push_str("  </repositories></profile></profiles>\n  <activeProfiles><activeProfile>ados</activeProfile></activeProfiles>\n</settings>\n");
+        let p = home.join(".m2/settings.xml");
+        write_private(&p, &xml)?;
+        files.paths.push(p);
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_land_in_home_with_mode_0600() {
+        let home = std::env::temp_dir().join(format!("ados-reg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let regs = vec![
+            RegistrySpec {
+                kind: "npm".into(),
+                url: "https://npm.pkg.github.com".into(),
+                scope: Some("@myorg".into()),
+                token: "npm-token-123456".into(),
+            },
+            RegistrySpec {
+                kind: "pip".into(),
+                url: "https://pypi.example/simple".into(),
+                scope: None,
+                token: "pip/token+1".into(),
+            },
+            RegistrySpec {
+                kind: "maven".into(),
+                url: "https://maven.example/repo".into(),
+                scope: None,
+                token: "mvn<token>".into(),
+            },
+        ];
+        let files = write(&regs, Path::new("/nonexistent-repo"), &home).expect("write");
+        assert_eq!(files.paths.len(), 3);
+        let npmrc = std::fs::read_to_string(home.join(".npmrc")).expect("npmrc");
+        assert!(npmrc.contains("@myorg:registry=https://npm.pkg.github.com/"));
+        assert!(npmrc.contains("//npm.pkg.github.com/:_authToken=npm-token-123456"));
+        let pip = std::fs::read_to_string(home.join(".config/pip/pip.conf")).expect("pip");
+        assert!(pip.contains("https://__token__:pip%2Ftoken%2B1@pypi.example/simple"));
+        let mvn = std::fs::read_to_string(home.join(".m2/settings.xml")).expect("mvn");
+        assert!(mvn.contains("mvn&lt;token&gt;"));
+        for p in &files.paths {
+            let mode = std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+        let _ = std::fs::remove_dir_all(&home);
+    }
+}

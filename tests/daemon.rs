@@ -1,0 +1,332 @@
+//! The real binary against the test control plane: job validation on the
+//! wire, drain/undrain, idempotent assign, health and metrics, signals and
+//! configuration errors.
+
+use ados_test_support::control_plane::{ControlPlane, Options};
+use ados_test_support::fixtures::{make_bare_repo, TempDir};
+use ados_test_support::runner::{
+    free_port, http_get, path_with_fake_agents, run_to_end, RunnerProcess,
+};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ados-work-runner");
+const T: Duration = Duration::from_secs(20);
+
+fn env_for(cp: &ControlPlane, ws: &Path, health: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("ADOS_API_URL", cp.url()),
+        ("ADOS_TOKEN", cp.options().token.clone()),
+        ("ADOS_RUNNER_ID", "runner-test".into()),
+        ("WORKSPACE_DIR", ws.display().to_string()),
+        ("ADOS_HEALTH_ADDR", format!("127.0.0.1:{health}")),
+        ("ADOS_MAX_BACKOFF", "300ms".into()),
+        ("ADOS_ALLOW_FILE_REMOTES", "1".into()),
+        ("ADOS_MAX_JOBS", "2".into()),
+        ("ADOS_MIN_FREE_DISK", "0".into()),
+        ("ADOS_LOG_LEVEL", "info".into()),
+        ("PATH", path_with_fake_agents()),
+    ]
+}
+
+fn start_cp(heartbeat_s: u64) -> ControlPlane {
+    ControlPlane::start(Options {
+        heartbeat_s,
+        ..Options::default()
+    })
+}
+
+fn job(id: &str, clone_url: &str, prompt: &str) -> Value {
+    json!({"job_id": id, "kind": "issue",
+           "repo": {"provider":"github","owner":"o","name":"r","clone_url":clone_url,"target_branch":"main"},
+           "prompt": prompt, "agent": {"name":"claude"}, "merge_mode":"none", "test_command": ""})
+}
+
+fn is(kind: &str, job_id: &str) -> impl Fn(&Value) -> bool {
+    let kind = kind.to_string();
+    let job_id = job_id.to_string();
+    move |v: &Value| v["type"] == kind.as_str() && v["job_id"] == job_id.as_str()
+}
+
+#[test]
+fn every_invalid_field_is_rejected_by_name_and_not_retryable() {
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-reject");
+    let _r = RunnerProcess::start(Path::new(BIN), &[], &env_for(&cp, ws.path(), free_port()));
+    cp.wait_for(|v| v["type"] == "hello", T);
+    let base = job("x", "https://github.com/o/r.git", "p");
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("bad-1", json!({"job_id": "a/b"}), "job_id"),
+        (
+            "bad-2",
+            json!({"repo": {"owner":"o/x","name":"r"}}),
+            "repo.owner",
+        ),
+        (
+            "bad-3",
+            json!({"repo": {"owner":"o","name":".."}}),
+            "repo.name",
+        ),
+        (
+            "bad-4",
+            json!({"repo": {"owner":"o","name":"r","path":"../../etc"}}),
+            "repo.path",
+        ),
+        ("bad-5", json!({"branch": "-f"}), "branch"),
+        ("bad-6", json!({"branch": "a..b"}), "branch"),
+        (
+            "bad-7",
+            json!({"repo": {"owner":"o","name":"r","target_branch":"x y"}}),
+            "repo.target_branch",
+        ),
+        (
+            "bad-8",
+            json!({"repo": {"owner":"o","name":"r","clone_url":"ext::sh -c id"}}),
+            "repo.clone_url",
+        ),
+        (
+            "bad-9",
+            json!({"repo": {"owner":"o","name":"r","clone_url":"http://example.com/r.git"}}),
+            "repo.clone_url",
+        ),
+        (
+            "bad-10",
+            json!({"agent": {"name":"../claude"}}),
+            "agent.name",
+        ),
+        ("bad-11", json!({"merge_mode": "yolo"}), "merge_mode"),
+    ];
+    for (id, patch, field) in &cases {
+        let mut spec = base.clone();
+        spec["job_id"] = json!(id);
+        for (k, v) in patch.as_object().expect("object") {
+            spec[k] = v.clone();
+        }
+        let expect_id = spec["job_id"].clone();
+        cp.assign(spec);
+        let rej = cp.wait_for(
+            |v| v["type"] == "job.rejected" && v["job_id"] == expect_id,
+            T,
+        );
+        assert_eq!(rej["retryable"], false, "{rej}");
+        let reason = rej["reason"].as_str().unwrap_or("");
+        assert!(reason.contains(&format!("`{field}`")), "{id}: {reason}");
+    }
+    // A missing job_id is answered with null.
+    let mut spec = base.clone();
+    spec.as_object_mut().expect("object").remove("job_id");
+    cp.assign(spec);
+    let rej = cp.wait_for(|v| v["type"] == "job.rejected" && v["job_id"].is_null(), T);
+    assert!(rej["reason"].as_str().unwrap_or("").contains("job_id"));
+    // No job was started for any of them.
+    assert!(!cp.frames().iter().any(|f| f["type"] == "job.event"));
+}
+
+#[test]
+fn drain_undrain_and_idempotent_assign() {
+    let cp = start_cp(1);
+    let ws = TempDir::new("daemon-drain");
+    let repos = TempDir::new("daemon-drain-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let _r = RunnerProcess::start(Path::new(BIN), &[], &env_for(&cp, ws.path(), free_port()));
+    cp.wait_for(|v| v["type"] == "hello", T);
+    cp.send(json!({"type":"drain"}));
+    cp.wait_for(
+        |v| v["type"] == "heartbeat" && v["draining"] == true && v["free_slots"] == 0,
+        T,
+    );
+    cp.assign(job("d-1", repo.to_str().unwrap_or(""), "FAKE: hang"));
+    let rej = cp.wait_for(is("job.rejected", "d-1"), T);
+    assert_eq!(rej["retryable"], true, "{rej}");
+    cp.send(json!({"type":"undrain"}));
+    cp.wait_for(
+        |v| v["type"] == "heartbeat" && v["draining"] == false && v["free_slots"] == 2,
+        T,
+    );
+
+    // A job that hangs, assigned twice: accepted twice, started once.
+    let spec = job("d-2", repo.to_str().unwrap_or(""), "FAKE: hang");
+    cp.assign(spec.clone());
+    cp.wait_for(is("job.accepted", "d-2"), T);
+    cp.wait_for(
+        |v| {
+            v["type"] == "job.event"
+                && v["job_id"] == "d-2"
+                && v["event"]["status"] == "running_agent"
+        },
+        T,
+    );
+    let before = cp.frame_count();
+    cp.assign(spec);
+    cp.wait_for_after(before, is("job.accepted", "d-2"), T);
+    cp.wait_for(
+        |v| v["type"] == "heartbeat" && v["running"] == json!(["d-2"]),
+        T,
+    );
+    let starts = cp
+        .frames()
+        .iter()
+        .filter(|v| v["job_id"] == "d-2" && v["event"]["status"] == "preparing")
+        .count();
+    assert_eq!(starts, 1);
+
+    // Cancel: the result is `cancelled`, exactly one.
+    cp.cancel("d-2");
+    let res = cp.wait_for(is("job.result", "d-2"), T);
+    assert_eq!(res["status"], "cancelled", "{res}");
+    // Seqs of the job grow by one, the result last.
+    let seqs: Vec<u64> = cp
+        .frames()
+        .iter()
+        .filter(|v| v["job_id"] == "d-2" && (v["type"] == "job.event" || v["type"] == "job.result"))
+        .filter_map(|v| v["seq"].as_u64())
+        .collect();
+    let want: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, want);
+}
+
+#[test]
+fn health_and_metrics_while_connected() {
+    let cp = start_cp(1);
+    let ws = TempDir::new("daemon-health");
+    let port = free_port();
+    let _r = RunnerProcess::start(Path::new(BIN), &[], &env_for(&cp, ws.path(), port));
+    cp.wait_for(|v| v["type"] == "heartbeat", T);
+    let mut health = None;
+    for _ in 0..100 {
+        if let Some((200, body)) = http_get(port, "/health") {
+            let v: Value = serde_json::from_str(&body).expect("health json");
+            if v["connected"] == true {
+                health = Some(v);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let h = health.expect("/health says connected");
+    for field in [
+        "status",
+        "connected",
+        "since",
+        "running_jobs",
+        "free_slots",
+        "draining",
+        "version",
+    ] {
+        assert!(h.get(field).is_some(), "missing {field} in {h}");
+    }
+    assert_eq!(h["free_slots"], 2);
+    let (code, metrics) = http_get(port, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    for needle in [
+        "ados_up 1",
+        "ados_connected 1",
+        "ados_active_jobs 0",
+        "ados_reconnects_total",
+        "ados_events_unacked",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle}:\n{metrics}");
+    }
+    let (status, _, _) = run_to_end(
+        Path::new(BIN),
+        &["healthcheck"],
+        &[("ADOS_HEALTH_ADDR", format!("127.0.0.1:{port}"))],
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let (status, _, _) = run_to_end(
+        Path::new(BIN),
+        &["healthcheck"],
+        &[("ADOS_HEALTH_ADDR", format!("127.0.0.1:{}", free_port()))],
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(1));
+}
+
+#[test]
+fn first_sigterm_waits_for_the_job_second_cancels_it() {
+    let cp = start_cp(1);
+    let ws = TempDir::new("daemon-sigterm");
+    let repos = TempDir::new("daemon-sigterm-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let mut r = RunnerProcess::start(Path::new(BIN), &[], &env_for(&cp, ws.path(), free_port()));
+    cp.wait_for(|v| v["type"] == "hello", T);
+    cp.assign(job("s-1", repo.to_str().unwrap_or(""), "FAKE: hang"));
+    cp.wait_for(
+        |v| v["job_id"] == "s-1" && v["event"]["status"] == "running_agent",
+        T,
+    );
+    r.signal(libc::SIGTERM);
+    cp.wait_for(|v| v["type"] == "heartbeat" && v["draining"] == true, T);
+    // Still running, no result: the grace period (600 s) is waiting.
+    let n = cp.frame_count();
+    cp.wait_until(Duration::from_millis(1500), |c| c.frame_count() > n + 1);
+    assert!(r.is_running(), "runner exited during the grace period");
+    assert!(!cp.frames().iter().any(|v| v["type"] == "job.result"));
+    // Second signal: cancelled at once, then a clean exit 0.
+    r.signal(libc::SIGTERM);
+    let res = cp.wait_for(is("job.result", "s-1"), T);
+    assert_eq!(res["status"], "cancelled", "{res}");
+    let status = r
+        .wait_exit(T)
+        .expect("runner exits after the second signal");
+    assert_eq!(status.code(), Some(0), "{}", r.stderr());
+}
+
+#[test]
+fn sigterm_with_nothing_running_exits_zero() {
+    let cp = start_cp(1);
+    let ws = TempDir::new("daemon-sigterm-idle");
+    let mut r = RunnerProcess::start(Path::new(BIN), &[], &env_for(&cp, ws.path(), free_port()));
+    cp.wait_for(|v| v["type"] == "heartbeat", T);
+    r.signal(libc::SIGINT);
+    let status = r.wait_exit(T).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", r.stderr());
+}
+
+#[test]
+fn bad_configuration_names_every_variable_and_exits_2() {
+    let ws = TempDir::new("daemon-config");
+    let (status, _out, err) = run_to_end(
+        Path::new(BIN),
+        &[],
+        &[
+            ("ADOS_API_URL", "ftp://nowhere".into()),
+            ("ADOS_TOKEN", "super secret token value".into()),
+            ("WORKSPACE_DIR", "relative/dir".into()),
+            ("ADOS_MEMORY", "lots".into()),
+            ("ADOS_MODE", "sometimes".into()),
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ],
+        T,
+    );
+    drop(ws);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+    for var in [
+        "ADOS_API_URL",
+        "ADOS_TOKEN",
+        "ADOS_RUNNER_ID",
+        "WORKSPACE_DIR",
+        "ADOS_MEMORY",
+        "ADOS_MODE",
+    ] {
+        assert!(err.contains(var), "{var} not named in:\n{err}");
+    }
+    assert!(!err.contains("super secret"), "secret printed:\n{err}");
+    assert!(err.contains("example"), "{err}");
+}
+
+#[test]
+fn version_and_help() {
+    let (status, out, _) = run_to_end(Path::new(BIN), &["version"], &[], T);
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    assert!(out.contains(env!("CARGO_PKG_VERSION")));
+    let (status, out, _) = run_to_end(Path::new(BIN), &["--help"], &[], T);
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    for sub in ["run", "exec", "check", "healthcheck", "version"] {
+        assert!(out.contains(sub), "{sub} missing from help");
+    }
+    let (status, _, err) = run_to_end(Path::new(BIN), &["bogus"], &[], T);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+}

@@ -1,0 +1,356 @@
+//! Issue jobs end to end through the real binary: the test control plane
+//! assigns, a smart-HTTP git server that demands the token serves the
+//! repository, fake agent CLIs (exact output formats of agents.md) do the
+//! work. Every path of the pipeline, and that the token ends up nowhere.
+
+use ados_test_support::control_plane::{ControlPlane, Options};
+use ados_test_support::fixtures::{
+    files_containing, git_argv_recorder, make_bare_repo, recorded_argv, try_git, TempDir,
+};
+use ados_test_support::git_server::{base64, GitServer};
+use ados_test_support::runner::{fake_agents_dir, free_port, RunnerProcess};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ados-work-runner");
+const TOKEN: &str = "ghs_TestToken0123456789abcdefXYZ";
+const ANTHROPIC: &str = "sk-ant-test-key-0123456789abcdef";
+const T: Duration = Duration::from_secs(60);
+
+struct Harness {
+    cp: ControlPlane,
+    ws: TempDir,
+    repos: TempDir,
+    recorder: TempDir,
+    git: GitServer,
+    runner: RunnerProcess,
+}
+
+impl Harness {
+    fn start(files: &[(&str, &str)]) -> Harness {
+        let cp = ControlPlane::start(Options {
+            heartbeat_s: 1,
+            ..Options::default()
+        });
+        let ws = TempDir::new("pipeline-ws");
+        let repos = TempDir::new("pipeline-repos");
+        let recorder = TempDir::new("pipeline-argv");
+        make_bare_repo(repos.path(), "o/r.git", files);
+        let git = GitServer::start(repos.path(), "x-access-token", TOKEN);
+        let bin = git_argv_recorder(recorder.path());
+        let path = format!(
+            "{}:{}:{}",
+            bin.display(),
+            fake_agents_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let env: Vec<(&str, String)> = vec![
+            ("ADOS_API_URL", cp.url()),
+            ("ADOS_TOKEN", cp.options().token.clone()),
+            ("ADOS_RUNNER_ID", "runner-pipeline".into()),
+            ("WORKSPACE_DIR", ws.path().display().to_string()),
+            ("ADOS_HEALTH_ADDR", format!("127.0.0.1:{}", free_port())),
+            ("ADOS_MAX_BACKOFF", "300ms".into()),
+            ("ADOS_MAX_JOBS", "2".into()),
+            ("ADOS_MIN_FREE_DISK", "0".into()),
+            ("GITHUB_TOKEN", TOKEN.into()),
+            ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
+            ("OPENAI_API_KEY", "sk-openai-test-0123456789abcdef".into()),
+            ("COPILOT_GITHUB_TOKEN", "github_pat_copilot_test_0123456789".into()),
+            ("PATH", path),
+        ];
+        let runner = RunnerProcess::start(Path::new(BIN), &[], &env);
+        cp.wait_for(|v| v["type"] == "hello", T);
+        Harness {
+            cp,
+            ws,
+            repos,
+            recorder,
+            git,
+            runner,
+        }
+    }
+
+    fn bare(&self) -> PathBuf {
+        self.repos.path().join("o/r.git")
+    }
+
+    fn spec(&self, id: &str, agent: &str, prompt: &str, test_command: &str) -> Value {
+        json!({"job_id": id, "kind": "issue",
+               "repo": {"provider": "github", "owner": "o", "name": "r",
+                        "clone_url": self.git.url_for("o/r.git"), "target_branch": "main"},
+               "issue": {"number": 7, "title": "Say hello", "body": "Add hello.txt"},
+               "prompt": prompt,
+               "agent": {"name": agent, "model": "test-model"},
+               "branch": format!("ados/{id}"),
+               "merge_mode": "pr", "test_command": test_command, "max_repair_attempts": 1,
+               "commit": {"author_name": "ADOS Bot", "author_email": "bot@ados.dev"}})
+    }
+
+    /// Assign `spec` and wait for its result; returns (events, result).
+    fn run(&self, spec: Value) -> (Vec<Value>, Value) {
+        let id = spec["job_id"].as_str().unwrap_or_default().to_string();
+        self.cp.assign(spec);
+        let result = self
+            .cp
+            .wait_for(|v| v["type"] == "job.result" && v["job_id"] == id.as_str(), T);
+        let events = self
+            .cp
+            .frames()
+            .into_iter()
+            .filter(|v| v["type"] == "job.event" && v["job_id"] == id.as_str())
+            .collect();
+        (events, result)
+    }
+
+    fn branch_file(&self, branch: &str, file: &str) -> Option<String> {
+        let (ok, out, _) = try_git(
+            &self.bare(),
+            &["show", &format!("refs/heads/{branch}:{file}")],
+        );
+        ok.then_some(out)
+    }
+}
+
+fn statuses(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["event"]["kind"] == "status")
+        .map(|e| e["event"]["status"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn all_text(events: &[Value], result: &Value) -> String {
+    let mut s: String = events.iter().map(|e| e.to_string()).collect();
+    s.push_str(&result.to_string());
+    s
+}
+
+#[test]
+fn completed_with_each_agent_and_the_token_is_nowhere() {
+    let h = Harness::start(&[("README.md", "# r\n"), ("test.sh", "grep -q hi hello.txt\n")]);
+    let mut every = String::new();
+    for agent in ["claude", "codex", "copilot"] {
+        let id = format!("ok-{agent}");
+        let (events, res) = h.run(h.spec(
+            &id,
+            agent,
+            &format!("FAKE: write hello.txt hi from {agent}"),
+            "sh test.sh",
+        ));
+        assert_eq!(res["status"], "completed", "{agent}: {res}");
+        assert_eq!(
+            statuses(&events),
+            ["preparing", "cloning", "running_agent", "testing", "committing", "pushing"],
+            "{agent}"
+        );
+        assert_eq!(res["changed_files"], json!(["hello.txt"]), "{res}");
+        assert_eq!(res["agent"], agent);
+        assert_eq!(res["attempts"].as_array().map(Vec::len), Some(1));
+        assert_eq!(res["tests"]["passed"], true);
+        assert!(res["commit_sha"].as_str().is_some_and(|s| s.len() == 40));
+        assert!(res["pr_url"].is_null(), "no PR is made up: {res}");
+        assert!(res["summary"].as_str().unwrap_or("").contains("No PR was opened"));
+        assert_eq!(
+            h.branch_file(&format!("ados/{id}"), "hello.txt").as_deref(),
+            Some(format!("hi from {agent}\n").as_str())
+        );
+        // Agent events were normalised and streamed.
+        assert!(events.iter().any(|e| e["event"]["kind"] == "agent" && e["event"]["agent"] == agent));
+        assert!(events.iter().any(|e| e["event"]["kind"] == "test" && e["event"]["passed"] == true));
+        if agent == "claude" {
+            assert!(res["usage"]["output_tokens"].as_u64().unwrap_or(0) > 0, "{res}");
+            assert!(res["usage"]["cost_usd"].as_f64().is_some(), "{res}");
+        }
+        every.push_str(&all_text(&events, &res));
+    }
+    // The commit carries the spec's author.
+    let (_, author, _) = try_git(&h.bare(), &["log", "-1", "--format=%an <%ae>", "ados/ok-claude"]);
+    assert_eq!(author.trim(), "ADOS Bot <bot@ados.dev>");
+    // The token is in no file, no argv, no event, in any usual form.
+    let basic = base64(format!("x-access-token:{TOKEN}").as_bytes());
+    for needle in [TOKEN.to_string(), basic.clone()] {
+        assert!(
+            files_containing(h.ws.path(), needle.as_bytes()).is_empty(),
+            "token found in workspace files"
+        );
+        assert!(!every.contains(&needle), "token in an event");
+    }
+    let argv = recorded_argv(h.recorder.path());
+    assert!(argv.len() > 10, "git argv recorded: {}", argv.len());
+    assert!(argv.iter().all(|l| !l.contains(TOKEN) && !l.contains(&basic)));
+    // The job directories are gone; the mirror stays.
+    let jobs: Vec<_> = std::fs::read_dir(h.ws.path().join("jobs"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(jobs.is_empty(), "job dirs left: {jobs:?}");
+}
+
+#[test]
+fn fallback_after_a_failing_agent_starts_from_a_clean_tree() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let mut spec = h.spec(
+        "fb",
+        "claude",
+        "FAKE[claude]: write junk.txt from the failed attempt\nFAKE[claude]: fail\nFAKE[codex]: write hello.txt hi",
+        "",
+    );
+    spec["fallbacks"] = json!([{"name": "codex"}]);
+    let (_, res) = h.run(spec);
+    assert_eq!(res["status"], "completed", "{res}");
+    let attempts = res["attempts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(attempts.len(), 2, "{res}");
+    assert_eq!(attempts[0]["agent"], "claude");
+    assert!(attempts[0]["error"].is_string());
+    assert_eq!(attempts[1]["agent"], "codex");
+    assert!(attempts[1]["error"].is_null());
+    assert_eq!(res["agent"], "codex");
+    assert_eq!(res["changed_files"], json!(["hello.txt"]), "the failed attempt's file was cleaned: {res}");
+}
+
+#[test]
+fn no_change_needs_a_human_and_pushes_nothing() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (_, res) = h.run(h.spec("nochange", "claude", "just look around", ""));
+    assert_eq!(res["status"], "needs-human", "{res}");
+    assert_eq!(res["summary"], "agent made no changes");
+    let (ok, _, _) = try_git(&h.bare(), &["rev-parse", "--verify", "refs/heads/ados/nochange"]);
+    assert!(!ok, "nothing may be pushed");
+}
+
+#[test]
+fn tests_red_after_repair_push_and_need_a_human() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (events, res) = h.run(h.spec("red", "claude", "FAKE: write hello.txt hi", "false"));
+    assert_eq!(res["status"], "needs-human", "{res}");
+    assert_eq!(res["tests"]["passed"], false);
+    assert_eq!(res["attempts"].as_array().map(Vec::len), Some(2), "one repair: {res}");
+    let st = statuses(&events);
+    assert!(st.contains(&"repairing".to_string()), "{st:?}");
+    assert_eq!(st.iter().filter(|s| *s == "testing").count(), 2, "{st:?}");
+    assert!(h.branch_file("ados/red", "hello.txt").is_some(), "pushed for a person to look at");
+}
+
+#[test]
+fn a_repair_turns_the_tests_green() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (events, res) = h.run(h.spec(
+        "repair",
+        "claude",
+        "FAKE: write calc.txt 1\nFAKE: fix-if-failing calc.txt 2",
+        "grep -qx 2 calc.txt",
+    ));
+    assert_eq!(res["status"], "completed", "{res}");
+    let tests: Vec<bool> = events
+        .iter()
+        .filter(|e| e["event"]["kind"] == "test")
+        .map(|e| e["event"]["passed"].as_bool().unwrap_or(false))
+        .collect();
+    assert_eq!(tests, [false, true]);
+    assert_eq!(h.branch_file("ados/repair", "calc.txt").as_deref(), Some("2\n"));
+}
+
+#[test]
+fn a_rerun_onto_an_existing_ados_branch_starts_from_the_target() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let mut spec = h.spec("rerun-1", "claude", "FAKE: write hello.txt first", "");
+    spec["branch"] = json!("ados/issue-7");
+    let (_, first) = h.run(spec.clone());
+    assert_eq!(first["status"], "completed", "{first}");
+    spec["job_id"] = json!("rerun-2");
+    spec["prompt"] = json!("FAKE: write other.txt second");
+    let (events, second) = h.run(spec);
+    assert_eq!(second["status"], "completed", "{second}");
+    // The branch was replaced: it holds the second run's file only, on top of main.
+    assert_eq!(h.branch_file("ados/issue-7", "other.txt").as_deref(), Some("second\n"));
+    assert!(h.branch_file("ados/issue-7", "hello.txt").is_none());
+    let (_, parent, _) = try_git(&h.bare(), &["rev-parse", "ados/issue-7^"]);
+    let (_, main, _) = try_git(&h.bare(), &["rev-parse", "main"]);
+    assert_eq!(parent.trim(), main.trim());
+    // The mirror was reused by the second job: it fetched, it did not clone.
+    let text: String = events.iter().map(|e| e.to_string()).collect();
+    assert!(text.contains("updated the repository mirror"), "second job reused the mirror");
+    let inits = recorded_argv(h.recorder.path())
+        .iter()
+        .filter(|l| l.contains(" init ") || l.contains(" clone --mirror") || l.contains(" clone --bare"))
+        .count();
+    assert_eq!(inits, 1, "the mirror is made once: {:?}", recorded_argv(h.recorder.path()));
+    let mirrors = std::fs::read_dir(h.ws.path().join("mirrors"))
+        .map(|d| d.flatten().count())
+        .unwrap_or(0);
+    assert_eq!(mirrors, 1);
+}
+
+#[test]
+fn a_monorepo_path_is_where_the_agent_and_tests_run() {
+    let h = Harness::start(&[("README.md", "# r\n"), ("svc/api/README.md", "api\n")]);
+    let mut spec = h.spec("mono", "claude", "FAKE: write new.txt inside", "test -f new.txt");
+    spec["repo"]["path"] = json!("svc/api");
+    let (_, res) = h.run(spec);
+    assert_eq!(res["status"], "completed", "{res}");
+    assert_eq!(res["changed_files"], json!(["svc/api/new.txt"]));
+}
+
+#[test]
+fn secrets_printed_by_the_agent_are_redacted() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (events, res) = h.run(h.spec(
+        "leak",
+        "claude",
+        "FAKE: print-env ANTHROPIC_API_KEY\nFAKE: write hello.txt hi",
+        "",
+    ));
+    assert_eq!(res["status"], "completed", "{res}");
+    let text = all_text(&events, &res);
+    assert!(!text.contains(ANTHROPIC), "the key leaked into an event");
+    assert!(text.contains("[REDACTED]"), "the printed key was masked");
+}
+
+#[test]
+fn an_agent_timeout_fails_the_attempt() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let mut spec = h.spec("slow", "claude", "FAKE: hang", "");
+    spec["agent"]["timeout_s"] = json!(1);
+    let (_, res) = h.run(spec);
+    assert_eq!(res["status"], "failed", "{res}");
+    assert!(res["error"].as_str().unwrap_or("").contains("every agent failed"), "{res}");
+}
+
+fn processes_with(marker: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(marker) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn cancel_kills_a_sigterm_ignoring_agent_and_its_grandchild() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let marker = "ados-fake-grandchild";
+    h.cp.assign(h.spec("cxl", "claude", "FAKE: grandchild\nFAKE: ignore-term", ""));
+    h.cp.wait_for(
+        |v| v["job_id"] == "cxl" && v["event"]["kind"] == "agent",
+        T,
+    );
+    let seen = h
+        .cp
+        .wait_until(Duration::from_secs(10), |_| !processes_with(marker).is_empty());
+    assert!(seen, "the grandchild runs");
+    h.cp.cancel("cxl");
+    let res = h
+        .cp
+        .wait_for(|v| v["type"] == "job.result" && v["job_id"] == "cxl", T);
+    assert_eq!(res["status"], "cancelled", "{res}");
+    let left = processes_with(marker);
+    assert!(left.is_empty(), "processes outlived the job: {left:?}");
+    drop(h);
+}

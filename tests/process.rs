@@ -115,7 +115,8 @@ fn cancel_kill_skips_the_grace_period() {
 #[test]
 fn a_megabyte_on_both_streams_at_once_does_not_deadlock() {
     let spec = sh("yes abc | head -c 1000000 >&2 & yes xyz | head -c 1000000; wait");
-    let (outcome, out, err) = run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
+    let (outcome, out, err) =
+        run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
     assert!(outcome.success(), "{outcome:?}");
     assert_eq!(out.iter().map(|l| l.len() + 1).sum::<usize>(), 1_000_000);
     assert_eq!(err.iter().map(|l| l.len() + 1).sum::<usize>(), 1_000_000);
@@ -166,7 +167,8 @@ fn a_five_mib_line_arrives_whole() {
 #[test]
 fn a_secret_split_across_two_writes_is_redacted() {
     let redactor = Redactor::new(vec!["abcdef-secret".to_string()]);
-    let spec = sh("printf 'key=abcdef'; sleep 0.2; printf -- '-secret end\\n'; echo abcdef-secret >&2");
+    let spec =
+        sh("printf 'key=abcdef'; sleep 0.2; printf -- '-secret end\\n'; echo abcdef-secret >&2");
     let (outcome, out, err) = run_lines(&spec, &CancelToken::never(), &redactor, |_, _| {});
     assert!(outcome.success());
     assert_eq!(out, vec!["key=[REDACTED] end"]);
@@ -215,7 +217,10 @@ fn stdin_null_reads_as_empty() {
 fn exit_codes_and_signals_are_reported() {
     let r = |s: &str| run_lines(&sh(s), &CancelToken::never(), &Redactor::empty(), |_, _| {}).0;
     let o = r("exit 3");
-    assert_eq!((o.exit_code, o.signal, o.ended), (Some(3), None, Ended::Exited));
+    assert_eq!(
+        (o.exit_code, o.signal, o.ended),
+        (Some(3), None, Ended::Exited)
+    );
     assert!(!o.success());
     assert_eq!(o.describe(), "exit code 3");
     let o = r("kill -9 $$");
@@ -263,9 +268,11 @@ fn the_observer_sees_the_group_start_and_end() {
         observer: Some(&rec),
     };
     let mut pid_seen = 0;
-    process::run(&sh("echo $$; sleep 1000 >/dev/null &"), &opts, &mut |_, l| {
-        pid_seen = l.parse().expect("pid")
-    })
+    process::run(
+        &sh("echo $$; sleep 1000 >/dev/null &"),
+        &opts,
+        &mut |_, l| pid_seen = l.parse().expect("pid"),
+    )
     .expect("spawn");
     let calls = rec.0.lock().expect("lock").clone();
     assert_eq!(calls, vec![("spawned", pid_seen), ("finished", pid_seen)]);
@@ -278,10 +285,28 @@ fn run_captured_keeps_output_up_to_the_limit() {
         redactor: &Redactor::empty(),
         observer: None,
     };
-    let c = process::run_captured(&sh("echo one; echo two; echo err >&2; echo three"), &opts, 9)
-        .expect("spawn");
+    let c = process::run_captured(
+        &sh("echo one; echo two; echo err >&2; echo three"),
+        &opts,
+        9,
+    )
+    .expect("spawn");
     assert!(c.outcome.success());
     assert_eq!(c.stdout, "one\ntwo\n");
     assert_eq!(c.stderr, "err\n");
     assert_eq!(c.dropped_bytes, 6);
+}
+
+#[test]
+fn a_line_arrives_while_the_child_still_runs_even_with_secrets_to_catch() {
+    // The stream redactor must not hold a finished line back until EOF.
+    let redactor = Redactor::new(vec!["a-rather-long-secret-value-0123456789".to_string()]);
+    let (canceller, token) = cancel_pair();
+    let t0 = Instant::now();
+    let (outcome, out, _) = run_lines(&sh("echo first; sleep 100"), &token, &redactor, |_, _| {
+        canceller.cancel(CancelReason::Server)
+    });
+    assert_eq!(out, vec!["first"]);
+    assert_eq!(outcome.ended, Ended::Cancelled(CancelReason::Server));
+    assert!(t0.elapsed() < Duration::from_secs(5));
 }

@@ -167,7 +167,9 @@ pub(crate) fn json_object(line: &str) -> Option<Value> {
     if !t.starts_with('{') {
         return None;
     }
-    serde_json::from_str::<Value>(t).ok().filter(Value::is_object)
+    serde_json::from_str::<Value>(t)
+        .ok()
+        .filter(Value::is_object)
 }
 
 /// `v[key]` as a string.

@@ -33,7 +33,11 @@ pub fn run_attempt(
     opts: &RunOptions,
     reporter: &mut Reporter,
 ) -> Result<AttemptOutput, SpawnError> {
-    let dirs = [Some(ctx.home.to_path_buf()), Some(ctx.tmp.to_path_buf()), adapter.config_dir(ctx)];
+    let dirs = [
+        Some(ctx.home.to_path_buf()),
+        Some(ctx.tmp.to_path_buf()),
+        adapter.config_dir(ctx),
+    ];
     for dir in dirs.into_iter().flatten() {
         std::fs::create_dir_all(&dir).map_err(|e| SpawnError {
             program: adapter.program().to_string(),

@@ -65,7 +65,11 @@ impl AgentAdapter for Claude {
         if let Some(dir) = self.config_dir(ctx) {
             spec.set_env("CLAUDE_CONFIG_DIR", path_str(&dir));
         }
-        set_key(&mut spec, "ANTHROPIC_API_KEY", ctx.keys.anthropic_api_key.as_ref());
+        set_key(
+            &mut spec,
+            "ANTHROPIC_API_KEY",
+            ctx.keys.anthropic_api_key.as_ref(),
+        );
         set_key(
             &mut spec,
             "CLAUDE_CODE_OAUTH_TOKEN",
@@ -327,7 +331,10 @@ mod tests {
         assert_eq!(events[1].text.as_deref(), Some("cargo test"));
         assert_eq!(events[2].tool.as_deref(), Some("Bash"));
         assert_eq!(events[2].is_error, Some(false));
-        assert_eq!(events[2].text.as_deref(), Some("test result: ok. 12 passed"));
+        assert_eq!(
+            events[2].text.as_deref(),
+            Some("test result: ok. 12 passed")
+        );
         assert!(v.success, "{v:?}");
         assert_eq!(v.final_text, "All 12 tests pass.");
         assert_eq!(

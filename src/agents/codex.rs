@@ -39,9 +39,15 @@ impl AgentAdapter for Codex {
     /// ARGS… [resume ID] PROMPT` — every option before `resume`.
     fn command(&self, ctx: &AgentContext) -> CommandSpec {
         let mut spec = base_command(NAME, ctx, self.default_timeout());
-        spec.args = ["exec", "--json", "--skip-git-repo-check", "--color", "never"]
-            .map(String::from)
-            .to_vec();
+        spec.args = [
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--color",
+            "never",
+        ]
+        .map(String::from)
+        .to_vec();
         if let Some(m) = &ctx.spec.model {
             spec.args.extend(["-m".into(), m.clone()]);
         }
@@ -64,7 +70,11 @@ impl AgentAdapter for Codex {
         // CODEX_API_KEY is the variable `exec` supports; OPENAI_API_KEY too
         // for older builds and tools the agent runs.
         set_key(&mut spec, "CODEX_API_KEY", ctx.keys.openai_api_key.as_ref());
-        set_key(&mut spec, "OPENAI_API_KEY", ctx.keys.openai_api_key.as_ref());
+        set_key(
+            &mut spec,
+            "OPENAI_API_KEY",
+            ctx.keys.openai_api_key.as_ref(),
+        );
         spec
     }
 
@@ -146,7 +156,10 @@ impl CodexParser {
                     str_at(item, "server").unwrap_or("mcp"),
                     str_at(item, "tool").unwrap_or("tool")
                 );
-                let args = item.get("arguments").map(Value::to_string).unwrap_or_default();
+                let args = item
+                    .get("arguments")
+                    .map(Value::to_string)
+                    .unwrap_or_default();
                 out.push(Parsed::Event(
                     event(AgentEventType::ToolUse).tool(tool.clone()).text(args),
                 ));
@@ -353,7 +366,13 @@ mod tests {
         let spec = Codex.command(&ctx);
         assert_eq!(
             spec.args[..5],
-            ["exec", "--json", "--skip-git-repo-check", "--color", "never"]
+            [
+                "exec",
+                "--json",
+                "--skip-git-repo-check",
+                "--color",
+                "never"
+            ]
         );
         let joined = spec.args.join(" ");
         assert!(joined.contains("-m m1"));

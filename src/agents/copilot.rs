@@ -48,13 +48,11 @@ impl AgentAdapter for Copilot {
         ];
         if ctx.read_only {
             // Deny rules win over --allow-all.
-            spec.args.extend(
-                ["--deny-tool", "write", "--deny-tool", "shell"].map(String::from),
-            );
+            spec.args
+                .extend(["--deny-tool", "write", "--deny-tool", "shell"].map(String::from));
         }
-        spec.args.extend(
-            ["--no-ask-user", "--no-color", "--no-auto-update"].map(String::from),
-        );
+        spec.args
+            .extend(["--no-ask-user", "--no-color", "--no-auto-update"].map(String::from));
         if let Some(m) = &ctx.spec.model {
             spec.args.extend(["--model".into(), m.clone()]);
         }
@@ -160,7 +158,9 @@ impl AgentParser for CopilotParser {
                 out.push(Parsed::Event(e));
             }
             Some("session.error") => {
-                let m = str_at(data, "message").unwrap_or("session error").to_string();
+                let m = str_at(data, "message")
+                    .unwrap_or("session error")
+                    .to_string();
                 out.push(Parsed::Event(event(AgentEventType::Error).text(m.clone())));
                 self.last_error = Some(m);
             }
@@ -306,9 +306,16 @@ mod tests {
         ] {
             assert!(joined.contains(flag), "{flag}: {joined}");
         }
-        let i = spec.args.iter().position(|a| a == "--session-id").expect("sid");
+        let i = spec
+            .args
+            .iter()
+            .position(|a| a == "--session-id")
+            .expect("sid");
         assert_eq!(spec.args[i + 1].len(), 36);
-        assert_eq!(spec.get_env("COPILOT_GITHUB_TOKEN"), Some("github_pat_copilot"));
+        assert_eq!(
+            spec.get_env("COPILOT_GITHUB_TOKEN"),
+            Some("github_pat_copilot")
+        );
         assert_eq!(spec.get_env("GITHUB_TOKEN"), None);
         assert_eq!(spec.get_env("COPILOT_HOME"), Some("/h/.copilot"));
         ctx.read_only = true;

@@ -41,7 +41,11 @@ impl AgentAdapter for Custom {
     }
 
     fn program(&self) -> &str {
-        self.def.command.first().map(String::as_str).unwrap_or_default()
+        self.def
+            .command
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     /// `COMMAND… [MODEL_FLAG MODEL] ARGS… [PROMPT]` (the prompt goes on

@@ -18,8 +18,7 @@ mod custom;
 mod registry;
 
 pub use adapter::{
-    uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed,
-    DEFAULT_AGENT_TIMEOUT,
+    uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, DEFAULT_AGENT_TIMEOUT,
 };
 pub use attempt::{run_attempt, AttemptOutput};
 pub use claude::{Claude, ClaudeParser};

@@ -281,7 +281,10 @@ mod tests {
                 Piece::Line("ok".into()),
             ]
         );
-        assert_eq!(truncation_note(6), "[ados: line truncated: 6 bytes dropped]");
+        assert_eq!(
+            truncation_note(6),
+            "[ados: line truncated: 6 bytes dropped]"
+        );
     }
 
     #[test]

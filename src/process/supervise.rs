@@ -89,7 +89,9 @@ pub fn run(
         // Cannot happen with Stdio::piped(); reap and report rather than panic.
         reap_now(pgid, child);
         group.done();
-        return Err(spawn_err(io::Error::other("the child's pipes were not created")));
+        return Err(spawn_err(io::Error::other(
+            "the child's pipes were not created",
+        )));
     };
     let started = output::spawn_reader(
         OutputStream::Stdout,

@@ -310,3 +310,29 @@ fn a_line_arrives_while_the_child_still_runs_even_with_secrets_to_catch() {
     assert_eq!(outcome.ended, Ended::Cancelled(CancelReason::Server));
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn stdin_bytes_nobody_reads_do_not_block() {
+    let spec = sh("exit 0").stdin(Stdin::Bytes(vec![b'q'; 4 * 1024 * 1024]));
+    let (outcome, _, _) = run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
+    assert!(outcome.success(), "{outcome:?}");
+}
+
+#[test]
+fn a_panicking_line_handler_still_kills_the_group() {
+    let opts = RunOptions {
+        cancel: &CancelToken::never(),
+        redactor: &Redactor::empty(),
+        observer: None,
+    };
+    let mut pid = 0;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        process::run(&sh("sleep 1000 & echo $!; wait"), &opts, &mut |_, l| {
+            pid = l.parse().expect("pid");
+            panic!("handler failed");
+        })
+    }));
+    assert!(r.is_err());
+    assert!(pid > 0);
+    assert_dies(pid);
+}

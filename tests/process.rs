@@ -336,3 +336,20 @@ fn a_panicking_line_handler_still_kills_the_group() {
     assert!(pid > 0);
     assert_dies(pid);
 }
+
+#[test]
+fn a_missing_working_directory_is_named() {
+    let spec = CommandSpec::new("sh", "/nonexistent/ados-dir").envs(process::allowlisted_env(None));
+    let opts = RunOptions {
+        cancel: &CancelToken::never(),
+        redactor: &Redactor::empty(),
+        observer: None,
+    };
+    let msg = process::run(&spec, &opts, &mut |_, _| {})
+        .expect_err("must fail")
+        .to_string();
+    assert_eq!(
+        msg,
+        "could not start `sh`: its working directory /nonexistent/ados-dir does not exist"
+    );
+}

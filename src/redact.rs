@@ -22,6 +22,8 @@ pub struct Redactor {
     matcher: Option<AhoCorasick>,
     /// The longest pattern, in bytes: how much a stream must hold back.
     max_len: usize,
+    /// No pattern contains a newline, so no match spans one.
+    line_safe: bool,
     secrets: Vec<String>,
 }
 
@@ -29,14 +31,27 @@ impl Redactor {
     /// A redactor for `secrets`; values shorter than [`MIN_SECRET_LEN`] are
     /// skipped.
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Redactor {
+        // A multi-line secret (a PEM key) is matched line by line: then no
+        // pattern holds a newline, so a stream can release every complete
+        // line at once (see `StreamRedactor::feed`).
         let mut secrets: Vec<String> = secrets
             .into_iter()
+            .flat_map(|s| {
+                if s.contains('\n') {
+                    s.split('\n')
+                        .map(|l| l.trim_end_matches('\r').to_string())
+                        .collect()
+                } else {
+                    vec![s]
+                }
+            })
             .filter(|s| s.len() >= MIN_SECRET_LEN)
             .collect();
         secrets.sort();
         secrets.dedup();
         let patterns = patterns_for(&secrets);
         let max_len = patterns.iter().map(String::len).max().unwrap_or(0);
+        let line_safe = patterns.iter().all(|p| !p.contains('\n'));
         let matcher = if patterns.is_empty() {
             None
         } else {
@@ -48,6 +63,7 @@ impl Redactor {
         Redactor {
             matcher,
             max_len,
+            line_safe,
             secrets,
         }
     }
@@ -205,7 +221,15 @@ impl StreamRedactor {
         // pattern, so it is final; one starting later might be the prefix
         // of a longer secret still to come (a shorter pattern matching
         // first would let the rest of the longer one through), so it waits.
-        let boundary = self.pending.len().saturating_sub(hold);
+        let mut boundary = self.pending.len().saturating_sub(hold);
+        // No match spans a newline: everything up to the last one is final.
+        // Without this, the last line before a pause in the output would
+        // wait for the next read (or EOF) however long that takes.
+        if self.redactor.line_safe {
+            if let Some(nl) = self.pending.iter().rposition(|&b| b == b'\n') {
+                boundary = boundary.max(nl + 1);
+            }
+        }
         let mut out = Vec::with_capacity(self.pending.len());
         let mut last = 0;
         for mat in m.find_iter(&self.pending) {
@@ -268,6 +292,23 @@ mod tests {
             String::from_utf8(out).expect("utf8"),
             "hello [REDACTED] bye\n"
         );
+    }
+
+    #[test]
+    fn a_complete_line_is_released_at_once() {
+        let r = Redactor::new(vec!["supersecret-123".to_string()]);
+        let mut s = r.stream();
+        assert_eq!(s.feed(b"ok\n"), b"ok\n");
+        assert_eq!(s.feed(b"a supersecret-123\nb"), b"a [REDACTED]\n");
+        assert_eq!(s.finish(), b"b");
+    }
+
+    #[test]
+    fn a_multi_line_secret_is_matched_line_by_line() {
+        let key = "-----BEGIN KEY-----\r\nAAAAB3NzaC1yc2EAAA\n-----END KEY-----";
+        let r = Redactor::new(vec![key.to_string()]);
+        assert_eq!(r.secrets().len(), 3);
+        assert_eq!(r.redact("x\nAAAAB3NzaC1yc2EAAA\ny"), "x\n[REDACTED]\ny");
     }
 
     #[test]

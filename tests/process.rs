@@ -296,3 +296,60 @@ fn run_captured_keeps_output_up_to_the_limit() {
     assert_eq!(c.stderr, "err\n");
     assert_eq!(c.dropped_bytes, 6);
 }
+
+#[test]
+fn a_line_arrives_while_the_child_still_runs_even_with_secrets_to_catch() {
+    // The stream redactor must not hold a finished line back until EOF.
+    let redactor = Redactor::new(vec!["a-rather-long-secret-value-0123456789".to_string()]);
+    let (canceller, token) = cancel_pair();
+    let t0 = Instant::now();
+    let (outcome, out, _) = run_lines(&sh("echo first; sleep 100"), &token, &redactor, |_, _| {
+        canceller.cancel(CancelReason::Server)
+    });
+    assert_eq!(out, vec!["first"]);
+    assert_eq!(outcome.ended, Ended::Cancelled(CancelReason::Server));
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn stdin_bytes_nobody_reads_do_not_block() {
+    let spec = sh("exit 0").stdin(Stdin::Bytes(vec![b'q'; 4 * 1024 * 1024]));
+    let (outcome, _, _) = run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
+    assert!(outcome.success(), "{outcome:?}");
+}
+
+#[test]
+fn a_panicking_line_handler_still_kills_the_group() {
+    let opts = RunOptions {
+        cancel: &CancelToken::never(),
+        redactor: &Redactor::empty(),
+        observer: None,
+    };
+    let mut pid = 0;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        process::run(&sh("sleep 1000 & echo $!; wait"), &opts, &mut |_, l| {
+            pid = l.parse().expect("pid");
+            panic!("handler failed");
+        })
+    }));
+    assert!(r.is_err());
+    assert!(pid > 0);
+    assert_dies(pid);
+}
+
+#[test]
+fn a_missing_working_directory_is_named() {
+    let spec = CommandSpec::new("sh", "/nonexistent/ados-dir").envs(process::allowlisted_env(None));
+    let opts = RunOptions {
+        cancel: &CancelToken::never(),
+        redactor: &Redactor::empty(),
+        observer: None,
+    };
+    let msg = process::run(&spec, &opts, &mut |_, _| {})
+        .expect_err("must fail")
+        .to_string();
+    assert_eq!(
+        msg,
+        "could not start `sh`: its working directory /nonexistent/ados-dir does not exist"
+    );
+}

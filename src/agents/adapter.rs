@@ -149,6 +149,15 @@ pub(crate) fn base_command(program: &str, ctx: &AgentContext, default: Duration)
     spec
 }
 
+/// The prompt as the last argv element; `--` first when it starts with a
+/// dash, so the CLI cannot read it as an option.
+pub(crate) fn push_prompt(spec: &mut CommandSpec, prompt: &str) {
+    if prompt.starts_with('-') {
+        spec.args.push("--".into());
+    }
+    spec.args.push(prompt.to_string());
+}
+
 /// A path as an argv/env string.
 pub(crate) fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()

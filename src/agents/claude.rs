@@ -5,8 +5,9 @@
 //! with an error text. No `result` line at all is a failure.
 
 use super::adapter::{
-    base_command, content_text, json_object, path_str, set_key, str_at, summarize_input, u64_at,
-    AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
+    base_command, content_text, json_object, path_str, push_prompt, set_key, str_at,
+    summarize_input, u64_at, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed,
+    StderrTail,
 };
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, Ended, OutputStream, ProcessOutcome};
@@ -81,15 +82,6 @@ impl AgentAdapter for Claude {
     fn parser(&self) -> Box<dyn AgentParser> {
         Box::new(ClaudeParser::default())
     }
-}
-
-/// The prompt as the last argv element; `--` first when it starts with a
-/// dash, so the CLI cannot read it as an option.
-pub(crate) fn push_prompt(spec: &mut CommandSpec, prompt: &str) {
-    if prompt.starts_with('-') {
-        spec.args.push("--".into());
-    }
-    spec.args.push(prompt.to_string());
 }
 
 /// What the `result` line said.

@@ -5,10 +5,9 @@
 //! text in `error` / `turn.failed`.
 
 use super::adapter::{
-    base_command, json_object, path_str, set_key, str_at, u64_at, AgentAdapter, AgentContext,
-    AgentParser, AgentVerdict, Parsed, StderrTail,
+    base_command, json_object, path_str, push_prompt, set_key, str_at, u64_at, AgentAdapter,
+    AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
 };
-use super::claude::push_prompt;
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome};
 use serde_json::Value;

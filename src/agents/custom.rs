@@ -7,10 +7,9 @@
 //! no agent credential: the runner cannot know which one it would need.
 
 use super::adapter::{
-    base_command, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
-    DEFAULT_AGENT_TIMEOUT,
+    base_command, push_prompt, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed,
+    StderrTail, DEFAULT_AGENT_TIMEOUT,
 };
-use super::claude::push_prompt;
 use crate::config::CustomAgent;
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome, Stdin};

@@ -66,10 +66,11 @@ pub fn run(
         });
     let child = cmd.spawn().map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound && !spec.cwd.is_dir() {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("working directory {} does not exist", spec.cwd.display()),
-            )
+            // Not `NotFound`: the PATH hint would point the wrong way.
+            io::Error::other(format!(
+                "its working directory {} does not exist",
+                spec.cwd.display()
+            ))
         } else {
             e
         }

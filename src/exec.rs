@@ -10,7 +10,7 @@ use crate::config::{Config, Purpose, RawEnv};
 use crate::job::event::{Event, JobResult, ResultStatus};
 use crate::job::pipeline::{JobContext, JobRunner};
 use crate::job::reporter::EventSink;
-use crate::job::spec::{JobSpec, RemotePolicy};
+use crate::job::spec::JobSpec;
 use crate::job::{CancelReason, Reporter};
 use crate::metrics::Metrics;
 use crate::workspace::Workspace;
@@ -244,7 +244,7 @@ pub fn main(args: &[String]) -> u8 {
                 .into_owned()
         });
     env.set("WORKSPACE_DIR", &workspace);
-    let cfg = match Config::from_raw(&env, Purpose::Exec) {
+    let mut cfg = match Config::from_raw(&env, Purpose::Exec) {
         Ok(c) => c,
         Err(errors) => {
             eprint!("{errors}");
@@ -255,11 +255,8 @@ pub fn main(args: &[String]) -> u8 {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // The user named the repository on their own command line: a local
     // path is not the untrusted input §5 guards against.
-    let policy = RemotePolicy {
-        allow_file: true,
-        ..cfg.remote_policy
-    };
-    let spec = match JobSpec::from_json(&raw_spec, policy) {
+    cfg.remote_policy.allow_file = true;
+    let spec = match JobSpec::from_json(&raw_spec, cfg.remote_policy) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -15,6 +15,8 @@ fn env(ws: &Path) -> Vec<(&'static str, String)> {
         ("WORKSPACE_DIR", ws.display().to_string()),
         ("PATH", path_with_fake_agents()),
         ("ADOS_MIN_FREE_DISK", "0".into()),
+        ("ANTHROPIC_API_KEY", "sk-ant-exec-test-0123456789".into()),
+        ("OPENAI_API_KEY", "sk-exec-test-0123456789abcdef".into()),
     ]
 }
 
@@ -27,19 +29,42 @@ fn exec_from_flags_runs_the_pipeline_and_prints_the_result() {
     let (status, out, err) = run_to_end(
         Path::new(BIN),
         &[
-            "exec", "--repo", &repo_s, "--agent", "claude", "--model", "m1",
-            "--prompt", "FAKE: write hello.txt hi", "--test-cmd", "test -f hello.txt",
-            "--branch", "ados/exec-1", "--merge-mode", "pr",
+            "exec",
+            "--repo",
+            &repo_s,
+            "--agent",
+            "claude",
+            "--model",
+            "m1",
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "test -f hello.txt",
+            "--branch",
+            "ados/exec-1",
+            "--merge-mode",
+            "pr",
         ],
         &env(ws.path()),
         T,
     );
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "stderr:\n{err}\nstdout:\n{out}");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "stderr:\n{err}\nstdout:\n{out}"
+    );
     let res: Value = serde_json::from_str(&out).expect("stdout is the result JSON");
     assert_eq!(res["status"], "completed");
     assert_eq!(res["model"], "m1");
     // Progress: each status with its elapsed time, agent lines.
-    for needle in ["s] preparing", "s] cloning", "s] running_agent", "s] testing", "s] pushing", "claude"] {
+    for needle in [
+        "s] preparing",
+        "s] cloning",
+        "s] running_agent",
+        "s] testing",
+        "s] pushing",
+        "claude",
+    ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
     let (ok, file, _) = try_git(&repo, &["show", "ados/exec-1:hello.txt"]);
@@ -61,13 +86,20 @@ fn exec_from_a_spec_file_writes_output_and_exits_1_when_not_completed() {
     let out_path = ws.path().join("result.json");
     let (status, _, err) = run_to_end(
         Path::new(BIN),
-        &["exec", "--spec", &spec_path.display().to_string(), "--output", &out_path.display().to_string()],
+        &[
+            "exec",
+            "--spec",
+            &spec_path.display().to_string(),
+            "--output",
+            &out_path.display().to_string(),
+        ],
         &env(ws.path()),
         T,
     );
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
     let res: Value =
-        serde_json::from_str(&std::fs::read_to_string(&out_path).expect("result file")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(&out_path).expect("result file"))
+            .expect("json");
     assert_eq!(res["status"], "needs-human");
     assert_eq!(res["job_id"], "spec-1");
 }
@@ -77,7 +109,12 @@ fn exec_usage_errors_exit_2() {
     let ws = TempDir::new("exec-usage");
     let (status, _, err) = run_to_end(Path::new(BIN), &["exec", "--bogus"], &env(ws.path()), T);
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
-    let (status, _, err) = run_to_end(Path::new(BIN), &["exec", "--repo", "/nonexistent/x"], &env(ws.path()), T);
+    let (status, _, err) = run_to_end(
+        Path::new(BIN),
+        &["exec", "--repo", "/nonexistent/x"],
+        &env(ws.path()),
+        T,
+    );
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
     assert!(err.contains("--repo"), "{err}");
 }

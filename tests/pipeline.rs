@@ -24,7 +24,7 @@ struct Harness {
     repos: TempDir,
     recorder: TempDir,
     git: GitServer,
-    runner: RunnerProcess,
+    _runner: RunnerProcess,
 }
 
 impl Harness {
@@ -57,7 +57,10 @@ impl Harness {
             ("GITHUB_TOKEN", TOKEN.into()),
             ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
             ("OPENAI_API_KEY", "sk-openai-test-0123456789abcdef".into()),
-            ("COPILOT_GITHUB_TOKEN", "github_pat_copilot_test_0123456789".into()),
+            (
+                "COPILOT_GITHUB_TOKEN",
+                "github_pat_copilot_test_0123456789".into(),
+            ),
             ("PATH", path),
         ];
         let runner = RunnerProcess::start(Path::new(BIN), &[], &env);
@@ -68,7 +71,7 @@ impl Harness {
             repos,
             recorder,
             git,
-            runner,
+            _runner: runner,
         }
     }
 
@@ -92,9 +95,10 @@ impl Harness {
     fn run(&self, spec: Value) -> (Vec<Value>, Value) {
         let id = spec["job_id"].as_str().unwrap_or_default().to_string();
         self.cp.assign(spec);
-        let result = self
-            .cp
-            .wait_for(|v| v["type"] == "job.result" && v["job_id"] == id.as_str(), T);
+        let result = self.cp.wait_for(
+            |v| v["type"] == "job.result" && v["job_id"] == id.as_str(),
+            T,
+        );
         let events = self
             .cp
             .frames()
@@ -129,7 +133,10 @@ fn all_text(events: &[Value], result: &Value) -> String {
 
 #[test]
 fn completed_with_each_agent_and_the_token_is_nowhere() {
-    let h = Harness::start(&[("README.md", "# r\n"), ("test.sh", "grep -q hi hello.txt\n")]);
+    let h = Harness::start(&[
+        ("README.md", "# r\n"),
+        ("test.sh", "grep -q hi hello.txt\n"),
+    ]);
     let mut every = String::new();
     for agent in ["claude", "codex", "copilot"] {
         let id = format!("ok-{agent}");
@@ -142,7 +149,14 @@ fn completed_with_each_agent_and_the_token_is_nowhere() {
         assert_eq!(res["status"], "completed", "{agent}: {res}");
         assert_eq!(
             statuses(&events),
-            ["preparing", "cloning", "running_agent", "testing", "committing", "pushing"],
+            [
+                "preparing",
+                "cloning",
+                "running_agent",
+                "testing",
+                "committing",
+                "pushing"
+            ],
             "{agent}"
         );
         assert_eq!(res["changed_files"], json!(["hello.txt"]), "{res}");
@@ -151,22 +165,35 @@ fn completed_with_each_agent_and_the_token_is_nowhere() {
         assert_eq!(res["tests"]["passed"], true);
         assert!(res["commit_sha"].as_str().is_some_and(|s| s.len() == 40));
         assert!(res["pr_url"].is_null(), "no PR is made up: {res}");
-        assert!(res["summary"].as_str().unwrap_or("").contains("No PR was opened"));
+        assert!(res["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("No PR was opened"));
         assert_eq!(
             h.branch_file(&format!("ados/{id}"), "hello.txt").as_deref(),
             Some(format!("hi from {agent}\n").as_str())
         );
         // Agent events were normalised and streamed.
-        assert!(events.iter().any(|e| e["event"]["kind"] == "agent" && e["event"]["agent"] == agent));
-        assert!(events.iter().any(|e| e["event"]["kind"] == "test" && e["event"]["passed"] == true));
+        assert!(events
+            .iter()
+            .any(|e| e["event"]["kind"] == "agent" && e["event"]["agent"] == agent));
+        assert!(events
+            .iter()
+            .any(|e| e["event"]["kind"] == "test" && e["event"]["passed"] == true));
         if agent == "claude" {
-            assert!(res["usage"]["output_tokens"].as_u64().unwrap_or(0) > 0, "{res}");
+            assert!(
+                res["usage"]["output_tokens"].as_u64().unwrap_or(0) > 0,
+                "{res}"
+            );
             assert!(res["usage"]["cost_usd"].as_f64().is_some(), "{res}");
         }
         every.push_str(&all_text(&events, &res));
     }
     // The commit carries the spec's author.
-    let (_, author, _) = try_git(&h.bare(), &["log", "-1", "--format=%an <%ae>", "ados/ok-claude"]);
+    let (_, author, _) = try_git(
+        &h.bare(),
+        &["log", "-1", "--format=%an <%ae>", "ados/ok-claude"],
+    );
     assert_eq!(author.trim(), "ADOS Bot <bot@ados.dev>");
     // The token is in no file, no argv, no event, in any usual form.
     let basic = base64(format!("x-access-token:{TOKEN}").as_bytes());
@@ -179,7 +206,9 @@ fn completed_with_each_agent_and_the_token_is_nowhere() {
     }
     let argv = recorded_argv(h.recorder.path());
     assert!(argv.len() > 10, "git argv recorded: {}", argv.len());
-    assert!(argv.iter().all(|l| !l.contains(TOKEN) && !l.contains(&basic)));
+    assert!(argv
+        .iter()
+        .all(|l| !l.contains(TOKEN) && !l.contains(&basic)));
     // The job directories are gone; the mirror stays.
     let jobs: Vec<_> = std::fs::read_dir(h.ws.path().join("jobs"))
         .map(|d| d.flatten().collect())
@@ -206,7 +235,11 @@ fn fallback_after_a_failing_agent_starts_from_a_clean_tree() {
     assert_eq!(attempts[1]["agent"], "codex");
     assert!(attempts[1]["error"].is_null());
     assert_eq!(res["agent"], "codex");
-    assert_eq!(res["changed_files"], json!(["hello.txt"]), "the failed attempt's file was cleaned: {res}");
+    assert_eq!(
+        res["changed_files"],
+        json!(["hello.txt"]),
+        "the failed attempt's file was cleaned: {res}"
+    );
 }
 
 #[test]
@@ -215,7 +248,10 @@ fn no_change_needs_a_human_and_pushes_nothing() {
     let (_, res) = h.run(h.spec("nochange", "claude", "just look around", ""));
     assert_eq!(res["status"], "needs-human", "{res}");
     assert_eq!(res["summary"], "agent made no changes");
-    let (ok, _, _) = try_git(&h.bare(), &["rev-parse", "--verify", "refs/heads/ados/nochange"]);
+    let (ok, _, _) = try_git(
+        &h.bare(),
+        &["rev-parse", "--verify", "refs/heads/ados/nochange"],
+    );
     assert!(!ok, "nothing may be pushed");
 }
 
@@ -225,11 +261,18 @@ fn tests_red_after_repair_push_and_need_a_human() {
     let (events, res) = h.run(h.spec("red", "claude", "FAKE: write hello.txt hi", "false"));
     assert_eq!(res["status"], "needs-human", "{res}");
     assert_eq!(res["tests"]["passed"], false);
-    assert_eq!(res["attempts"].as_array().map(Vec::len), Some(2), "one repair: {res}");
+    assert_eq!(
+        res["attempts"].as_array().map(Vec::len),
+        Some(2),
+        "one repair: {res}"
+    );
     let st = statuses(&events);
     assert!(st.contains(&"repairing".to_string()), "{st:?}");
     assert_eq!(st.iter().filter(|s| *s == "testing").count(), 2, "{st:?}");
-    assert!(h.branch_file("ados/red", "hello.txt").is_some(), "pushed for a person to look at");
+    assert!(
+        h.branch_file("ados/red", "hello.txt").is_some(),
+        "pushed for a person to look at"
+    );
 }
 
 #[test]
@@ -248,7 +291,10 @@ fn a_repair_turns_the_tests_green() {
         .map(|e| e["event"]["passed"].as_bool().unwrap_or(false))
         .collect();
     assert_eq!(tests, [false, true]);
-    assert_eq!(h.branch_file("ados/repair", "calc.txt").as_deref(), Some("2\n"));
+    assert_eq!(
+        h.branch_file("ados/repair", "calc.txt").as_deref(),
+        Some("2\n")
+    );
 }
 
 #[test]
@@ -263,19 +309,32 @@ fn a_rerun_onto_an_existing_ados_branch_starts_from_the_target() {
     let (events, second) = h.run(spec);
     assert_eq!(second["status"], "completed", "{second}");
     // The branch was replaced: it holds the second run's file only, on top of main.
-    assert_eq!(h.branch_file("ados/issue-7", "other.txt").as_deref(), Some("second\n"));
+    assert_eq!(
+        h.branch_file("ados/issue-7", "other.txt").as_deref(),
+        Some("second\n")
+    );
     assert!(h.branch_file("ados/issue-7", "hello.txt").is_none());
     let (_, parent, _) = try_git(&h.bare(), &["rev-parse", "ados/issue-7^"]);
     let (_, main, _) = try_git(&h.bare(), &["rev-parse", "main"]);
     assert_eq!(parent.trim(), main.trim());
     // The mirror was reused by the second job: it fetched, it did not clone.
     let text: String = events.iter().map(|e| e.to_string()).collect();
-    assert!(text.contains("updated the repository mirror"), "second job reused the mirror");
+    assert!(
+        text.contains("updated the repository mirror"),
+        "second job reused the mirror"
+    );
     let inits = recorded_argv(h.recorder.path())
         .iter()
-        .filter(|l| l.contains(" init ") || l.contains(" clone --mirror") || l.contains(" clone --bare"))
+        .filter(|l| {
+            l.contains(" init ") || l.contains(" clone --mirror") || l.contains(" clone --bare")
+        })
         .count();
-    assert_eq!(inits, 1, "the mirror is made once: {:?}", recorded_argv(h.recorder.path()));
+    assert_eq!(
+        inits,
+        1,
+        "the mirror is made once: {:?}",
+        recorded_argv(h.recorder.path())
+    );
     let mirrors = std::fs::read_dir(h.ws.path().join("mirrors"))
         .map(|d| d.flatten().count())
         .unwrap_or(0);
@@ -285,7 +344,12 @@ fn a_rerun_onto_an_existing_ados_branch_starts_from_the_target() {
 #[test]
 fn a_monorepo_path_is_where_the_agent_and_tests_run() {
     let h = Harness::start(&[("README.md", "# r\n"), ("svc/api/README.md", "api\n")]);
-    let mut spec = h.spec("mono", "claude", "FAKE: write new.txt inside", "test -f new.txt");
+    let mut spec = h.spec(
+        "mono",
+        "claude",
+        "FAKE: write new.txt inside",
+        "test -f new.txt",
+    );
     spec["repo"]["path"] = json!("svc/api");
     let (_, res) = h.run(spec);
     assert_eq!(res["status"], "completed", "{res}");
@@ -314,7 +378,13 @@ fn an_agent_timeout_fails_the_attempt() {
     spec["agent"]["timeout_s"] = json!(1);
     let (_, res) = h.run(spec);
     assert_eq!(res["status"], "failed", "{res}");
-    assert!(res["error"].as_str().unwrap_or("").contains("every agent failed"), "{res}");
+    assert!(
+        res["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("every agent failed"),
+        "{res}"
+    );
 }
 
 fn processes_with(marker: &str) -> Vec<i32> {
@@ -337,18 +407,14 @@ fn cancel_kills_a_sigterm_ignoring_agent_and_its_grandchild() {
     let h = Harness::start(&[("README.md", "# r\n")]);
     let marker = "ados-fake-grandchild";
     h.cp.assign(h.spec("cxl", "claude", "FAKE: grandchild\nFAKE: ignore-term", ""));
-    h.cp.wait_for(
-        |v| v["job_id"] == "cxl" && v["event"]["kind"] == "agent",
-        T,
-    );
-    let seen = h
-        .cp
-        .wait_until(Duration::from_secs(10), |_| !processes_with(marker).is_empty());
+    h.cp.wait_for(|v| v["job_id"] == "cxl" && v["event"]["kind"] == "agent", T);
+    let seen = h.cp.wait_until(Duration::from_secs(10), |_| {
+        !processes_with(marker).is_empty()
+    });
     assert!(seen, "the grandchild runs");
     h.cp.cancel("cxl");
-    let res = h
-        .cp
-        .wait_for(|v| v["type"] == "job.result" && v["job_id"] == "cxl", T);
+    let res =
+        h.cp.wait_for(|v| v["type"] == "job.result" && v["job_id"] == "cxl", T);
     assert_eq!(res["status"], "cancelled", "{res}");
     let left = processes_with(marker);
     assert!(left.is_empty(), "processes outlived the job: {left:?}");

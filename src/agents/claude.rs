@@ -285,7 +285,14 @@ impl AgentParser for ClaudeParser {
                     if text.is_empty() {
                         text = self.stderr.suffix().trim_start_matches(": ").to_string();
                     }
-                    verdict.error = Some(format!("claude reported {}: {text}", r.subtype));
+                    // A `success` subtype with `is_error` (rate limit, bad
+                    // key) is still an error: say so, not "success".
+                    let what = if r.subtype == "success" {
+                        "an error"
+                    } else {
+                        r.subtype.as_str()
+                    };
+                    verdict.error = Some(format!("claude reported {what}: {text}"));
                 }
             }
         }

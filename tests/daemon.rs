@@ -330,3 +330,77 @@ fn version_and_help() {
     let (status, _, err) = run_to_end(Path::new(BIN), &["bogus"], &[], T);
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
 }
+
+#[test]
+fn hello_lists_only_the_agent_clis_found() {
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-agents");
+    let _r = RunnerProcess::start(Path::new(BIN), &[], &env_for(&cp, ws.path(), free_port()));
+    let hello = cp.wait_for(|v| v["type"] == "hello", T);
+    assert_eq!(
+        hello["agents"],
+        json!(["claude", "codex", "copilot"]),
+        "{hello}"
+    );
+    drop(_r);
+
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-no-agents");
+    let mut env = env_for(&cp, ws.path(), free_port());
+    for (k, v) in env.iter_mut() {
+        if *k == "PATH" {
+            *v = "/usr/bin:/bin".into();
+        }
+    }
+    let _r = RunnerProcess::start(Path::new(BIN), &[], &env);
+    let hello = cp.wait_for(|v| v["type"] == "hello", T);
+    assert_eq!(hello["agents"], json!([]), "{hello}");
+}
+
+#[test]
+fn low_disk_rejects_new_jobs_as_retryable_and_health_says_why() {
+    let cp = start_cp(1);
+    let ws = TempDir::new("daemon-disk");
+    let port = free_port();
+    let mut env = env_for(&cp, ws.path(), port);
+    for (k, v) in env.iter_mut() {
+        if *k == "ADOS_MIN_FREE_DISK" {
+            *v = "1000T".into();
+        }
+    }
+    let _r = RunnerProcess::start(Path::new(BIN), &[], &env);
+    cp.wait_for(|v| v["type"] == "heartbeat", T);
+    cp.assign(job("disk-1", "https://github.com/o/r.git", "p"));
+    let rej = cp.wait_for(is("job.rejected", "disk-1"), T);
+    assert_eq!(rej["retryable"], true, "{rej}");
+    assert!(
+        rej["reason"].as_str().unwrap_or("").contains("disk"),
+        "{rej}"
+    );
+    let (code, body) = http_get(port, "/health").expect("health");
+    assert_eq!(code, 200, "alive, just refusing jobs: {body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert!(
+        v["disk"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ADOS_MIN_FREE_DISK"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_secret_too_short_to_mask_is_warned_about_once() {
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-short");
+    let mut env = env_for(&cp, ws.path(), free_port());
+    env.push(("GITHUB_TOKEN", "abc".into()));
+    let r = RunnerProcess::start(Path::new(BIN), &[], &env);
+    cp.wait_for(|v| v["type"] == "heartbeat", T);
+    let err = r.stderr();
+    assert_eq!(
+        err.matches("GITHUB_TOKEN is shorter than").count(),
+        1,
+        "{err}"
+    );
+}

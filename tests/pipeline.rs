@@ -8,7 +8,7 @@ use ados_test_support::fixtures::{
     files_containing, git_argv_recorder, make_bare_repo, recorded_argv, try_git, TempDir,
 };
 use ados_test_support::git_server::{base64, GitServer};
-use ados_test_support::runner::{fake_agents_dir, free_port, RunnerProcess};
+use ados_test_support::runner::{fake_agents_dir, free_port, http_get, RunnerProcess};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +24,7 @@ struct Harness {
     repos: TempDir,
     recorder: TempDir,
     git: GitServer,
+    health: u16,
     _runner: RunnerProcess,
 }
 
@@ -39,6 +40,7 @@ impl Harness {
         make_bare_repo(repos.path(), "o/r.git", files);
         let git = GitServer::start(repos.path(), "x-access-token", TOKEN);
         let bin = git_argv_recorder(recorder.path());
+        let health = free_port();
         let path = format!(
             "{}:{}:{}",
             bin.display(),
@@ -50,7 +52,7 @@ impl Harness {
             ("ADOS_TOKEN", cp.options().token.clone()),
             ("ADOS_RUNNER_ID", "runner-pipeline".into()),
             ("WORKSPACE_DIR", ws.path().display().to_string()),
-            ("ADOS_HEALTH_ADDR", format!("127.0.0.1:{}", free_port())),
+            ("ADOS_HEALTH_ADDR", format!("127.0.0.1:{health}")),
             ("ADOS_MAX_BACKOFF", "300ms".into()),
             ("ADOS_MAX_JOBS", "2".into()),
             ("ADOS_MIN_FREE_DISK", "0".into()),
@@ -71,6 +73,7 @@ impl Harness {
             repos,
             recorder,
             git,
+            health,
             _runner: runner,
         }
     }
@@ -209,6 +212,15 @@ fn completed_with_each_agent_and_the_token_is_nowhere() {
     assert!(argv
         .iter()
         .all(|l| !l.contains(TOKEN) && !l.contains(&basic)));
+    // Metrics were updated per job.
+    let (_, metrics) = http_get(h.health, "/metrics").expect("metrics");
+    for agent in ["claude", "codex", "copilot"] {
+        let line =
+            format!("ados_jobs_total{{status=\"completed\",repo=\"o/r\",agent=\"{agent}\"}} 1");
+        assert!(metrics.contains(&line), "missing {line} in\n{metrics}");
+        let count = format!("ados_agent_duration_seconds_count{{agent=\"{agent}\"}} 1");
+        assert!(metrics.contains(&count), "missing {count}");
+    }
     // The job directories are gone; the mirror stays.
     let jobs: Vec<_> = std::fs::read_dir(h.ws.path().join("jobs"))
         .map(|d| d.flatten().collect())
@@ -419,4 +431,76 @@ fn cancel_kills_a_sigterm_ignoring_agent_and_its_grandchild() {
     let left = processes_with(marker);
     assert!(left.is_empty(), "processes outlived the job: {left:?}");
     drop(h);
+}
+
+#[test]
+fn a_token_in_the_diff_stops_the_push_and_names_file_and_line() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let leaked = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+    let (_, res) = h.run(h.spec(
+        "guard",
+        "claude",
+        &format!("FAKE: write notes.txt fine\nFAKE: append notes.txt token={leaked}"),
+        "",
+    ));
+    assert_eq!(res["status"], "needs-human", "{res}");
+    let summary = res["summary"].as_str().unwrap_or("");
+    assert!(
+        summary.contains("a GitHub token in notes.txt line 2"),
+        "{summary}"
+    );
+    assert!(
+        !res.to_string().contains(leaked),
+        "the value is never shown: {res}"
+    );
+    let (ok, _, _) = try_git(
+        &h.bare(),
+        &["rev-parse", "--verify", "refs/heads/ados/guard"],
+    );
+    assert!(!ok, "nothing may be pushed");
+}
+
+#[test]
+fn registry_credentials_are_where_tools_look_and_never_committed() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let reg_token = "npm_RegistryToken_0123456789";
+    let mut spec = h.spec(
+        "reg",
+        "claude",
+        "FAKE: cat-home .npmrc\nFAKE: write hello.txt hi",
+        "",
+    );
+    spec["registries"] = json!([{"type": "npm", "url": "https://npm.pkg.github.com", "scope": "@o",
+                                 "token": reg_token}]);
+    let (events, res) = h.run(spec);
+    assert_eq!(res["status"], "completed", "{res}");
+    let text = all_text(&events, &res);
+    assert!(
+        text.contains("@o:registry=https://npm.pkg.github.com/"),
+        "the agent's HOME has the .npmrc"
+    );
+    assert!(
+        text.contains("_authToken=[REDACTED]"),
+        "the token is masked in events"
+    );
+    assert!(!text.contains(reg_token));
+    assert_eq!(res["changed_files"], json!(["hello.txt"]));
+    assert!(h.branch_file("ados/reg", ".npmrc").is_none());
+    assert!(
+        files_containing(h.ws.path(), reg_token.as_bytes()).is_empty(),
+        "deleted with the job"
+    );
+}
+
+#[test]
+fn the_job_time_limit_fails_the_job() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let mut spec = h.spec("limit", "claude", "FAKE: hang", "");
+    spec["timeout_s"] = json!(2);
+    let (_, res) = h.run(spec);
+    assert_eq!(res["status"], "failed", "{res}");
+    assert!(
+        res["error"].as_str().unwrap_or("").contains("time limit"),
+        "{res}"
+    );
 }

@@ -492,6 +492,20 @@ impl<'a> JobRunner<'a> {
             res.summary = "agent made no changes".into();
             return Ok(Box::new(res));
         }
+        let message = commit_message(spec, &summary);
+        let Some(sha) = self
+            .git(r, &genv, &redactor, |g| {
+                checkout.commit(g, &author, &message)
+            })
+            .map_err(|e| self.git_failure(&res, "commit", e))?
+        else {
+            res.status = ResultStatus::NeedsHuman;
+            res.summary = "agent made no changes".into();
+            return Ok(Box::new(res));
+        };
+        res.commit_sha = Some(sha.clone());
+        res.changed_files = changed;
+        // Scanned after the commit (the diff is base..HEAD), before any push.
         // The scan sees real values: its git runs with an empty redactor.
         let diff = self
             .git(r, &genv, &Redactor::empty(), |g| checkout.diff_for_scan(g))
@@ -513,26 +527,12 @@ impl<'a> JobRunner<'a> {
                 &format!("secret guard: nothing pushed; {}\n", list.join("; ")),
             );
             res.status = ResultStatus::NeedsHuman;
-            res.changed_files = changed;
             res.summary = format!(
                 "a secret was found in the diff, nothing was pushed: {}",
                 list.join("; ")
             );
             return Ok(Box::new(res));
         }
-        let message = commit_message(spec, &summary);
-        let Some(sha) = self
-            .git(r, &genv, &redactor, |g| {
-                checkout.commit(g, &author, &message)
-            })
-            .map_err(|e| self.git_failure(&res, "commit", e))?
-        else {
-            res.status = ResultStatus::NeedsHuman;
-            res.summary = "agent made no changes".into();
-            return Ok(Box::new(res));
-        };
-        res.commit_sha = Some(sha.clone());
-        res.changed_files = changed;
 
         // pushing
         let (push_branch, mode) = match spec.merge_mode {
@@ -658,7 +658,9 @@ impl<'a> JobRunner<'a> {
             .map(Duration::from_secs)
             .unwrap_or(adapter.default_timeout());
         let mut budgeted = agent_spec.clone();
-        budgeted.timeout_s = Some(self.budget(step).as_secs().max(1));
+        // Rounded up: a timeout cut short by flooring would fire before the
+        // job's own deadline and be reported as the agent's failure.
+        budgeted.timeout_s = Some(self.budget(step).as_millis().div_ceil(1000).max(1) as u64);
         let actx = AgentContext {
             spec: &budgeted,
             prompt: prompt_text,

@@ -603,53 +603,36 @@ fn websocket_check(cfg: &Config) -> Check {
     }
 }
 
-/// The first non-empty line of `program --version`, or why there is none.
-///
-/// TODO: move to process::run_captured at merge (child processes belong to
-/// the `process` module; this is the minimal stand-in: stdin null, an
-/// environment of PATH only, stdout read on a thread, a 10 s deadline).
+/// `<program> --version`'s first line, through the process module (own
+/// process group, stdin null, an environment of PATH only, 10 s limit).
 fn version_of(program: &str, path: &str) -> Result<String, String> {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(program)
-        .arg("--version")
-        .env_clear()
-        .env("PATH", path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => "not found on PATH".to_string(),
-            _ => format!("cannot be started: {e}"),
-        })?;
-    let Some(stdout) = child.stdout.take() else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err("no stdout pipe".into());
+    let Some(found) = crate::agents::find_program(program, path) else {
+        return Err("not found on PATH".into());
     };
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    let reader = std::thread::Builder::new()
-        .name("check-version".into())
-        .spawn(move || {
-            let mut s = String::new();
-            let _ = stdout.take(64 * 1024).read_to_string(&mut s);
-            let _ = tx.send(s);
-        });
-    if reader.is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err("cannot start a reader thread".into());
+    let mut spec = crate::process::CommandSpec::new(
+        found.display().to_string(),
+        std::env::temp_dir(),
+    );
+    spec.args = vec!["--version".into()];
+    spec.env = vec![("PATH".into(), path.to_string())];
+    spec.timeout = Some(TIMEOUT);
+    spec.kill_grace = Duration::from_secs(1);
+    let redactor = crate::redact::Redactor::empty();
+    let cancel = crate::job::CancelToken::never();
+    let opts = crate::process::RunOptions {
+        cancel: &cancel,
+        redactor: &redactor,
+        observer: None,
+    };
+    let out = crate::process::run_captured(&spec, &opts, 64 * 1024)
+        .map_err(|e| format!("cannot be started: {e}"))?;
+    if !out.outcome.success() {
+        return Err(format!(
+            "`{program} --version` failed ({})",
+            out.outcome.describe()
+        ));
     }
-    let output = rx.recv_timeout(TIMEOUT);
-    if output.is_err() {
-        let _ = child.kill();
-    }
-    let status = child.wait().map_err(|e| e.to_string())?;
-    let output = output.map_err(|_| format!("`{program} --version` timed out"))?;
-    if !status.success() {
-        return Err(format!("`{program} --version` failed ({status})"));
-    }
-    output
+    out.stdout
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())

@@ -290,7 +290,7 @@ pub fn main(args: &[String]) -> u8 {
     let redactor = Arc::new(ctx.redactor.with(spec.secrets()));
     let mut reporter = Reporter::new(spec.job_id.clone(), Box::new(sink), redactor);
     eprintln!(
-        "exec: {} on {} (agent {}, merge mode {:?})",
+        "ados-work-runner exec: job {} on {} (agent {}, merge mode {:?})",
         spec.job_id, spec.repo.clone_url, spec.agent.name, spec.merge_mode
     );
     let runner = JobRunner::new(&ctx, &spec, &token, None);

@@ -84,6 +84,12 @@ pub fn build(spec: &JobSpec, repo_root: &Path, workdir: &Path) -> String {
             "Do not change any file. Start your reply with one word, PASS, NEEDS_REVISION or FAIL, then explain.\n"
         }
     });
+    if spec.stage == Stage::Review {
+        out.push_str(&format!(
+            "The change under review is `git diff origin/{}...HEAD`.\n",
+            spec.repo.target_branch
+        ));
+    }
     out
 }
 

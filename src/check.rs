@@ -609,10 +609,8 @@ fn version_of(program: &str, path: &str) -> Result<String, String> {
     let Some(found) = crate::agents::find_program(program, path) else {
         return Err("not found on PATH".into());
     };
-    let mut spec = crate::process::CommandSpec::new(
-        found.display().to_string(),
-        std::env::temp_dir(),
-    );
+    let mut spec =
+        crate::process::CommandSpec::new(found.display().to_string(), std::env::temp_dir());
     spec.args = vec!["--version".into()];
     spec.env = vec![("PATH".into(), path.to_string())];
     spec.timeout = Some(TIMEOUT);

@@ -504,3 +504,32 @@ fn the_job_time_limit_fails_the_job() {
         "{res}"
     );
 }
+
+#[test]
+fn a_plan_stage_is_read_only_and_pushes_nothing() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let mut spec = h.spec(
+        "plan",
+        "claude",
+        "FAKE: write hello.txt hi\nFAKE: lines 2",
+        "",
+    );
+    spec["stage"] = json!("plan");
+    let (events, res) = h.run(spec);
+    assert_eq!(res["status"], "completed", "{res}");
+    assert_eq!(
+        res["summary"], "line 2 of 2",
+        "the plan is the agent's last text"
+    );
+    assert!(res["commit_sha"].is_null());
+    let text: String = events.iter().map(|e| e.to_string()).collect();
+    assert!(
+        text.contains("permission denied: read-only"),
+        "the write was refused"
+    );
+    let (ok, _, _) = try_git(
+        &h.bare(),
+        &["rev-parse", "--verify", "refs/heads/ados/plan"],
+    );
+    assert!(!ok, "nothing may be pushed");
+}

@@ -936,6 +936,11 @@ impl Worker {
                         self.url
                     );
                     self.outbox.on_welcome(&acks);
+                    // A welcome that acks a finished job's result releases it
+                    // just as an `ack` would.
+                    for released in self.outbox.take_released() {
+                        self.notify(FromLink::Released(released));
+                    }
                     s.welcomed = true;
                     s.welcomed_at = Some(Instant::now());
                     s.outbox_drained = false;

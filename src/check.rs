@@ -454,7 +454,7 @@ fn connect(host: &str, port: u16, proxy: Option<&str>) -> Result<TcpStream, Stri
             (
                 h.trim_matches(['[', ']']).to_string(),
                 p,
-                userinfo.map(base64),
+                userinfo.map(|u| crate::base64::encode(u.as_bytes())),
             )
         }
     };
@@ -512,27 +512,6 @@ fn connect(host: &str, port: u16, proxy: Option<&str>) -> Result<TcpStream, Stri
         }
     }
     Ok(stream)
-}
-
-/// Standard base64 (for `Proxy-Authorization`; not worth a crate).
-fn base64(input: &str) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = input.as_bytes();
-    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-    for chunk in b.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, x)| acc | (u32::from(*x) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 fn websocket_check(cfg: &Config) -> Check {
@@ -776,9 +755,7 @@ mod tests {
         assert!(!classify_api("u", 403).ok);
         assert!(classify_api("u", 404).fix.unwrap().contains("ADOS_API_URL"));
         assert!(!classify_api("u", 502).ok);
-        assert_eq!(base64("user:pass"), "dXNlcjpwYXNz");
-        assert_eq!(base64("ab"), "YWI=");
-        assert_eq!(base64("a"), "YQ==");
+        assert_eq!(crate::base64::encode(b"user:pass"), "dXNlcjpwYXNz");
     }
 
     /// A plain-HTTP API on 127.0.0.1 whose /api/v1/health wants the token.

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod agents;
+pub mod base64;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -151,29 +151,6 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64(data: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(B64[(n >> 18) as usize & 63] as char);
-        out.push(B64[(n >> 12) as usize & 63] as char);
-        if chunk.len() > 1 {
-            out.push(B64[(n >> 6) as usize & 63] as char);
-        }
-        if chunk.len() > 2 {
-            out.push(B64[n as usize & 63] as char);
-        }
-    }
-    out
-}
-
 /// The secret's base64 as it appears inside a longer encoded blob: at each
 /// of the three alignments, only the characters that depend on the secret
 /// alone (so `user:token` encoded for Basic auth is still caught).
@@ -182,7 +159,7 @@ fn base64_forms(secret: &[u8]) -> Vec<String> {
     for offset in 0..3usize {
         let mut buf = vec![0u8; offset];
         buf.extend_from_slice(secret);
-        let enc = base64(&buf);
+        let enc = crate::base64::encode(&buf);
         // Characters fully determined by the prefix padding are dropped at
         // the front; the last (partial) group is dropped at the end.
         let skip_front = match offset {
@@ -275,8 +252,10 @@ mod tests {
         assert_eq!(r.redact("u=tok%2Fen%2Bsecret%22x"), "u=[REDACTED]");
         // Too short to be a secret: left alone.
         assert_eq!(r.redact("abc"), "abc");
-        let b = base64(b"user:tok/en+secret\"x");
-        assert!(!r.redact(&b).contains(&base64(b"tok/en+secret\"x")[4..]));
+        let b = crate::base64::encode(b"user:tok/en+secret\"x");
+        assert!(!r
+            .redact(&b)
+            .contains(&crate::base64::encode(b"tok/en+secret\"x")[4..]));
         assert!(r.redact(&b).contains(REDACTED), "{b}");
     }
 

@@ -519,7 +519,13 @@ fn wss_through_an_http_connect_proxy_with_credentials() {
     assert_eq!(requests[0].target, format!("127.0.0.1:{}", cp.port()));
     assert_eq!(
         requests[0].proxy_authorization.as_deref(),
-        Some(format!("Basic {}", link::proxy::base64(b"proxy-user:pr0xy:pass")).as_str())
+        Some(
+            format!(
+                "Basic {}",
+                ados_work_runner::base64::encode(b"proxy-user:pr0xy:pass")
+            )
+            .as_str()
+        )
     );
     let leaks = logs_containing("pr0xy");
     assert!(leaks.is_empty(), "proxy password logged: {leaks:?}");

@@ -36,7 +36,7 @@ impl GitAuth {
     pub(crate) fn header_value(&self) -> String {
         format!(
             "Basic {}",
-            base64(format!("{}:{}", self.username, self.token).as_bytes())
+            crate::base64::encode(format!("{}:{}", self.username, self.token).as_bytes())
         )
     }
 
@@ -95,29 +95,6 @@ pub fn auth_for(
     }
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/// Standard base64 with padding (RFC 4648 §4), as HTTP Basic wants.
-pub(crate) fn base64(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,13 +135,16 @@ mod tests {
         let a = GitAuth::new("x-access-token", "s3cr3t-token");
         assert!(!format!("{a:?}").contains("s3cr3t"));
         assert_eq!(
-            base64(b"Aladdin:open sesame"),
+            crate::base64::encode(b"Aladdin:open sesame"),
             "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
         );
-        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(crate::base64::encode(b"ab"), "YWI=");
         assert_eq!(
             a.header_value(),
-            format!("Basic {}", base64(b"x-access-token:s3cr3t-token"))
+            format!(
+                "Basic {}",
+                crate::base64::encode(b"x-access-token:s3cr3t-token")
+            )
         );
     }
 }

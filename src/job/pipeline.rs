@@ -147,26 +147,25 @@ impl<'a> JobRunner<'a> {
         partial: JobResult,
     ) -> Option<Stop> {
         match outcome.ended {
-            Ended::Cancelled(reason) => {
-                let mut res = partial;
-                res.status = ResultStatus::Cancelled;
-                res.summary = format!("{} (during {what})", reason.describe());
-                res.error = Some(reason.describe().to_string());
-                Some(Box::new(res))
-            }
+            Ended::Cancelled(reason) => Some(cancelled(&partial, reason, Some(what))),
             Ended::TimedOut if Instant::now() >= self.deadline => {
-                let mut res = partial;
-                res.status = ResultStatus::Failed;
-                let msg = format!(
-                    "time limit: the job ran longer than its timeout_s of {}s (during {what})",
-                    self.spec.timeout().as_secs()
-                );
-                res.summary = msg.clone();
-                res.error = Some(msg);
-                Some(Box::new(res))
+                Some(self.time_limit(&partial, Some(what)))
             }
             _ => None,
         }
+    }
+
+    /// A `failed` result for the job's own time limit.
+    fn time_limit(&self, partial: &JobResult, during: Option<&str>) -> Stop {
+        let during = during.map(|w| format!(" (during {w})")).unwrap_or_default();
+        end_with(
+            partial,
+            ResultStatus::Failed,
+            format!(
+                "time limit: the job ran longer than its timeout_s of {}s{during}",
+                self.spec.timeout().as_secs()
+            ),
+        )
     }
 
     /// Time left before the job's deadline, capped by `step`.
@@ -177,24 +176,13 @@ impl<'a> JobRunner<'a> {
             .max(Duration::from_millis(1))
     }
 
+    /// Between steps: stop if cancelled or out of time.
     fn check_cancel(&self, partial: &JobResult) -> Result<(), Stop> {
         if let Some(reason) = self.cancel.reason() {
-            let mut res = partial.clone();
-            res.status = ResultStatus::Cancelled;
-            res.summary = reason.describe().to_string();
-            res.error = Some(reason.describe().to_string());
-            return Err(Box::new(res));
+            return Err(cancelled(partial, reason, None));
         }
         if Instant::now() >= self.deadline {
-            let mut res = partial.clone();
-            res.status = ResultStatus::Failed;
-            let msg = format!(
-                "time limit: the job ran longer than its timeout_s of {}s",
-                self.spec.timeout().as_secs()
-            );
-            res.summary = msg.clone();
-            res.error = Some(msg);
-            return Err(Box::new(res));
+            return Err(self.time_limit(partial, None));
         }
         Ok(())
     }
@@ -766,11 +754,7 @@ impl<'a> JobRunner<'a> {
 
     fn git_failure(&self, partial: &JobResult, step: &str, e: git::GitError) -> Stop {
         if let Some(reason) = self.cancel.reason() {
-            let mut res = partial.clone();
-            res.status = ResultStatus::Cancelled;
-            res.summary = format!("{} (during {step})", reason.describe());
-            res.error = Some(reason.describe().to_string());
-            return Box::new(res);
+            return cancelled(partial, reason, Some(step));
         }
         let hint = if e.is_auth_failure() {
             "bad credentials: "
@@ -781,12 +765,29 @@ impl<'a> JobRunner<'a> {
     }
 }
 
-fn fail_with(partial: &JobResult, msg: String) -> Stop {
+/// `partial` ended with `status`; `msg` is both summary and error.
+fn end_with(partial: &JobResult, status: ResultStatus, msg: String) -> Stop {
     let mut res = partial.clone();
-    res.status = ResultStatus::Failed;
+    res.status = status;
     res.summary = msg.clone();
     res.error = Some(msg);
     Box::new(res)
+}
+
+fn fail_with(partial: &JobResult, msg: String) -> Stop {
+    end_with(partial, ResultStatus::Failed, msg)
+}
+
+fn cancelled(partial: &JobResult, reason: crate::job::CancelReason, during: Option<&str>) -> Stop {
+    let mut stop = end_with(
+        partial,
+        ResultStatus::Cancelled,
+        reason.describe().to_string(),
+    );
+    if let Some(w) = during {
+        stop.summary = format!("{} (during {w})", reason.describe());
+    }
+    stop
 }
 
 fn attempt_record(spec: &AgentSpec, out: &agents::AttemptOutput) -> Attempt {

@@ -529,6 +529,11 @@ pub fn check_branch(field: &str, s: &str) -> Result<(), SpecError> {
     if s == "@" {
         return bad("must not be `@`");
     }
+    // `git check-ref-format --branch HEAD` fails: refs/heads/HEAD would be
+    // confused with the symbolic ref in every later git command.
+    if s == "HEAD" {
+        return bad("must not be `HEAD`");
+    }
     if s.starts_with('/') || s.ends_with('/') || s.contains("//") {
         return bad("has an empty path component");
     }
@@ -953,6 +958,12 @@ mod tests {
             (&["branch"], json!("--force"), "branch"),
             (&["branch"], json!("a b"), "branch"),
             (&["branch"], json!("x.lock"), "branch"),
+            (&["branch"], json!("HEAD"), "branch"),
+            (
+                &["repo", "target_branch"],
+                json!("HEAD"),
+                "repo.target_branch",
+            ),
             (
                 &["repo", "clone_url"],
                 json!("ext::sh -c touch% /tmp/x"),

@@ -10,7 +10,7 @@
 
 use ados_test_support::fixtures::{try_git, TempDir};
 use ados_work_runner::job::pipeline::workdir_of;
-use ados_work_runner::job::spec::{check_branch, JobSpec, Provider, RemotePolicy};
+use ados_work_runner::job::spec::{check_branch, check_clone_url, JobSpec, Provider, RemotePolicy};
 use ados_work_runner::link::proto::{parse_server_message, ServerMessage};
 use ados_work_runner::redact::{Redactor, REDACTED};
 use ados_work_runner::workspace::Workspace;
@@ -436,6 +436,9 @@ fn url_like() -> impl Strategy<Value = String> {
             "@",
             ":22",
             "u:p@127.0.0.1",
+            "example.com?@127.0.0.1",
+            "example.com#@127.0.0.1",
+            "127.0.0.1?@example.com",
             "-oProxyCommand=x",
             "sh -c x",
         ][..],
@@ -537,8 +540,14 @@ fn is_git_transport_syntax(url: &str) -> bool {
     end > 0 && url[end..].starts_with("::")
 }
 
+/// Whether the host git (curl) would connect to is loopback: the
+/// authority ends at the first `/`, `?` or `#` (RFC 3986), the host follows
+/// the last `@` in it. Written independently of the validator's code.
 fn host_is_loopback(after_scheme: &str) -> bool {
-    let authority = after_scheme.split('/').next().unwrap_or("");
+    let end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let authority = &after_scheme[..end];
     let hostport = authority.rsplit('@').next().unwrap_or("");
     let host = match hostport.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
@@ -635,8 +644,13 @@ fn accepted_spec_is_safe(
         prop_assert!(git.accepts(b), "{field} {b:?} accepted but git refuses it");
     }
 
-    // The remote: an allowed scheme, never a command-running transport.
-    let url = &spec.repo.clone_url;
+    remote_is_allowed(&spec.repo.clone_url, policy)
+}
+
+/// The remote has a scheme the policy allows, reaches a plain-http host
+/// only when it is loopback or the policy allows http, and is never a
+/// command-running transport or an option.
+fn remote_is_allowed(url: &str, policy: RemotePolicy) -> Result<(), TestCaseError> {
     let lower = url.to_ascii_lowercase();
     prop_assert!(!lower.starts_with("ext::") && !lower.starts_with("fd::"));
     prop_assert!(!url.starts_with('-'), "clone_url {url:?}");
@@ -685,6 +699,16 @@ fn accepted_mutated_specs_stay_inside_the_workspace() {
     // specs gets through validation.
     let n = *accepted.borrow();
     assert!(n >= 50, "only {n} of 512 mutated specs were accepted");
+}
+
+#[test]
+fn check_clone_url_never_accepts_a_forbidden_remote() {
+    check(512, (url_like(), policy()), |(url, p)| {
+        if check_clone_url("repo.clone_url", &url, p).is_ok() {
+            remote_is_allowed(&url, p)?;
+        }
+        Ok(())
+    });
 }
 
 /// The runner must never accept a branch name git refuses.

@@ -41,6 +41,26 @@ fn check_accepted(spec: &JobSpec, policy: RemotePolicy) {
     if url.starts_with("file://") || url.starts_with('/') {
         assert!(policy.allow_file);
     }
+    if let Some(rest) = url.strip_prefix("http://") {
+        assert!(policy.allow_http || is_loopback(rest), "http to {url}");
+    }
+}
+
+/// Whether git (curl) would connect to a loopback host: the authority ends
+/// at the first `/`, `?` or `#` (RFC 3986), the host follows its last `@`.
+fn is_loopback(after_scheme: &str) -> bool {
+    let end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let hostport = after_scheme[..end].rsplit('@').next().unwrap_or("");
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => hostport.split(':').next().unwrap_or(""),
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -34,13 +34,24 @@ impl Redactor {
         // A multi-line secret (a PEM key) is matched line by line: then no
         // pattern holds a newline, so a stream can release every complete
         // line at once (see `StreamRedactor::feed`).
+        //
+        // When every line is too short to be masked on its own (`abc\ndef`),
+        // the secret is kept whole instead: dropping all its lines would let
+        // it through unredacted. The stream then holds back across newlines.
         let mut secrets: Vec<String> = secrets
             .into_iter()
             .flat_map(|s| {
                 if s.contains('\n') {
-                    s.split('\n')
+                    let lines: Vec<String> = s
+                        .split('\n')
                         .map(|l| l.trim_end_matches('\r').to_string())
-                        .collect()
+                        .filter(|l| l.len() >= MIN_SECRET_LEN)
+                        .collect();
+                    if lines.is_empty() {
+                        vec![s]
+                    } else {
+                        lines
+                    }
                 } else {
                     vec![s]
                 }
@@ -288,6 +299,17 @@ mod tests {
         let r = Redactor::new(vec![key.to_string()]);
         assert_eq!(r.secrets().len(), 3);
         assert_eq!(r.redact("x\nAAAAB3NzaC1yc2EAAA\ny"), "x\n[REDACTED]\ny");
+    }
+
+    #[test]
+    fn a_multi_line_secret_of_short_lines_is_matched_whole() {
+        let r = Redactor::new(vec!["abc\ndef".to_string()]);
+        assert_eq!(r.redact("x abc\ndef y"), "x [REDACTED] y");
+        let mut s = r.stream();
+        let mut out = s.feed(b"x abc\n");
+        out.extend(s.feed(b"def y"));
+        out.extend(s.finish());
+        assert_eq!(out, b"x [REDACTED] y");
     }
 
     #[test]

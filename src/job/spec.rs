@@ -529,6 +529,11 @@ pub fn check_branch(field: &str, s: &str) -> Result<(), SpecError> {
     if s == "@" {
         return bad("must not be `@`");
     }
+    // `git check-ref-format --branch HEAD` fails: refs/heads/HEAD would be
+    // confused with the symbolic ref in every later git command.
+    if s == "HEAD" {
+        return bad("must not be `HEAD`");
+    }
     if s.starts_with('/') || s.ends_with('/') || s.contains("//") {
         return bad("has an empty path component");
     }
@@ -643,9 +648,16 @@ pub fn check_clone_url(field: &str, url: &str, policy: RemotePolicy) -> Result<(
     ))
 }
 
+/// The authority of a URL after its `scheme://`: up to the first `/`, `?`
+/// or `#` (RFC 3986 §3.2), as curl and git read it. Stopping at `/` only
+/// would read `http://evil.com?@127.0.0.1/` as loopback while git connects
+/// to evil.com.
+fn authority_of(rest: &str) -> &str {
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
 fn check_host(field: &str, rest: &str) -> Result<(), SpecError> {
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
+    let host = authority_of(rest).rsplit('@').next().unwrap_or("");
     if host.is_empty() || host.starts_with(':') {
         return Err(SpecError::new(field, "has no host"));
     }
@@ -653,7 +665,7 @@ fn check_host(field: &str, rest: &str) -> Result<(), SpecError> {
 }
 
 fn is_loopback_authority(rest: &str) -> bool {
-    let authority = rest.split('/').next().unwrap_or("");
+    let authority = authority_of(rest);
     let hostport = authority.rsplit('@').next().unwrap_or("");
     let host = if let Some(v6) = hostport.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
@@ -953,6 +965,12 @@ mod tests {
             (&["branch"], json!("--force"), "branch"),
             (&["branch"], json!("a b"), "branch"),
             (&["branch"], json!("x.lock"), "branch"),
+            (&["branch"], json!("HEAD"), "branch"),
+            (
+                &["repo", "target_branch"],
+                json!("HEAD"),
+                "repo.target_branch",
+            ),
             (
                 &["repo", "clone_url"],
                 json!("ext::sh -c touch% /tmp/x"),
@@ -995,6 +1013,18 @@ mod tests {
         assert!(JobSpec::from_json(&v, RemotePolicy::default()).is_ok());
         v["repo"]["clone_url"] = json!("http://git.internal/o/r.git");
         assert!(JobSpec::from_json(&v, RemotePolicy::default()).is_err());
+        // The authority ends at `?` or `#`: git and curl connect to evil.com.
+        for sneaky in [
+            "http://evil.com?@127.0.0.1/o/r.git",
+            "http://evil.com#@127.0.0.1/o/r.git",
+        ] {
+            v["repo"]["clone_url"] = json!(sneaky);
+            assert!(
+                JobSpec::from_json(&v, RemotePolicy::default()).is_err(),
+                "{sneaky}"
+            );
+        }
+        v["repo"]["clone_url"] = json!("http://git.internal/o/r.git");
         let p = RemotePolicy {
             allow_http: true,
             allow_file: false,

@@ -936,6 +936,12 @@ impl Worker {
                         self.url
                     );
                     self.outbox.on_welcome(&acks);
+                    // A result the server stored but whose ack was lost is
+                    // acknowledged here: the dispatcher must forget the job
+                    // too, as after an `ack`.
+                    for released in self.outbox.take_released() {
+                        self.notify(FromLink::Released(released));
+                    }
                     s.welcomed = true;
                     s.welcomed_at = Some(Instant::now());
                     s.outbox_drained = false;

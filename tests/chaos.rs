@@ -453,3 +453,106 @@ fn a_result_acknowledged_only_by_welcome_releases_the_job() {
         "the job released by welcome is still held by the dispatcher"
     );
 }
+
+#[test]
+fn sigkill_in_the_middle_of_a_flood_loses_nothing_written() {
+    const N: usize = 20_000;
+    const ID: &str = "kill-flood-1";
+    let cp = ControlPlane::start(Options {
+        heartbeat_s: 5,
+        ack_every: 61,
+        record_events: false,
+        ..Options::default()
+    });
+    let ws = TempDir::new("chaos-kill-flood");
+    let repos = TempDir::new("chaos-kill-flood-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let env = env_for(&cp.url(), ws.path(), "chaos-5");
+    let mut first = RunnerProcess::start(Path::new(BIN), &[], &env);
+    cp.wait_for(|v| v["type"] == "hello", T);
+    // `hang` after the lines: the job cannot end by itself before the kill.
+    cp.assign(job(ID, &repo, &format!("FAKE: lines {N}\nFAKE: hang")));
+    assert!(eventually(T, || cp.stored_seq(ID) >= 3000));
+    first.signal(libc::SIGKILL);
+    first.wait_exit(T).expect("the runner dies on SIGKILL");
+    let written_by_first = cp.stored_seq(ID);
+
+    let _second = RunnerProcess::start(Path::new(BIN), &[], &env);
+    let result = cp.wait_for(is("job.result", ID), T);
+    assert_eq!(result["status"], "failed", "{result}");
+    let last_seq = result["seq"].as_u64().expect("seq");
+    assert!(eventually(T, || cp.stored_seq(ID) == last_seq));
+    assert!(last_seq > written_by_first);
+    let (stored, _) = assert_stored_exactly(&cp, ID);
+    // The lines that made it are a prefix, in order, each once.
+    let lines: Vec<String> = stored
+        .iter()
+        .filter(|f| f["event"]["kind"] == "agent" && f["event"]["type"] == "message")
+        .filter_map(|f| f["event"]["text"].as_str())
+        .filter(|t| t.starts_with("line "))
+        .map(str::to_string)
+        .collect();
+    let want: Vec<String> = (1..=lines.len())
+        .map(|i| format!("line {i} of {N}"))
+        .collect();
+    assert!(lines.len() >= 3000 - 20, "{} lines", lines.len());
+    assert!(
+        lines == want,
+        "the stored lines are not 1..={}",
+        lines.len()
+    );
+    assert!(
+        eventually(T, || !journal_dir(ws.path(), ID).exists()),
+        "the acknowledged journal was not removed"
+    );
+}
+
+#[test]
+fn runner_stopped_while_the_control_plane_is_down_delivers_after_restart() {
+    const ID: &str = "stop-down-1";
+    let mut cp = ControlPlane::start(Options {
+        heartbeat_s: 5,
+        ..Options::default()
+    });
+    let ws = TempDir::new("chaos-stop-down");
+    let repos = TempDir::new("chaos-stop-down-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let mut env = env_for(&cp.url(), ws.path(), "chaos-6");
+    env.push(("ADOS_SHUTDOWN_GRACE", "1s".into()));
+    let mut first = RunnerProcess::start(Path::new(BIN), &[], &env);
+    cp.wait_for(|v| v["type"] == "hello", T);
+    cp.assign(job(
+        ID,
+        &repo,
+        "FAKE: sleep 0.3\nFAKE: lines 50\nFAKE: hang",
+    ));
+    cp.wait_for(is("job.accepted", ID), T);
+    cp.stop();
+    // Stopped while nobody listens: the job is cancelled, its result can
+    // only be journaled; the runner still exits.
+    assert!(eventually(T, || std::fs::read_dir(journal_dir(
+        ws.path(),
+        ID
+    ))
+    .map(|d| d.count() > 0)
+    .unwrap_or(false)));
+    first.signal(libc::SIGTERM);
+    first.signal(libc::SIGTERM);
+    let status = first
+        .wait_exit(Duration::from_secs(30))
+        .expect("the runner exits while the control plane is down");
+    assert_eq!(status.code(), Some(0), "{}", first.stderr());
+    assert!(journal_has_result(ws.path(), ID));
+
+    cp.restart_same_port();
+    let _second = RunnerProcess::start(Path::new(BIN), &[], &env);
+    let result = cp.wait_for(is("job.result", ID), T);
+    assert_eq!(result["status"], "cancelled", "{result}");
+    let last_seq = result["seq"].as_u64().expect("seq");
+    assert!(eventually(T, || cp.stored_seq(ID) == last_seq));
+    assert_stored_exactly(&cp, ID);
+    assert!(
+        eventually(T, || !journal_dir(ws.path(), ID).exists()),
+        "the acknowledged journal was not removed"
+    );
+}

@@ -211,6 +211,13 @@ fn flood_with_drops_and_forgetting_server_stores_every_line_once_in_order() {
             cp.text_frames()
         );
         let before = cp.connections();
+        if *forget {
+            // Something stored and not acknowledged yet, so there is
+            // something to forget (right after a `welcome` there is not).
+            eventually(Duration::from_secs(5), || {
+                cp.stored_seq(ID) > cp.acked_seq(ID)
+            });
+        }
         // The connection may be between accept and registration: retry.
         assert!(eventually(T, || if *forget {
             cp.drop_connection_forgetting_unacked()
@@ -342,6 +349,10 @@ fn sigkill_and_restart_fails_the_job_and_kills_its_processes() {
     assert!(
         !ws.path().join("jobs").join(ID).exists(),
         "the job's directory was not removed"
+    );
+    assert!(
+        eventually(T, || !journal_dir(ws.path(), ID).exists()),
+        "the acknowledged journal was not removed"
     );
 }
 
@@ -554,5 +565,110 @@ fn runner_stopped_while_the_control_plane_is_down_delivers_after_restart() {
     assert!(
         eventually(T, || !journal_dir(ws.path(), ID).exists()),
         "the acknowledged journal was not removed"
+    );
+}
+
+#[test]
+fn two_floods_through_drops_storms_and_a_silent_server() {
+    const N: usize = 6_000;
+    const IDS: [&str; 2] = ["twin-a", "twin-b"];
+    let cp = ControlPlane::start(Options {
+        heartbeat_s: 1,
+        ack_every: 41,
+        record_events: false,
+        ..Options::default()
+    });
+    let ws = TempDir::new("chaos-twins");
+    let repos = TempDir::new("chaos-twins-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let _r = RunnerProcess::start(
+        Path::new(BIN),
+        &[],
+        &env_for(&cp.url(), ws.path(), "chaos-7"),
+    );
+    cp.wait_for(|v| v["type"] == "hello", T);
+    for id in IDS {
+        cp.assign(job(id, &repo, &format!("FAKE: lines {N}")));
+    }
+    // Ten seeded chaos points: 0 drop, 1 drop and forget, 2 drop again as
+    // soon as the runner reconnects (before or around `welcome`), 3 the
+    // server goes silent (the runner must notice by the missing frames).
+    let mut rng = XorShift(0xC4A0_5EED_0002_0003);
+    let mut points: Vec<(usize, u64)> = (0..10)
+        .map(|_| (rng.range(200, 2 * N as u64 - 500) as usize, rng.next() % 4))
+        .collect();
+    points.sort();
+    let kinds: Vec<u64> = points.iter().map(|p| p.1).collect();
+    assert!(
+        kinds.contains(&1) && kinds.contains(&2) && kinds.contains(&3),
+        "the seed should use every kind: {points:?}"
+    );
+    let mut silences = 0;
+    for (at, kind) in &points {
+        assert!(
+            eventually(T, || cp.text_frames() >= *at),
+            "only {} frames arrived, waiting for {at}",
+            cp.text_frames()
+        );
+        let before = cp.connections();
+        let done = match kind {
+            0 | 2 => eventually(T, || cp.drop_connection()),
+            1 => {
+                eventually(Duration::from_secs(5), || {
+                    IDS.iter().any(|id| cp.stored_seq(id) > cp.acked_seq(id))
+                });
+                eventually(T, || cp.drop_connection_forgetting_unacked())
+            }
+            _ => {
+                silences += 1;
+                eventually(T, || cp.go_silent(true))
+            }
+        };
+        assert!(done, "no connection to disturb");
+        assert!(
+            eventually(T, || cp.connections() > before),
+            "the runner did not reconnect after chaos {kind} at frame {at}"
+        );
+        if *kind == 2 {
+            let again = cp.connections();
+            assert!(eventually(T, || cp.drop_connection()));
+            assert!(eventually(T, || cp.connections() > again));
+        }
+    }
+    assert!(silences > 0);
+    assert!(cp.forgotten() > 0, "the server never forgot anything");
+    for id in IDS {
+        let result = cp.wait_for(|v| v["type"] == "job.result" && v["job_id"] == id, T);
+        let last_seq = result["seq"].as_u64().expect("seq");
+        assert!(
+            eventually(T, || cp.stored_seq(id) == last_seq),
+            "{id}: stored up to {} of {last_seq}",
+            cp.stored_seq(id)
+        );
+        let (stored, _) = assert_stored_exactly(&cp, id);
+        let lines: Vec<String> = stored
+            .iter()
+            .filter(|f| f["event"]["kind"] == "agent" && f["event"]["type"] == "message")
+            .filter_map(|f| f["event"]["text"].as_str())
+            .filter(|t| t.starts_with("line "))
+            .map(str::to_string)
+            .collect();
+        let want: Vec<String> = (1..=N).map(|i| format!("line {i} of {N}")).collect();
+        assert!(
+            lines == want,
+            "{id}: {} lines, not 1..={N} in order",
+            lines.len()
+        );
+        assert!(
+            eventually(T, || !journal_dir(ws.path(), id).exists()),
+            "{id}: the acknowledged journal was not removed"
+        );
+    }
+    eprintln!(
+        "twins: {} frames, {} duplicates, {} forgotten, {} connections",
+        cp.text_frames(),
+        cp.duplicates(),
+        cp.forgotten(),
+        cp.connections()
     );
 }

@@ -672,3 +672,74 @@ fn two_floods_through_drops_storms_and_a_silent_server() {
         cp.connections()
     );
 }
+
+#[test]
+fn large_frames_cut_mid_write_are_resent_whole() {
+    const ID: &str = "big-1";
+    let cp = ControlPlane::start(Options {
+        heartbeat_s: 5,
+        ack_every: 7,
+        ..Options::default()
+    });
+    let ws = TempDir::new("chaos-big");
+    let repos = TempDir::new("chaos-big-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let _r = RunnerProcess::start(
+        Path::new(BIN),
+        &[],
+        &env_for(&cp.url(), ws.path(), "chaos-8"),
+    );
+    cp.wait_for(|v| v["type"] == "hello", T);
+    // Each tool result of 2 MiB becomes a frame of ~128 KiB, several times
+    // a socket buffer: a drop can land in the middle of a WebSocket frame.
+    let prompt = "FAKE: big-result 2\nFAKE: lines 200\nFAKE: big-result 2\nFAKE: big-result 2\nFAKE: lines 200";
+    cp.assign(job(ID, &repo, prompt));
+    cp.wait_for(is("job.accepted", ID), T);
+    let mut rng = XorShift(0xB16_F4A3_0000_0008);
+    let mut points: Vec<(usize, bool)> = (0..6)
+        .map(|_| (rng.range(10, 380) as usize, rng.next() % 2 == 0))
+        .collect();
+    points.sort();
+    for (at, forget) in &points {
+        assert!(eventually(T, || cp.text_frames() >= *at));
+        let before = cp.connections();
+        assert!(eventually(T, || if *forget {
+            cp.drop_connection_forgetting_unacked()
+        } else {
+            cp.drop_connection()
+        }));
+        assert!(eventually(T, || cp.connections() > before));
+    }
+    let result = cp.wait_for(is("job.result", ID), T);
+    let last_seq = result["seq"].as_u64().expect("seq");
+    assert!(eventually(T, || cp.stored_seq(ID) == last_seq));
+    let (stored, _) = assert_stored_exactly(&cp, ID);
+    // Each 2 MiB tool result arrived as one whole event: 128 KiB of its
+    // text and the note saying how much there was.
+    let big: Vec<&str> = stored
+        .iter()
+        .filter(|f| f["event"]["kind"] == "agent" && f["event"]["type"] == "tool_result")
+        .filter_map(|f| f["event"]["text"].as_str())
+        .filter(|t| t.starts_with("xxxx"))
+        .collect();
+    assert_eq!(big.len(), 3, "tool results stored");
+    for t in big {
+        let xs = t.bytes().take_while(|&b| b == b'x').count();
+        assert!(xs >= 120 * 1024, "{xs} bytes of the tool result");
+        assert!(t.ends_with("bytes in all]"), "{}", &t[t.len() - 80..]);
+    }
+    let lines = stored
+        .iter()
+        .filter(|f| f["event"]["type"] == "message")
+        .filter_map(|f| f["event"]["text"].as_str())
+        .filter(|t| t.ends_with(" of 200"))
+        .count();
+    assert_eq!(lines, 400);
+    eprintln!(
+        "big: {} frames, {} stored, {} forgotten, {} connections",
+        cp.text_frames(),
+        stored.len(),
+        cp.forgotten(),
+        cp.connections()
+    );
+}

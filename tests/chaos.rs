@@ -743,3 +743,67 @@ fn large_frames_cut_mid_write_are_resent_whole() {
         cp.connections()
     );
 }
+
+#[test]
+fn journal_tail_lost_in_a_power_cut_still_gets_a_result_under_a_new_seq() {
+    const ID: &str = "power-1";
+    let cp = ControlPlane::start(Options {
+        heartbeat_s: 5,
+        ..Options::default()
+    });
+    let ws = TempDir::new("chaos-power");
+    let repos = TempDir::new("chaos-power-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let env = env_for(&cp.url(), ws.path(), "chaos-9");
+    let mut first = RunnerProcess::start(Path::new(BIN), &[], &env);
+    cp.wait_for(|v| v["type"] == "hello", T);
+    let tag = format!("chaospower{}", std::process::id());
+    cp.assign(job(
+        ID,
+        &repo,
+        &format!("FAKE: lines 100\nFAKE: hang\n{tag}"),
+    ));
+    assert!(eventually(T, || cp.stored_seq(ID) >= 100));
+    assert!(
+        !live_processes_with(&tag).is_empty(),
+        "the agent is not running"
+    );
+    first.signal(libc::SIGKILL);
+    first.wait_exit(T).expect("the runner dies on SIGKILL");
+    let stored_before = cp.stored_seq(ID);
+
+    // The power cut: the server stored every event, the journal kept only
+    // the first 40 lines (plus a torn half line).
+    let dir = journal_dir(ws.path(), ID);
+    let segment = std::fs::read_dir(&dir)
+        .expect("journal dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .expect("a segment");
+    let text = std::fs::read_to_string(&segment).expect("segment");
+    let mut kept: String = text.split_inclusive('\n').take(40).collect();
+    kept.push_str("41\te\t{\"type\":\"job.ev");
+    std::fs::write(&segment, kept).expect("truncate");
+
+    let _second = RunnerProcess::start(Path::new(BIN), &[], &env);
+    let result = cp.wait_for(is("job.result", ID), T);
+    assert_eq!(result["status"], "failed", "{result}");
+    assert_eq!(
+        result["seq"].as_u64(),
+        Some(stored_before + 1),
+        "the result must come under a seq the server does not hold: {result}"
+    );
+    assert!(eventually(T, || cp.stored_seq(ID) == stored_before + 1));
+    assert_stored_exactly(&cp, ID);
+    assert!(
+        eventually(T, || !dir.exists()),
+        "the acknowledged journal was not removed"
+    );
+    // The agent (its prompt holds the tag) was stopped by the recovery.
+    assert!(
+        eventually(Duration::from_secs(10), || live_processes_with(&tag)
+            .is_empty()),
+        "the killed runner's agent survives"
+    );
+}

@@ -807,3 +807,58 @@ fn journal_tail_lost_in_a_power_cut_still_gets_a_result_under_a_new_seq() {
         "the killed runner's agent survives"
     );
 }
+
+#[test]
+fn an_assign_cut_off_by_a_drop_and_sent_again_runs_once() {
+    const ID: &str = "again-1";
+    let cp = ControlPlane::start(Options {
+        heartbeat_s: 5,
+        ..Options::default()
+    });
+    let ws = TempDir::new("chaos-again");
+    let repos = TempDir::new("chaos-again-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let _r = RunnerProcess::start(
+        Path::new(BIN),
+        &[],
+        &env_for(&cp.url(), ws.path(), "chaos-10"),
+    );
+    cp.wait_for(|v| v["type"] == "hello", T);
+    // The pause keeps the job running while the server re-assigns it (a
+    // server re-assigns only jobs it has no result for).
+    let spec = job(ID, &repo, "FAKE: lines 500\nFAKE: sleep 3");
+    // The assign and the drop leave together: whether the runner saw the
+    // assign, and whether its `job.accepted` got out, is down to timing.
+    // The server, not having seen `accepted`, assigns again on every new
+    // connection until it does; a job already running is never run twice.
+    cp.assign(spec.clone());
+    cp.drop_connection();
+    for _ in 0..3 {
+        let before = cp.connections();
+        assert!(eventually(T, || cp.connections() > before));
+        let from = cp.frame_count();
+        assert!(
+            !cp.frames().iter().any(is("job.result", ID)),
+            "the job ended before the re-assigns; the test proves nothing"
+        );
+        assert!(eventually(T, || cp.assign(spec.clone())));
+        cp.wait_for_after(from, is("job.accepted", ID), T);
+        cp.drop_connection();
+    }
+    let result = cp.wait_for(is("job.result", ID), T);
+    let last_seq = result["seq"].as_u64().expect("seq");
+    assert!(eventually(T, || cp.stored_seq(ID) == last_seq));
+    let (stored, _) = assert_stored_exactly(&cp, ID);
+    let starts = stored
+        .iter()
+        .filter(|f| f["event"]["status"] == "preparing")
+        .count();
+    assert_eq!(starts, 1, "the job ran {starts} times");
+    let lines = stored
+        .iter()
+        .filter(|f| f["event"]["type"] == "message")
+        .filter_map(|f| f["event"]["text"].as_str())
+        .filter(|t| t.ends_with(" of 500"))
+        .count();
+    assert_eq!(lines, 500);
+}

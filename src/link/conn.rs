@@ -936,8 +936,9 @@ impl Worker {
                         self.url
                     );
                     self.outbox.on_welcome(&acks);
-                    // A welcome that acks a finished job's result releases it
-                    // just as an `ack` would.
+                    // A result the server stored but whose ack was lost is
+                    // acknowledged here: the dispatcher must forget the job
+                    // too, as after an `ack`.
                     for released in self.outbox.take_released() {
                         self.notify(FromLink::Released(released));
                     }

@@ -12,6 +12,11 @@
 //! answers `hello` with `welcome` (its `acks` list what it has stored of the
 //! jobs the runner holds), stores `job.event`/`job.result` per job (the
 //! highest seq received contiguously) and, with `auto_ack`, acks them.
+//! With `ack_every > 1` it acks in batches, as a real server writing in
+//! batches does, so there is an unacknowledged window that
+//! [`ControlPlane::drop_connection_forgetting_unacked`] can lose (a server
+//! that crashed before committing). [`ControlPlane::stored_frames`] is the
+//! server's stored view of a job: every frame once, in seq order.
 //! The newest connection is the "current" one that [`ControlPlane::send`]
 //! and friends talk to.
 
@@ -50,6 +55,13 @@ pub struct Options {
     pub tls: bool,
     /// The port (0: any free port).
     pub port: u16,
+    /// With `auto_ack`: ack once this many new frames of a job are stored
+    /// (and at once when its result is stored). 0 and 1 ack every frame.
+    pub ack_every: u64,
+    /// Keep every `job.event` in [`ControlPlane::received`]. With `false`
+    /// events are only counted ([`ControlPlane::text_frames`]) and kept in
+    /// the stored view, which keeps a flood of events cheap to wait on.
+    pub record_events: bool,
 }
 
 impl Default for Options {
@@ -61,6 +73,8 @@ impl Default for Options {
             welcome: true,
             tls: false,
             port: 0,
+            ack_every: 1,
+            record_events: true,
         }
     }
 }
@@ -106,7 +120,29 @@ enum Cmd {
     Binary(Vec<u8>),
     Close(u16, String),
     Drop,
+    DropForgetting,
     Silent(bool),
+}
+
+/// What the server stored of one job.
+#[derive(Default)]
+struct JobStore {
+    /// The highest seq stored contiguously from 1.
+    have: u64,
+    /// The highest seq acknowledged (by `ack` or in `welcome`).
+    acked: u64,
+    /// The stored frames, seq 1 first (`frames[i]` has seq `i + 1`).
+    frames: Vec<Value>,
+}
+
+impl JobStore {
+    /// Returns how many stored frames were forgotten.
+    fn forget_unacked(&mut self) -> usize {
+        let lost = (self.have - self.acked) as usize;
+        self.have = self.acked;
+        self.frames.truncate(self.acked as usize);
+        lost
+    }
 }
 
 #[derive(Default)]
@@ -116,8 +152,16 @@ struct Shared {
     handshakes: Mutex<Vec<Handshake>>,
     /// Senders to every live connection, newest last.
     conns: Mutex<Vec<(usize, Sender<Cmd>)>>,
-    /// Per job: the highest seq stored contiguously from 1.
-    stored: Mutex<BTreeMap<String, u64>>,
+    /// Per job: what is stored (frames contiguous from seq 1).
+    stored: Mutex<BTreeMap<String, JobStore>>,
+    /// Text frames received (recorded or not).
+    text_frames: AtomicUsize,
+    /// `job.event`/`job.result` frames whose seq was already stored.
+    duplicates: AtomicUsize,
+    /// `job.event`/`job.result` frames whose seq skipped one not stored yet.
+    gaps: AtomicUsize,
+    /// Stored frames forgotten by `forget_unacked`.
+    forgotten: AtomicUsize,
     /// WebSocket connections accepted so far.
     accepted: AtomicUsize,
     stopping: AtomicBool,
@@ -238,8 +282,60 @@ impl ControlPlane {
             .lock()
             .unwrap()
             .get(job_id)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |j| j.have)
+    }
+
+    /// The frames stored for `job_id`: seq 1, 2, … each once, as a server
+    /// that deduplicates by seq keeps them.
+    pub fn stored_frames(&self, job_id: &str) -> Vec<Value> {
+        self.shared
+            .stored
+            .lock()
+            .unwrap()
+            .get(job_id)
+            .map(|j| j.frames.clone())
+            .unwrap_or_default()
+    }
+
+    /// The highest seq acknowledged for `job_id`.
+    pub fn acked_seq(&self, job_id: &str) -> u64 {
+        self.shared
+            .stored
+            .lock()
+            .unwrap()
+            .get(job_id)
+            .map_or(0, |j| j.acked)
+    }
+
+    /// Forget every stored frame not acknowledged yet (a server that
+    /// crashed before committing them). Only safe while no runner is
+    /// connected; see [`ControlPlane::drop_connection_forgetting_unacked`].
+    pub fn forget_unacked(&self) {
+        forget_unacked(&self.shared);
+    }
+
+    /// Text frames received so far, also those not recorded
+    /// (`record_events: false`).
+    pub fn text_frames(&self) -> usize {
+        self.shared.text_frames.load(Ordering::SeqCst)
+    }
+
+    /// `job.event`/`job.result` frames received again after being stored
+    /// (a resend after a reconnect: allowed).
+    pub fn duplicates(&self) -> usize {
+        self.shared.duplicates.load(Ordering::SeqCst)
+    }
+
+    /// Stored frames forgotten so far by the `forget` knobs (the runner had
+    /// to send them again).
+    pub fn forgotten(&self) -> usize {
+        self.shared.forgotten.load(Ordering::SeqCst)
+    }
+
+    /// `job.event`/`job.result` frames that arrived before the seq just
+    /// above what was stored (the runner skipped a frame: never allowed).
+    pub fn gaps(&self) -> usize {
+        self.shared.gaps.load(Ordering::SeqCst)
     }
 
     /// Forget what was stored (a server that lost its data).
@@ -363,6 +459,13 @@ impl ControlPlane {
     /// Close the current connection's TCP socket abruptly (no close frame).
     pub fn drop_connection(&self) -> bool {
         self.command(Cmd::Drop)
+    }
+
+    /// Drop the current connection like [`ControlPlane::drop_connection`]
+    /// and, in the same step (before the runner can reconnect), forget what
+    /// was stored but not acknowledged.
+    pub fn drop_connection_forgetting_unacked(&self) -> bool {
+        self.command(Cmd::DropForgetting)
     }
 
     /// Make the current connection stop answering anything (no frames, no
@@ -505,6 +608,10 @@ fn run_connection<S: Read + Write>(
                 reason: reason.into(),
             })),
             Cmd::Drop => return Next::End,
+            Cmd::DropForgetting => {
+                forget_unacked(shared);
+                return Next::End;
+            }
             Cmd::Silent(s) => {
                 *silent = s;
                 Ok(())
@@ -545,11 +652,14 @@ fn run_connection<S: Read + Write>(
                 let value = serde_json::from_str::<Value>(text.as_str())
                     .unwrap_or_else(|_| Value::String(text.as_str().to_string()));
                 let replies = respond(&value, shared, opts);
-                shared.frames.lock().unwrap().push(Received {
-                    conn: id,
-                    at: Instant::now(),
-                    value,
-                });
+                shared.text_frames.fetch_add(1, Ordering::SeqCst);
+                if opts.record_events || value["type"] != "job.event" {
+                    shared.frames.lock().unwrap().push(Received {
+                        conn: id,
+                        at: Instant::now(),
+                        value,
+                    });
+                }
                 for reply in replies {
                     if ws.send(Message::text(reply.to_string())).is_err() {
                         return;
@@ -564,6 +674,17 @@ fn run_connection<S: Read + Write>(
     }
 }
 
+fn forget_unacked(shared: &Shared) {
+    let lost: usize = shared
+        .stored
+        .lock()
+        .unwrap()
+        .values_mut()
+        .map(JobStore::forget_unacked)
+        .sum();
+    shared.forgotten.fetch_add(lost, Ordering::SeqCst);
+}
+
 fn is_tick(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
@@ -575,13 +696,19 @@ fn is_tick(e: &std::io::Error) -> bool {
 fn respond(frame: &Value, shared: &Shared, opts: &Options) -> Vec<Value> {
     match frame["type"].as_str() {
         Some("hello") if opts.welcome => {
-            let stored = shared.stored.lock().unwrap();
+            let mut stored = shared.stored.lock().unwrap();
+            // What `welcome` lists counts as acknowledged.
             let acks: Vec<Value> = frame["jobs"]
                 .as_array()
                 .map(|jobs| {
                     jobs.iter()
                         .filter_map(|j| j["job_id"].as_str())
-                        .filter_map(|id| stored.get(id).map(|seq| json!({"job_id":id,"seq":seq})))
+                        .filter_map(|id| {
+                            stored.get_mut(id).map(|j| {
+                                j.acked = j.have;
+                                json!({"job_id":id,"seq":j.have})
+                            })
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -592,12 +719,24 @@ fn respond(frame: &Value, shared: &Shared, opts: &Options) -> Vec<Value> {
                 return Vec::new();
             };
             let mut stored = shared.stored.lock().unwrap();
-            let have = stored.entry(job.to_string()).or_default();
-            if seq == *have + 1 {
-                *have = seq;
+            let j = stored.entry(job.to_string()).or_default();
+            if seq == j.have + 1 {
+                j.have = seq;
+                j.frames.push(frame.clone());
+            } else if seq <= j.have {
+                shared.duplicates.fetch_add(1, Ordering::SeqCst);
+            } else {
+                shared.gaps.fetch_add(1, Ordering::SeqCst);
             }
-            if opts.auto_ack && *have > 0 {
-                vec![json!({"type":"ack","job_id":job,"seq":*have})]
+            let result_stored = j.frames.last().is_some_and(|f| f["type"] == "job.result");
+            let due = if opts.ack_every <= 1 {
+                j.have > 0
+            } else {
+                j.have > j.acked && (j.have - j.acked >= opts.ack_every || result_stored)
+            };
+            if opts.auto_ack && due {
+                j.acked = j.have;
+                vec![json!({"type":"ack","job_id":job,"seq":j.have})]
             } else {
                 Vec::new()
             }

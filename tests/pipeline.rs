@@ -533,3 +533,25 @@ fn a_plan_stage_is_read_only_and_pushes_nothing() {
     );
     assert!(!ok, "nothing may be pushed");
 }
+
+#[test]
+fn merge_mode_direct_pushes_to_the_target_branch() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let mut spec = h.spec("direct", "claude", "FAKE: write hello.txt direct", "");
+    spec["merge_mode"] = json!("direct");
+    let (_, res) = h.run(spec);
+    assert_eq!(res["status"], "completed", "{res}");
+    assert_eq!(res["branch"], "main");
+    assert_eq!(
+        h.branch_file("main", "hello.txt").as_deref(),
+        Some("direct\n")
+    );
+    let (ok, _, _) = try_git(
+        &h.bare(),
+        &["rev-parse", "--verify", "refs/heads/ados/direct"],
+    );
+    assert!(!ok, "only the target branch is pushed");
+    let (_, msg, _) = try_git(&h.bare(), &["log", "-1", "--format=%B", "main"]);
+    assert!(msg.starts_with("Say hello (#7)\n"), "{msg}");
+    assert!(msg.contains("Closes #7"), "{msg}");
+}

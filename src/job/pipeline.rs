@@ -849,3 +849,32 @@ pub fn workdir_of(repo: &Path, path: &str) -> PathBuf {
         repo.join(path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::spec::RemotePolicy;
+    use serde_json::json;
+
+    fn spec(extra: serde_json::Value) -> JobSpec {
+        let mut v = json!({"job_id":"j","repo":{"owner":"o","name":"r"},
+            "issue":{"number":42,"title":"Fix the parser\nsecond line","body":"b"}});
+        for (k, x) in extra.as_object().expect("object") {
+            v[k] = x.clone();
+        }
+        JobSpec::from_json(&v, RemotePolicy::default()).expect("valid spec")
+    }
+
+    #[test]
+    fn default_commit_message_has_title_number_summary_and_closes() {
+        let m = commit_message(&spec(json!({})), "Rewrote the tokenizer.");
+        assert_eq!(
+            m,
+            "Fix the parser (#42)\n\nRewrote the tokenizer.\n\nCloses #42\n"
+        );
+        let m = commit_message(&spec(json!({})), "  ");
+        assert_eq!(m, "Fix the parser (#42)\n\nCloses #42\n");
+        let m = commit_message(&spec(json!({"commit":{"message":"custom"}})), "x");
+        assert_eq!(m, "custom");
+    }
+}

@@ -440,3 +440,32 @@ fn after_the_grace_period_running_jobs_are_cancelled_and_the_runner_exits() {
     let status = r.wait_exit(T).expect("exits after the grace period");
     assert_eq!(status.code(), Some(0), "{}", r.stderr());
 }
+
+#[test]
+fn check_passes_against_a_control_plane_and_names_the_fix_when_the_token_is_wrong() {
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-check");
+    let env = env_for(&cp, ws.path(), free_port());
+    let (status, out, err) = run_to_end(Path::new(BIN), &["check"], &env, T);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}{err}");
+    for line in [
+        "✓ configuration",
+        "✓ git",
+        "✓ agent CLIs",
+        "✓ API reachable",
+        "✓ WebSocket handshake",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    let mut bad = env.clone();
+    for (k, v) in bad.iter_mut() {
+        if *k == "ADOS_TOKEN" {
+            *v = "wrong-token-value".into();
+        }
+    }
+    let (status, out, err) = run_to_end(Path::new(BIN), &["check"], &bad, T);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{out}{err}");
+    assert!(out.contains("✗ WebSocket handshake"), "{out}");
+    assert!(out.contains("fix:"), "{out}");
+    assert!(!out.contains("wrong-token-value") && !err.contains("wrong-token-value"));
+}

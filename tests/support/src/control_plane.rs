@@ -523,7 +523,24 @@ fn connection(
             };
             serve(rustls::StreamOwned::new(conn, tcp), control, shared, opts);
         }
-        None => serve(tcp, control, shared, opts),
+        None => {
+            // `ados-work-runner check` probes `GET /api/v1/health` before the
+            // WebSocket: answer it like the real API (plain HTTP only).
+            let mut head = [0u8; 19];
+            if let Ok(n) = tcp.peek(&mut head) {
+                if head[..n].starts_with(b"GET /api/v1/health") {
+                    let mut tcp = tcp;
+                    let body = r#"{"status":"ok"}"#;
+                    let _ = write!(
+                        tcp,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return;
+                }
+            }
+            serve(tcp, control, shared, opts)
+        }
     }
 }
 

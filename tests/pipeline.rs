@@ -555,3 +555,25 @@ fn merge_mode_direct_pushes_to_the_target_branch() {
     assert!(msg.starts_with("Say hello (#7)\n"), "{msg}");
     assert!(msg.contains("Closes #7"), "{msg}");
 }
+
+#[test]
+fn an_agent_that_commits_by_itself_is_folded_into_the_jobs_commit() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (_, res) = h.run(h.spec(
+        "selfcommit",
+        "claude",
+        "FAKE: write a.txt one\nFAKE: commit agent did it\nFAKE: write b.txt two",
+        "",
+    ));
+    assert_eq!(res["status"], "completed", "{res}");
+    assert_eq!(res["changed_files"], json!(["a.txt", "b.txt"]), "{res}");
+    let (_, log, _) = try_git(
+        &h.bare(),
+        &["log", "--format=%an|%s", "main..ados/selfcommit"],
+    );
+    assert_eq!(
+        log.trim(),
+        "ADOS Bot|Say hello (#7)",
+        "one commit, the job's author"
+    );
+}

@@ -325,7 +325,11 @@ impl Checkout {
         )?;
         let mut files = parse_status(&out);
         // An agent that committed on its own moved HEAD away from the base:
-        // what it committed is part of the change too.
+        // what it committed is part of the change too. (Checked from the
+        // ref files first, to spare a git process on every job.)
+        if head_from_files(&self.dir).as_deref() == Some(self.base.as_str()) {
+            return Ok(files);
+        }
         let committed = local(
             git,
             GitStep::Status,
@@ -432,6 +436,16 @@ impl Checkout {
         message: &str,
     ) -> Result<Option<String>, GitError> {
         let step = GitStep::Commit;
+        if head_from_files(&self.dir).as_deref() != Some(self.base.as_str()) {
+            // The agent committed on its own: fold its commits into the
+            // job's one commit, with the spec's author and message.
+            local(
+                git,
+                step,
+                &self.dir,
+                &["reset", "--soft", "--quiet", &self.base],
+            )?;
+        }
         local(git, step, &self.dir, &["add", "--all"])?;
         let staged = git.exec(Invocation::new(
             step,
@@ -460,7 +474,10 @@ impl Checkout {
         inv.extra_env = author.vars();
         inv.stdin = Some(message.as_bytes().to_vec());
         git.exec(inv)?.check()?;
-        Ok(Some(rev_parse(git, step, &self.dir, "HEAD")?))
+        match head_from_files(&self.dir) {
+            Some(sha) => Ok(Some(sha)),
+            None => Ok(Some(rev_parse(git, step, &self.dir, "HEAD")?)),
+        }
     }
 
     /// The lines added between the branch's start point and `HEAD`, with
@@ -575,6 +592,21 @@ impl Checkout {
             },
         })
     }
+}
+
+/// `HEAD`'s sha read from `.git/HEAD` and a loose ref, or `None` when that
+/// is not simple (detached, packed ref, anything unusual): the caller then
+/// asks git.
+fn head_from_files(dir: &Path) -> Option<String> {
+    let git_dir = dir.join(".git");
+    let head = fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let refname = head.trim().strip_prefix("ref: ")?;
+    if !refname.starts_with("refs/heads/") || refname.contains("..") {
+        return None;
+    }
+    let sha = fs::read_to_string(git_dir.join(refname)).ok()?;
+    let sha = sha.trim();
+    (sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha.to_string())
 }
 
 fn local(

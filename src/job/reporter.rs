@@ -162,7 +162,7 @@ impl Reporter {
                 return;
             }
         };
-        let text = self.redactor.redact(&text).into_owned();
+        let text = redacted(&self.redactor, text);
         self.sink.event(seq, &event, &text);
     }
 
@@ -195,9 +195,19 @@ impl Reporter {
                 )
             }
         };
-        let text = self.redactor.redact(&text).into_owned();
+        let text = redacted(&self.redactor, text);
         self.sink.result(seq, &result, &text);
     }
+}
+
+/// `text` redacted, reusing its allocation when there is nothing to mask
+/// (the common case, on the per-line hot path).
+fn redacted(redactor: &Redactor, text: String) -> String {
+    let masked = match redactor.redact(&text) {
+        std::borrow::Cow::Owned(masked) => Some(masked),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    masked.unwrap_or(text)
 }
 
 /// Split `text` into pieces of at most `max` bytes, on char boundaries.

@@ -469,3 +469,32 @@ fn check_passes_against_a_control_plane_and_names_the_fix_when_the_token_is_wron
     assert!(out.contains("fix:"), "{out}");
     assert!(!out.contains("wrong-token-value") && !err.contains("wrong-token-value"));
 }
+
+#[test]
+fn a_refused_token_is_never_logged_even_at_trace_in_json() {
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-trace");
+    let secret = "refused-token-0123456789";
+    let mut env = env_for(&cp, ws.path(), free_port());
+    for (k, v) in env.iter_mut() {
+        match *k {
+            "ADOS_TOKEN" => *v = secret.into(),
+            "ADOS_LOG_LEVEL" => *v = "trace".into(),
+            _ => {}
+        }
+    }
+    env.push(("ADOS_LOG_FORMAT", "json".into()));
+    let r = RunnerProcess::start(Path::new(BIN), &[], &env);
+    assert!(r.wait_stderr("401", T), "{}", r.stderr());
+    let err = r.stderr();
+    assert!(!err.contains(secret), "token in the log");
+    assert!(
+        err.contains(&cp.url().replace("http://", "")),
+        "the URL is named"
+    );
+    // Every line is one JSON object.
+    for line in err.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(v.get("level").is_some() && v.get("msg").is_some(), "{line}");
+    }
+}

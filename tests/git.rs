@@ -400,7 +400,7 @@ fn force_push_only_for_ados_branches_and_protected_rejection_is_typed() {
     let mut sink = |_: &str| {};
     let mut git = Git::new(&env, &cancel, &redactor(), &mut sink);
     let mirror = Mirror::ensure(&f.ws, &f.url, &mut git).unwrap();
-    let co = Checkout::clone(&mut git, &mirror, job.repo(), "main").unwrap();
+    let mut co = Checkout::clone(&mut git, &mirror, job.repo(), "main").unwrap();
     fs::write(co.dir().join("x.txt"), "x\n").unwrap();
     co.commit(&mut git, &author(), "x").unwrap().unwrap();
     f.server.clear_requests();

@@ -10,7 +10,7 @@
 use super::env::{Access, Author};
 use super::error::{GitError, GitStep};
 use super::mirror::Mirror;
-use super::parse::{ls_remote_sha, parse_added_lines, parse_status, push_rejection};
+use super::parse::{parse_added_lines, parse_status, push_rejection};
 use super::run::{Capture, Git, Invocation};
 use crate::workspace::MirrorLock;
 use std::fs;
@@ -122,6 +122,8 @@ pub struct Checkout {
     target: String,
     /// Where the current branch started: the diff for the scan begins here.
     base: String,
+    /// The last commit [`Checkout::commit`] made, if any.
+    last_commit: Option<String>,
 }
 
 impl Checkout {
@@ -176,12 +178,16 @@ impl Checkout {
             dest,
             &["remote", "set-url", "origin", mirror.url()],
         )?;
-        let base = rev_parse(git, step, dest, "HEAD")?;
+        let base = match head_from_files(dest) {
+            Some(sha) => sha,
+            None => rev_parse(git, step, dest, "HEAD")?,
+        };
         Ok(Checkout {
             dir: dest.to_path_buf(),
             mirror: mirror.clone(),
             target: target_branch.to_string(),
             base,
+            last_commit: None,
         })
     }
 
@@ -218,17 +224,25 @@ impl Checkout {
         git: &mut Git<'_>,
         branch: &str,
     ) -> Result<Option<String>, GitError> {
-        let refname = format!("refs/heads/{branch}");
-        // Run in the mirror: the credential never meets the checkout's config.
-        let inv = Invocation::new(
-            GitStep::LsRemote,
-            self.mirror.path(),
-            Access::Network,
-            &["ls-remote", "--heads", "--", self.mirror.url(), &refname],
-        )
-        .capture(Capture::Keep);
-        let out = git.exec(inv)?.check()?;
-        Ok(ls_remote_sha(&out.stdout, branch))
+        // The mirror was fetched (with --prune) moments ago for this job:
+        // its branch is the remote's as the job saw it, and asking it is a
+        // local lookup instead of a network round trip. A push that races a
+        // newer remote update is refused by its lease.
+        let verify = format!("refs/heads/{branch}^{{commit}}");
+        let out = git.exec(
+            Invocation::new(
+                GitStep::LsRemote,
+                self.mirror.path(),
+                Access::Local,
+                &["rev-parse", "--verify", "--quiet", &verify],
+            )
+            .capture(Capture::Keep),
+        )?;
+        match out.exit_code {
+            Some(0) => Ok(out.stdout.first().map(|l| l.trim().to_string())),
+            Some(1) => Ok(None),
+            _ => Err(out.into_error()),
+        }
     }
 
     /// Whether `branch` exists on the remote now.
@@ -281,7 +295,11 @@ impl Checkout {
             &self.dir,
             &["switch", "--quiet", "--no-track", "-C", branch, start],
         )?;
-        self.base = rev_parse(git, step, &self.dir, "HEAD")?;
+        self.last_commit = None;
+        self.base = match head_from_files(&self.dir) {
+            Some(sha) => sha,
+            None => rev_parse(git, step, &self.dir, "HEAD")?,
+        };
         Ok(())
     }
 
@@ -430,34 +448,28 @@ impl Checkout {
     /// # Errors
     /// Git failures tagged `commit`.
     pub fn commit(
-        &self,
+        &mut self,
         git: &mut Git<'_>,
         author: &Author,
         message: &str,
     ) -> Result<Option<String>, GitError> {
         let step = GitStep::Commit;
-        if head_from_files(&self.dir).as_deref() != Some(self.base.as_str()) {
-            // The agent committed on its own: fold its commits into the
-            // job's one commit, with the spec's author and message.
+        // Commits the agent made on its own (HEAD moved past the branch's
+        // start, or past this checkout's last commit) are folded into this
+        // one, which carries the spec's author and message.
+        let since = self
+            .last_commit
+            .clone()
+            .unwrap_or_else(|| self.base.clone());
+        if head_from_files(&self.dir).as_deref() != Some(since.as_str()) {
             local(
                 git,
                 step,
                 &self.dir,
-                &["reset", "--soft", "--quiet", &self.base],
+                &["reset", "--soft", "--quiet", &since],
             )?;
         }
         local(git, step, &self.dir, &["add", "--all"])?;
-        let staged = git.exec(Invocation::new(
-            step,
-            &self.dir,
-            Access::Local,
-            &["diff", "--cached", "--quiet"],
-        ))?;
-        match staged.exit_code {
-            Some(0) => return Ok(None),
-            Some(1) => {}
-            _ => return Err(staged.into_error()),
-        }
         let mut inv = Invocation::new(
             step,
             &self.dir,
@@ -473,11 +485,25 @@ impl Checkout {
         );
         inv.extra_env = author.vars();
         inv.stdin = Some(message.as_bytes().to_vec());
-        git.exec(inv)?.check()?;
-        match head_from_files(&self.dir) {
-            Some(sha) => Ok(Some(sha)),
-            None => Ok(Some(rev_parse(git, step, &self.dir, "HEAD")?)),
+        let inv = inv.capture(Capture::Keep);
+        let out = git.exec(inv)?;
+        if !out.success() {
+            // Nothing staged: git says so on stdout (LC_ALL=C) and exits 1.
+            // Asked this way instead of a `diff --cached` before every commit.
+            let nothing = out.stdout.iter().any(|l| {
+                l.starts_with("nothing to commit") || l.starts_with("nothing added to commit")
+            });
+            if out.exit_code == Some(1) && nothing {
+                return Ok(None);
+            }
+            return Err(out.into_error());
         }
+        let sha = match head_from_files(&self.dir) {
+            Some(sha) => sha,
+            None => rev_parse(git, step, &self.dir, "HEAD")?,
+        };
+        self.last_commit = Some(sha.clone());
+        Ok(Some(sha))
     }
 
     /// The lines added between the branch's start point and `HEAD`, with
@@ -532,7 +558,10 @@ impl Checkout {
             });
         }
         let local_ref = format!("refs/heads/{branch}");
-        let sha = rev_parse(git, step, &self.dir, &local_ref)?;
+        let sha = match loose_ref(&self.dir, &local_ref) {
+            Some(sha) => sha,
+            None => rev_parse(git, step, &self.dir, &local_ref)?,
+        };
         let _lock = MirrorLock::acquire(self.mirror.lock_path(), git.cancel())?;
         let mirror = self.mirror.path();
         let dir_s = self.dir.display().to_string();
@@ -568,13 +597,10 @@ impl Checkout {
         let mut inv = Invocation::new(step, mirror, Access::Network, &[]).capture(Capture::Keep);
         inv.args = args;
         let result = git.exec(inv);
-        // Best effort: the ref only pins objects until the push is done.
-        let _ = git.exec(Invocation::new(
-            step,
-            mirror,
-            Access::Local,
-            &["update-ref", "-d", PUSH_REF],
-        ));
+        // The ref only pins objects until the push is done. It is a loose
+        // ref written by the fetch above: removing the file spares a git
+        // process (a packed one would be overwritten by the next push).
+        let _ = fs::remove_file(mirror.join(PUSH_REF));
         let out = result?;
         if out.success() {
             return Ok(PushOutcome::Pushed { sha });
@@ -598,13 +624,18 @@ impl Checkout {
 /// is not simple (detached, packed ref, anything unusual): the caller then
 /// asks git.
 fn head_from_files(dir: &Path) -> Option<String> {
-    let git_dir = dir.join(".git");
-    let head = fs::read_to_string(git_dir.join("HEAD")).ok()?;
-    let refname = head.trim().strip_prefix("ref: ")?;
-    if !refname.starts_with("refs/heads/") || refname.contains("..") {
+    let head = fs::read_to_string(dir.join(".git").join("HEAD")).ok()?;
+    loose_ref(dir, head.trim().strip_prefix("ref: ")?)
+}
+
+/// A branch's sha from its loose ref file in `dir/.git`, or `None` (packed,
+/// missing, unusual name: ask git).
+fn loose_ref(dir: &Path, refname: &str) -> Option<String> {
+    if !refname.starts_with("refs/heads/") || refname.split('/').any(|c| c == ".." || c.is_empty())
+    {
         return None;
     }
-    let sha = fs::read_to_string(git_dir.join(refname)).ok()?;
+    let sha = fs::read_to_string(dir.join(".git").join(refname)).ok()?;
     let sha = sha.trim();
     (sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha.to_string())
 }

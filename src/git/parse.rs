@@ -112,15 +112,6 @@ pub(crate) fn parse_added_lines(lines: &[String]) -> Vec<AddedLine> {
     out
 }
 
-/// The sha of `refs/heads/<branch>` in `git ls-remote` output.
-pub(crate) fn ls_remote_sha(lines: &[String], branch: &str) -> Option<String> {
-    let want = format!("refs/heads/{branch}");
-    lines.iter().find_map(|l| {
-        let (sha, name) = l.split_once('\t')?;
-        (name == want).then(|| sha.to_string())
-    })
-}
-
 /// From `git push --porcelain` output: the rejection reason, when a ref was
 /// rejected (`!\t<src>:<dst>\t[rejected] (fetch first)`).
 pub(crate) fn push_rejection(lines: &[String]) -> Option<String> {
@@ -194,10 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn ls_remote_and_push_porcelain() {
-        let ls = v(&["abc\trefs/heads/ados/x-y", "def\trefs/heads/ados/x"]);
-        assert_eq!(ls_remote_sha(&ls, "ados/x").as_deref(), Some("def"));
-        assert_eq!(ls_remote_sha(&ls, "main"), None);
+    fn push_porcelain() {
         let push = v(&[
             "To http://h/o/r.git",
             "!\trefs/x:refs/heads/main\t[remote rejected] (protected branch hook declined)",

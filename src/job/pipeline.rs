@@ -469,12 +469,15 @@ impl<'a> JobRunner<'a> {
         // committing
         self.check_cancel(&res)?;
         r.status(Status::Committing, None);
-        let changed: Vec<String> = self
-            .git(r, &genv, &redactor, |g| checkout.changed_files(g))
-            .map_err(|e| self.git_failure(&res, "status", e))?
-            .into_iter()
-            .map(|c| c.path)
-            .collect();
+        // Tests and repairs may have changed the tree since the agent ran;
+        // with no test command it is as the agent left it.
+        let changed = if test_argv.is_empty() {
+            changed
+        } else {
+            self.git(r, &genv, &redactor, |g| checkout.changed_files(g))
+                .map_err(|e| self.git_failure(&res, "status", e))?
+        };
+        let changed: Vec<String> = changed.into_iter().map(|c| c.path).collect();
         if changed.is_empty() {
             res.status = ResultStatus::NeedsHuman;
             res.summary = "agent made no changes".into();

@@ -112,7 +112,22 @@ bench_overhead() {
   git -C "$d/src" add -A
   git -C "$d/src" commit -q -m "$FILES files"
   git clone -q --bare "$d/src" "$d/origin.git"
-  : > "$d/cold"; : > "$d/warm"; : > "$d/script"
+  : > "$d/cold"; : > "$d/warm"; : > "$d/script"; : > "$d/script_nolocal"
+  # The baseline: clone, write the file, commit, push. A plain `git clone`
+  # of a local path hardlinks the objects; with --no-local it packs and
+  # copies them as over a network, which is what the runner's mirror does.
+  # script_job CLONE_FLAG BRANCH
+  script_job() {
+    rm -rf "$d/clone"
+    t0=$(now_ns)
+    git clone -q $1 "$d/origin.git" "$d/clone"
+    echo x > "$d/clone/bench.txt"
+    git -C "$d/clone" add -A
+    git -C "$d/clone" commit -q -m "bench: write bench.txt"
+    git -C "$d/clone" push -q origin "HEAD:refs/heads/$2"
+    t1=$(now_ns)
+    echo "$(secs "$t0" "$t1")"
+  }
   # Warm the page cache and the binary once, untimed.
   exec_job "$d/origin.git" "$d/ws-prime" bench/prime "$d/log" > /dev/null
   exec_job "$d/origin.git" "$d/ws-warm" bench/warm-0 "$d/log" > /dev/null
@@ -122,27 +137,23 @@ bench_overhead() {
     rm -rf "$d/ws-cold"
     exec_job "$d/origin.git" "$d/ws-cold" "bench/cold-$r" "$d/log" >> "$d/cold"
     exec_job "$d/origin.git" "$d/ws-warm" "bench/warm-$r" "$d/log" >> "$d/warm"
-    rm -rf "$d/clone"
-    t0=$(now_ns)
-    git clone -q "$d/origin.git" "$d/clone"
-    echo x > "$d/clone/bench.txt"
-    git -C "$d/clone" add -A
-    git -C "$d/clone" commit -q -m "bench: write bench.txt"
-    git -C "$d/clone" push -q origin "HEAD:refs/heads/bench/script-$r"
-    t1=$(now_ns)
-    echo "$(secs "$t0" "$t1")" >> "$d/script"
+    script_job "" "bench/script-$r" >> "$d/script"
+    script_job --no-local "bench/script-nl-$r" >> "$d/script_nolocal"
     r=$((r + 1))
   done
   set -- $(stats "$d/cold"); cold_med=$1 cold_min=$2 cold_max=$3
   set -- $(stats "$d/warm"); warm_med=$1 warm_min=$2 warm_max=$3
   set -- $(stats "$d/script"); sc_med=$1 sc_min=$2 sc_max=$3
+  set -- $(stats "$d/script_nolocal"); nl_med=$1 nl_min=$2 nl_max=$3
   {
     echo "overhead files=$FILES runs=$RUNS (seconds: median min max)"
     echo "runner_cold   $cold_med $cold_min $cold_max   [$(tr '\n' ' ' < "$d/cold")]"
     echo "runner_warm   $warm_med $warm_min $warm_max   [$(tr '\n' ' ' < "$d/warm")]"
     echo "script        $sc_med $sc_min $sc_max   [$(tr '\n' ' ' < "$d/script")]"
+    echo "script_nolocal $nl_med $nl_min $nl_max   [$(tr '\n' ' ' < "$d/script_nolocal")]"
     echo "ratio cold/script median $(ratio "$cold_med" "$sc_med") min $(ratio "$cold_min" "$sc_min") (goal <= 1.10)"
     echo "ratio warm/script median $(ratio "$warm_med" "$sc_med") min $(ratio "$warm_min" "$sc_min")"
+    echo "ratio cold/script_nolocal median $(ratio "$cold_med" "$nl_med") min $(ratio "$cold_min" "$nl_min")"
   } | tee "$OUT/overhead.txt"
 }
 

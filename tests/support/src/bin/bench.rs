@@ -227,6 +227,36 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) as f64 / hz
 }
 
+/// CPU seconds of every live thread of `pid`, folded into `seen` (by tid,
+/// so a thread that has ended keeps its last sample): the per-thread
+/// split shows which stage of the runner is the bottleneck.
+fn sample_threads(pid: u32, seen: &mut std::collections::BTreeMap<u64, (String, f64)>) {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    for entry in dir.flatten() {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some((head, rest))) = (stat.find('('), stat.rsplit_once(')')) else {
+            continue;
+        };
+        let comm = head.get(open + 1..).unwrap_or("").to_string();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        seen.insert(tid, (comm, (ticks(11) + ticks(12)) as f64 / hz));
+    }
+}
+
 /// Our own CPU seconds (the control plane's cost, to show it is small).
 fn self_cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we pass.
@@ -264,7 +294,10 @@ fn flood_opts(args: &[String]) -> Result<FloodOpts, String> {
             .next()
             .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?
             .clone();
-        let n = || v.parse::<u64>().map_err(|_| format!("{flag} {v}: not a number"));
+        let n = || {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag} {v}: not a number"))
+        };
         match flag.as_str() {
             "--runner" => o.runner = v,
             "--workspace" => o.workspace = v,
@@ -375,6 +408,7 @@ fn flood(args: &[String]) -> Result<(), String> {
     let mut frame_bytes = 0u64;
     let mut result_status = String::new();
     let mut peak_rss_sampled = 0u64;
+    let mut threads = std::collections::BTreeMap::new();
     let mut last_sample = Instant::now();
     let started = Instant::now();
     let cp_cpu0 = self_cpu_seconds();
@@ -433,6 +467,7 @@ fn flood(args: &[String]) -> Result<(), String> {
         }
         if last_sample.elapsed() > Duration::from_millis(200) {
             peak_rss_sampled = peak_rss_sampled.max(rss_kib(pid).1);
+            sample_threads(pid, &mut threads);
             last_sample = Instant::now();
         }
         if is_result {
@@ -442,6 +477,11 @@ fn flood(args: &[String]) -> Result<(), String> {
     let done = mono_ns();
     let (hwm, rss) = rss_kib(pid);
     let runner_cpu = cpu_seconds(pid);
+    sample_threads(pid, &mut threads);
+    let mut by_name: std::collections::BTreeMap<String, f64> = std::collections::BTreeMap::new();
+    for (name, cpu) in threads.into_values() {
+        *by_name.entry(name).or_default() += cpu;
+    }
     let cp_cpu = self_cpu_seconds() - cp_cpu0;
     // Stop the runner the way an operator would: SIGTERM, then serve the
     // connection until it closes it (it flushes and says goodbye first).
@@ -481,6 +521,7 @@ fn flood(args: &[String]) -> Result<(), String> {
         "runner_vmrss_end_kib": rss,
         "runner_vmrss_sampled_max_kib": peak_rss_sampled,
         "runner_cpu_s": runner_cpu,
+        "runner_thread_cpu_s": by_name,
         "control_plane_cpu_s": cp_cpu,
     });
     println!("{figures}");

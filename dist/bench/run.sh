@@ -20,8 +20,8 @@
 #   BENCH_COLD_RUNS=3                  cold runs in the warm-start benchmark
 #   BENCH_FLOOD_BYTES=1073741824       bytes the flood agent writes
 #   BENCH_FLOOD_LINE=200               bytes per flood line (newline included)
-#   BENCH_FLOOD_RATE=50000             lines/s of the paced latency run (0: skip it)
-#   BENCH_PACED_SECONDS=20             length of the paced run
+#   BENCH_FLOOD_RATE=100000            lines/s of the paced latency run (0: skip it)
+#   BENCH_PACED_SECONDS=10             length of the paced run (3 with BENCH_QUICK)
 #   BENCH_OUT=DIR                      where the raw figures go (default target/bench)
 #   BENCH_KEEP=1                       keep the scratch directory
 set -eu
@@ -40,10 +40,10 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 else
   RUNS=${BENCH_RUNS:-7}; FILES=${BENCH_FILES:-2000}; COMMITS=${BENCH_COMMITS:-20000}
   COLD_RUNS=${BENCH_COLD_RUNS:-3}; FLOOD_BYTES=${BENCH_FLOOD_BYTES:-1073741824}
-  PACED_SECONDS=${BENCH_PACED_SECONDS:-20}
+  PACED_SECONDS=${BENCH_PACED_SECONDS:-10}
 fi
 FLOOD_LINE=${BENCH_FLOOD_LINE:-200}
-FLOOD_RATE=${BENCH_FLOOD_RATE:-50000}
+FLOOD_RATE=${BENCH_FLOOD_RATE:-100000}
 
 [ -x "$BIN" ] || { echo "no runner binary at $BIN (run \`make release\`)" >&2; exit 2; }
 echo "== building the benchmark helper (ados-bench)"
@@ -141,6 +141,32 @@ bench_overhead() {
     script_job --no-local "bench/script-nl-$r" >> "$d/script_nolocal"
     r=$((r + 1))
   done
+  # Where a runner job's time goes: one more cold and one more warm job
+  # (untimed) with a `git` wrapper first on PATH that logs each call's
+  # duration (the wrapper itself adds ~1 ms a call).
+  mkdir -p "$d/gitwrap"
+  real_git=$(command -v git)
+  {
+    echo '#!/bin/sh'
+    echo 't0=$(date +%s%N)'
+    echo "\"$real_git\" \"\$@\""
+    echo 'rc=$?'
+    echo 't1=$(date +%s%N)'
+    echo "echo \"\$(( (t1 - t0) / 1000000 )) ms  git \$*\" | cut -c1-140 >> \"$d/gitcalls\""
+    echo 'exit $rc'
+  } > "$d/gitwrap/git"
+  chmod +x "$d/gitwrap/git"
+  rm -rf "$d/ws-cold"
+  : > "$d/gitcalls"
+  PATH="$d/gitwrap:$PATH" exec_job "$d/origin.git" "$d/ws-cold" bench/trace-cold "$d/log" > "$d/trace-cold"
+  mv "$d/gitcalls" "$d/gitcalls-cold"
+  : > "$d/gitcalls"
+  PATH="$d/gitwrap:$PATH" exec_job "$d/origin.git" "$d/ws-warm" bench/trace-warm "$d/log" > "$d/trace-warm"
+  mv "$d/gitcalls" "$d/gitcalls-warm"
+  for k in cold warm; do
+    echo "## $k job: $(cat "$d/trace-$k") s wall (with the wrapper), $(wc -l < "$d/gitcalls-$k") git calls, $(awk '{ s += $1 } END { print s }' "$d/gitcalls-$k") ms in git"
+    cat "$d/gitcalls-$k"
+  done > "$OUT/overhead-git-calls.txt"
   set -- $(stats "$d/cold"); cold_med=$1 cold_min=$2 cold_max=$3
   set -- $(stats "$d/warm"); warm_med=$1 warm_min=$2 warm_max=$3
   set -- $(stats "$d/script"); sc_med=$1 sc_min=$2 sc_max=$3
@@ -154,6 +180,7 @@ bench_overhead() {
     echo "ratio cold/script median $(ratio "$cold_med" "$sc_med") min $(ratio "$cold_min" "$sc_min") (goal <= 1.10)"
     echo "ratio warm/script median $(ratio "$warm_med" "$sc_med") min $(ratio "$warm_min" "$sc_min")"
     echo "ratio cold/script_nolocal median $(ratio "$cold_med" "$nl_med") min $(ratio "$cold_min" "$nl_min")"
+    echo "git calls per runner job: $OUT/overhead-git-calls.txt"
   } | tee "$OUT/overhead.txt"
 }
 

@@ -95,6 +95,32 @@ exec_job() {
   echo "$(secs "$t0" "$t1")"
 }
 
+# Where a runner job's time goes: one more job (untimed) with a `git`
+# wrapper first on PATH that logs each call's duration (the wrapper adds
+# ~1 ms a call). Prints a header line and the calls.
+# trace_job LABEL REPO WORKSPACE BRANCH
+trace_job() {
+  tw=$WORK/gitwrap
+  if [ ! -x "$tw/git" ]; then
+    mkdir -p "$tw"
+    real_git=$(command -v git)
+    {
+      echo '#!/bin/sh'
+      echo 't0=$(date +%s%N)'
+      echo "\"$real_git\" \"\$@\""
+      echo 'rc=$?'
+      echo 't1=$(date +%s%N)'
+      echo "echo \"\$(( (t1 - t0) / 1000000 )) ms  git \$*\" | cut -c1-140 >> \"$tw/calls\""
+      echo 'exit $rc'
+    } > "$tw/git"
+    chmod +x "$tw/git"
+  fi
+  : > "$tw/calls"
+  wall=$(PATH="$tw:$PATH" exec_job "$2" "$3" "$4" "$tw/log")
+  echo "## $1 job: $wall s wall (with the wrapper), $(wc -l < "$tw/calls") git calls, $(awk '{ s += $1 } END { print s }' "$tw/calls") ms in git"
+  cat "$tw/calls"
+}
+
 # ---------------------------------------------------------------- overhead
 bench_overhead() {
   echo "== 1. job overhead: $FILES-file repository, $RUNS runs per variant"
@@ -144,29 +170,9 @@ bench_overhead() {
   # Where a runner job's time goes: one more cold and one more warm job
   # (untimed) with a `git` wrapper first on PATH that logs each call's
   # duration (the wrapper itself adds ~1 ms a call).
-  mkdir -p "$d/gitwrap"
-  real_git=$(command -v git)
-  {
-    echo '#!/bin/sh'
-    echo 't0=$(date +%s%N)'
-    echo "\"$real_git\" \"\$@\""
-    echo 'rc=$?'
-    echo 't1=$(date +%s%N)'
-    echo "echo \"\$(( (t1 - t0) / 1000000 )) ms  git \$*\" | cut -c1-140 >> \"$d/gitcalls\""
-    echo 'exit $rc'
-  } > "$d/gitwrap/git"
-  chmod +x "$d/gitwrap/git"
   rm -rf "$d/ws-cold"
-  : > "$d/gitcalls"
-  PATH="$d/gitwrap:$PATH" exec_job "$d/origin.git" "$d/ws-cold" bench/trace-cold "$d/log" > "$d/trace-cold"
-  mv "$d/gitcalls" "$d/gitcalls-cold"
-  : > "$d/gitcalls"
-  PATH="$d/gitwrap:$PATH" exec_job "$d/origin.git" "$d/ws-warm" bench/trace-warm "$d/log" > "$d/trace-warm"
-  mv "$d/gitcalls" "$d/gitcalls-warm"
-  for k in cold warm; do
-    echo "## $k job: $(cat "$d/trace-$k") s wall (with the wrapper), $(wc -l < "$d/gitcalls-$k") git calls, $(awk '{ s += $1 } END { print s }' "$d/gitcalls-$k") ms in git"
-    cat "$d/gitcalls-$k"
-  done > "$OUT/overhead-git-calls.txt"
+  trace_job cold "$d/origin.git" "$d/ws-cold" bench/trace-cold > "$OUT/overhead-git-calls.txt"
+  trace_job warm "$d/origin.git" "$d/ws-warm" bench/trace-warm >> "$OUT/overhead-git-calls.txt"
   set -- $(stats "$d/cold"); cold_med=$1 cold_min=$2 cold_max=$3
   set -- $(stats "$d/warm"); warm_med=$1 warm_min=$2 warm_max=$3
   set -- $(stats "$d/script"); sc_med=$1 sc_min=$2 sc_max=$3
@@ -247,6 +253,8 @@ bench_warm() {
     clone_phase "$d/logs/warm-$r" >> "$d/warm_clone"
     r=$((r + 1))
   done
+  new_commit
+  GITHUB_TOKEN=$token trace_job warm "$url" "$d/ws" bench/trace-warm > "$OUT/warm-git-calls.txt"
   kill "$GIT_SERVER_PID" 2>/dev/null || true
   GIT_SERVER_PID=
   set -- $(stats "$d/cold"); c_med=$1 c_min=$2 c_max=$3
@@ -260,6 +268,7 @@ bench_warm() {
     echo "clone_phase_cold [$(tr '\n' ' ' < "$d/cold_clone")]  clone_phase_warm [$(tr '\n' ' ' < "$d/warm_clone")]"
     echo "speed-up job cold/warm median $(ratio "$c_med" "$w_med") (goal >= 5)"
     echo "speed-up plain git clone / warm job median $(ratio "$p_med" "$w_med")"
+    echo "git calls of a warm job: $OUT/warm-git-calls.txt"
   } | tee "$OUT/warm.txt"
 }
 

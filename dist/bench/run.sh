@@ -295,8 +295,17 @@ bench_flood() {
   fi
 }
 
-echo "machine: $(nproc) CPUs, $(free -h | awk '/^Mem:/ { print $2 }') RAM, kernel $(uname -r), $(git --version)"
-echo "runner: $BIN"
+# What else is running matters on a small machine: say it.
+load() {
+  echo "$1: load average $(cut -d' ' -f1-3 /proc/loadavg); busiest processes (%CPU since start):"
+  ps -eo pcpu=,etimes=,comm= --sort=-pcpu | awk '$1 > 5 { printf "  %5s%%  %6ss  %s\n", $1, $2, $3 }' | head -8
+}
+{
+  echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -h | awk '/^Mem:/ { print $2 }') RAM, kernel $(uname -r), $(git --version)"
+  echo "runner: $BIN"
+  echo "started: $(date -u +%FT%TZ)"
+  load "before"
+} | tee "$OUT/machine.txt"
 for b in $ONLY; do
   case $b in
     overhead) bench_overhead ;;
@@ -305,4 +314,5 @@ for b in $ONLY; do
     *) echo "unknown benchmark $b (overhead, warm, flood)" >&2; exit 2 ;;
   esac
 done
+{ echo "ended: $(date -u +%FT%TZ)"; load "after"; } | tee -a "$OUT/machine.txt"
 echo "figures in $OUT"

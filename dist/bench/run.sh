@@ -297,8 +297,9 @@ bench_flood() {
 
 # What else is running matters on a small machine: say it.
 load() {
-  echo "$1: load average $(cut -d' ' -f1-3 /proc/loadavg); busiest processes (%CPU since start):"
-  ps -eo pcpu=,etimes=,comm= --sort=-pcpu | awk '$1 > 5 { printf "  %5s%%  %6ss  %s\n", $1, $2, $3 }' | head -8
+  echo "$1: load average $(cut -d' ' -f1-3 /proc/loadavg); busiest processes over 1 s:"
+  top -b -n 2 -d 1 -w 200 2>/dev/null | awk '/^top -/ { n++ }
+    n == 2 && $1 ~ /^[0-9]+$/ && $9 + 0 > 3 { printf "  %6s%%  %s\n", $9, $12 }' | head -8
 }
 {
   echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -h | awk '/^Mem:/ { print $2 }') RAM, kernel $(uname -r), $(git --version)"

@@ -30,7 +30,7 @@ demo: release ## the whole pipeline on a throwaway repo: no account, no API key
 	./dist/demo/run.sh ./target/release/$(BIN)
 
 bench: release ## benchmarks; figures and method in BENCHMARKS.md
-	./dist/bench/run.sh ./target/release/$(BIN)
+	./dist/bench/run.sh $${CARGO_TARGET_DIR:-./target}/release/$(BIN)
 
 static: ## fully static musl binary: dist/ados-work-runner (see docs/static.md)
 	./dist/build-static.sh

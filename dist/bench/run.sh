@@ -17,6 +17,8 @@
 #   BENCH_RUNS=7                       timed runs per variant (overhead, warm)
 #   BENCH_FILES=2000                   files in the overhead repository
 #   BENCH_COMMITS=20000                commits in the warm-start repository
+#   BENCH_COMMIT_BYTES=2048            bytes each of those commits writes
+#   BENCH_WARM_FILES=2000              files the warm-start repository has
 #   BENCH_COLD_RUNS=3                  cold runs in the warm-start benchmark
 #   BENCH_FLOOD_BYTES=1073741824       bytes the flood agent writes
 #   BENCH_FLOOD_LINE=200               bytes per flood line (newline included)
@@ -35,10 +37,12 @@ OUT=${BENCH_OUT:-$ROOT/target/bench}
 ONLY=${BENCH_ONLY:-overhead warm flood}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   RUNS=${BENCH_RUNS:-3}; FILES=${BENCH_FILES:-200}; COMMITS=${BENCH_COMMITS:-2000}
+  COMMIT_BYTES=${BENCH_COMMIT_BYTES:-256}; FILES_W=${BENCH_WARM_FILES:-200}
   COLD_RUNS=${BENCH_COLD_RUNS:-2}; FLOOD_BYTES=${BENCH_FLOOD_BYTES:-20000000}
   PACED_SECONDS=${BENCH_PACED_SECONDS:-3}
 else
   RUNS=${BENCH_RUNS:-7}; FILES=${BENCH_FILES:-2000}; COMMITS=${BENCH_COMMITS:-20000}
+  COMMIT_BYTES=${BENCH_COMMIT_BYTES:-2048}; FILES_W=${BENCH_WARM_FILES:-2000}
   COLD_RUNS=${BENCH_COLD_RUNS:-3}; FLOOD_BYTES=${BENCH_FLOOD_BYTES:-1073741824}
   PACED_SECONDS=${BENCH_PACED_SECONDS:-10}
 fi
@@ -197,15 +201,25 @@ bench_warm() {
   mkdir -p "$d/srv/o" "$d/logs"
   git init -q --bare -b main "$d/srv/o/big.git"
   t0=$(now_ns)
-  # One commit per step, each changing one of 500 files (plus a README).
-  awk -v n="$COMMITS" 'BEGIN {
+  # One commit per step, each rewriting one of $FILES_W files with
+  # $COMMIT_BYTES bytes of pseudo-random text (fixed seed), plus a README:
+  # a history whose pack is tens of MB, like a real repository with that
+  # many commits (BENCH_COMMIT_BYTES=16 gives the tiny-content variant).
+  awk -v n="$COMMITS" -v bytes="$COMMIT_BYTES" -v files="$FILES_W" 'BEGIN {
+    srand(42)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
     for (i = 1; i <= n; i++) {
       msg = "commit " i
       data = "content of step " i "\n"
+      while (length(data) < bytes) {
+        line = ""
+        for (k = 0; k < 63; k++) line = line substr(alphabet, int(rand() * 63) + 1, 1)
+        data = data line "\n"
+      }
       printf "commit refs/heads/main\nmark :%d\ncommitter Bench <bench@example.com> %d +0000\ndata %d\n%s\n", i, 1700000000 + i, length(msg), msg
       if (i > 1) printf "from :%d\n", i - 1
       else printf "M 644 inline README.md\ndata 7\n# big\n\n\n"
-      printf "M 644 inline src/f%d.txt\ndata %d\n%s\n", i % 500, length(data), data
+      printf "M 644 inline src/f%d.txt\ndata %d\n%s\n", i % files, length(data), data
     } }' | git -C "$d/srv/o/big.git" fast-import --quiet
   # A server keeps its repositories packed.
   git -C "$d/srv/o/big.git" repack -adq

@@ -4,10 +4,11 @@
 //! They are written into the job's own HOME (`jobs/<id>/home`), which is
 //! where npm (`~/.npmrc`), pip (`~/.config/pip/pip.conf`) and Maven
 //! (`~/.m2/settings.xml`) look, and which every agent and test process of
-//! the job gets as `HOME`. So they are never inside the checkout (nothing
-//! to exclude from a commit), are readable only by the runner's user
-//! (mode 0600), and are deleted with the job directory when the job ends,
-//! whatever its outcome.
+//! the job gets as `HOME`. So they are never inside the checkout, are
+//! readable only by the runner's user (mode 0600), and are deleted with the
+//! job directory when the job ends, whatever its outcome. Their names are
+//! also put in the checkout's `.git/info/exclude`, so a copy an agent makes
+//! at the repository root is not committed either.
 
 use crate::job::spec::RegistrySpec;
 use std::io::{self, Write};
@@ -19,14 +20,29 @@ use std::path::{Path, PathBuf};
 pub struct RegistryFiles {
     /// Every file written (all under the job's HOME).
     pub paths: Vec<PathBuf>,
+    /// The registry kinds written (`npm`, `pip`, `maven`).
+    kinds: Vec<&'static str>,
 }
 
 impl RegistryFiles {
-    /// `.git/info/exclude` patterns for files written inside the checkout:
-    /// none, by design (see the module doc); kept so a future writer into
-    /// the checkout has one place to add its pattern.
+    /// `.git/info/exclude` patterns: nothing is written into the checkout,
+    /// but a *new* credentials file of the same name at the repository root
+    /// (an agent copying `~/.npmrc` there, say) is kept out of the commit
+    /// too. Anchored to the root and untracked-only (git's exclude rules),
+    /// so a repository's own tracked `.npmrc` still commits normally.
     pub fn exclude_patterns(&self) -> Vec<String> {
-        Vec::new()
+        let mut out = Vec::new();
+        for kind in &self.kinds {
+            out.push(
+                match *kind {
+                    "npm" => "/.npmrc",
+                    "pip" => "/pip.conf",
+                    _ => "/settings.xml",
+                }
+                .to_string(),
+            );
+        }
+        out
     }
 }
 
@@ -110,6 +126,7 @@ pub fn write(registries: &[RegistrySpec], _repo: &Path, home: &Path) -> io::Resu
         let p = home.join(".npmrc");
         write_private(&p, &npmrc)?;
         files.paths.push(p);
+        files.kinds.push("npm");
     }
     if let Some((first, rest)) = pip_urls.split_first() {
         let mut conf = format!("[global]\nindex-url = {first}\n");
@@ -119,6 +136,7 @@ pub fn write(registries: &[RegistrySpec], _repo: &Path, home: &Path) -> io::Resu
         let p = home.join(".config/pip/pip.conf");
         write_private(&p, &conf)?;
         files.paths.push(p);
+        files.kinds.push("pip");
     }
     if !maven.is_empty() {
         let mut xml = String::from("<settings>\n  <servers>\n");
@@ -139,6 +157,7 @@ pub fn write(registries: &[RegistrySpec], _repo: &Path, home: &Path) -> io::Resu
         let p = home.join(".m2/settings.xml");
         write_private(&p, &xml)?;
         files.paths.push(p);
+        files.kinds.push("maven");
     }
     Ok(files)
 }
@@ -174,6 +193,10 @@ mod tests {
         ];
         let files = write(&regs, Path::new("/nonexistent-repo"), &home).expect("write");
         assert_eq!(files.paths.len(), 3);
+        assert_eq!(
+            files.exclude_patterns(),
+            vec!["/.npmrc", "/pip.conf", "/settings.xml"]
+        );
         let npmrc = std::fs::read_to_string(home.join(".npmrc")).expect("npmrc");
         assert!(npmrc.contains("@myorg:registry=https://npm.pkg.github.com/"));
         assert!(npmrc.contains("//npm.pkg.github.com/:_authToken=npm-token-123456"));

@@ -577,3 +577,32 @@ fn an_agent_that_commits_by_itself_is_folded_into_the_jobs_commit() {
         "one commit, the job's author"
     );
 }
+
+#[test]
+fn a_repair_stage_pushes_a_new_commit_onto_the_existing_branch() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (ok, _, err) = try_git(&h.bare(), &["branch", "ados/pr-1", "main"]);
+    assert!(ok, "{err}");
+    let before =
+        ados_test_support::fixtures::commit_to_bare(&h.bare(), "ados/pr-1", &[("x.txt", "one\n")]);
+    let mut spec = h.spec(
+        "repair-stage",
+        "claude",
+        "CI failed: x.txt needs a second line\nFAKE: append x.txt two",
+        "",
+    );
+    spec["stage"] = json!("repair");
+    spec["branch"] = json!("ados/pr-1");
+    let (_, res) = h.run(spec);
+    assert_eq!(res["status"], "completed", "{res}");
+    assert_eq!(
+        h.branch_file("ados/pr-1", "x.txt").as_deref(),
+        Some("one\ntwo\n")
+    );
+    let (_, parent, _) = try_git(&h.bare(), &["rev-parse", "ados/pr-1^"]);
+    assert_eq!(
+        parent.trim(),
+        before,
+        "a new commit on top, nothing rewritten"
+    );
+}

@@ -58,6 +58,24 @@ fn env_for(cp_url: &str, ws: &Path, runner_id: &str) -> Vec<(&'static str, Strin
     ]
 }
 
+/// A workspace and a bare repository with one commit, for one test.
+struct Scratch {
+    ws: TempDir,
+    _repos: TempDir,
+    repo: PathBuf,
+}
+
+fn scratch(tag: &str) -> Scratch {
+    let ws = TempDir::new(tag);
+    let repos = TempDir::new(&format!("{tag}-repos"));
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    Scratch {
+        ws,
+        _repos: repos,
+        repo,
+    }
+}
+
 fn job(id: &str, clone_url: &Path, prompt: &str) -> Value {
     json!({"job_id": id, "kind": "issue",
            "repo": {"provider":"github","owner":"o","name":"r",
@@ -179,9 +197,7 @@ fn flood_with_drops_and_forgetting_server_stores_every_line_once_in_order() {
         record_events: false,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-flood");
-    let repos = TempDir::new("chaos-flood-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-flood");
     let _r = RunnerProcess::start(
         Path::new(BIN),
         &[],
@@ -274,9 +290,7 @@ fn sigkill_and_restart_fails_the_job_and_kills_its_processes() {
         heartbeat_s: 5,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-kill");
-    let repos = TempDir::new("chaos-kill-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-kill");
     // Unique to this run: other tests on the machine may run fake agents.
     let tag = format!("chaoskill{}", std::process::id());
     let env = env_for(&cp.url(), ws.path(), "chaos-2");
@@ -363,9 +377,7 @@ fn control_plane_down_for_the_whole_job_then_everything_is_delivered() {
         heartbeat_s: 5,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-down");
-    let repos = TempDir::new("chaos-down-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-down");
     let _r = RunnerProcess::start(
         Path::new(BIN),
         &[],
@@ -423,9 +435,7 @@ fn a_result_acknowledged_only_by_welcome_releases_the_job() {
         auto_ack: false,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-welcome");
-    let repos = TempDir::new("chaos-welcome-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-welcome");
     let _r = RunnerProcess::start(
         Path::new(BIN),
         &[],
@@ -475,9 +485,7 @@ fn sigkill_in_the_middle_of_a_flood_loses_nothing_written() {
         record_events: false,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-kill-flood");
-    let repos = TempDir::new("chaos-kill-flood-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-kill-flood");
     let env = env_for(&cp.url(), ws.path(), "chaos-5");
     let mut first = RunnerProcess::start(Path::new(BIN), &[], &env);
     cp.wait_for(|v| v["type"] == "hello", T);
@@ -525,9 +533,7 @@ fn runner_stopped_while_the_control_plane_is_down_delivers_after_restart() {
         heartbeat_s: 5,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-stop-down");
-    let repos = TempDir::new("chaos-stop-down-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-stop-down");
     let mut env = env_for(&cp.url(), ws.path(), "chaos-6");
     env.push(("ADOS_SHUTDOWN_GRACE", "1s".into()));
     let mut first = RunnerProcess::start(Path::new(BIN), &[], &env);
@@ -578,9 +584,7 @@ fn two_floods_through_drops_storms_and_a_silent_server() {
         record_events: false,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-twins");
-    let repos = TempDir::new("chaos-twins-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-twins");
     let _r = RunnerProcess::start(
         Path::new(BIN),
         &[],
@@ -681,9 +685,7 @@ fn large_frames_cut_mid_write_are_resent_whole() {
         ack_every: 7,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-big");
-    let repos = TempDir::new("chaos-big-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-big");
     let _r = RunnerProcess::start(
         Path::new(BIN),
         &[],
@@ -751,9 +753,7 @@ fn journal_tail_lost_in_a_power_cut_still_gets_a_result_under_a_new_seq() {
         heartbeat_s: 5,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-power");
-    let repos = TempDir::new("chaos-power-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-power");
     let env = env_for(&cp.url(), ws.path(), "chaos-9");
     let mut first = RunnerProcess::start(Path::new(BIN), &[], &env);
     cp.wait_for(|v| v["type"] == "hello", T);
@@ -815,9 +815,7 @@ fn an_assign_cut_off_by_a_drop_and_sent_again_runs_once() {
         heartbeat_s: 5,
         ..Options::default()
     });
-    let ws = TempDir::new("chaos-again");
-    let repos = TempDir::new("chaos-again-repos");
-    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let Scratch { ws, _repos, repo } = scratch("chaos-again");
     let _r = RunnerProcess::start(
         Path::new(BIN),
         &[],

@@ -58,6 +58,13 @@ fn env_for(cp_url: &str, ws: &Path, runner_id: &str) -> Vec<(&'static str, Strin
     ]
 }
 
+/// A runner on `ws` that has said hello to `cp`.
+fn connected_runner(cp: &ControlPlane, ws: &Path, runner_id: &str) -> RunnerProcess {
+    let r = RunnerProcess::start(Path::new(BIN), &[], &env_for(&cp.url(), ws, runner_id));
+    cp.wait_for(|v| v["type"] == "hello", T);
+    r
+}
+
 /// A workspace and a bare repository with one commit, for one test.
 struct Scratch {
     ws: TempDir,
@@ -198,12 +205,7 @@ fn flood_with_drops_and_forgetting_server_stores_every_line_once_in_order() {
         ..Options::default()
     });
     let Scratch { ws, _repos, repo } = scratch("chaos-flood");
-    let _r = RunnerProcess::start(
-        Path::new(BIN),
-        &[],
-        &env_for(&cp.url(), ws.path(), "chaos-1"),
-    );
-    cp.wait_for(|v| v["type"] == "hello", T);
+    let _r = connected_runner(&cp, ws.path(), "chaos-1");
 
     // Ten drop points by received frame count, and at which of them the
     // server also forgets what it had not acknowledged.
@@ -378,12 +380,7 @@ fn control_plane_down_for_the_whole_job_then_everything_is_delivered() {
         ..Options::default()
     });
     let Scratch { ws, _repos, repo } = scratch("chaos-down");
-    let _r = RunnerProcess::start(
-        Path::new(BIN),
-        &[],
-        &env_for(&cp.url(), ws.path(), "chaos-3"),
-    );
-    cp.wait_for(|v| v["type"] == "hello", T);
+    let _r = connected_runner(&cp, ws.path(), "chaos-3");
     // The agent waits a little first, so the control plane is gone before
     // most of the job's events exist.
     let prompt = "FAKE: sleep 0.5\nFAKE: lines 300\nFAKE: write notes.txt hello\nadd notes";
@@ -436,12 +433,7 @@ fn a_result_acknowledged_only_by_welcome_releases_the_job() {
         ..Options::default()
     });
     let Scratch { ws, _repos, repo } = scratch("chaos-welcome");
-    let _r = RunnerProcess::start(
-        Path::new(BIN),
-        &[],
-        &env_for(&cp.url(), ws.path(), "chaos-4"),
-    );
-    cp.wait_for(|v| v["type"] == "hello", T);
+    let _r = connected_runner(&cp, ws.path(), "chaos-4");
     let spec = job(ID, &repo, "FAKE: lines 3");
     cp.assign(spec.clone());
     let result = cp.wait_for(is("job.result", ID), T);
@@ -585,12 +577,7 @@ fn two_floods_through_drops_storms_and_a_silent_server() {
         ..Options::default()
     });
     let Scratch { ws, _repos, repo } = scratch("chaos-twins");
-    let _r = RunnerProcess::start(
-        Path::new(BIN),
-        &[],
-        &env_for(&cp.url(), ws.path(), "chaos-7"),
-    );
-    cp.wait_for(|v| v["type"] == "hello", T);
+    let _r = connected_runner(&cp, ws.path(), "chaos-7");
     for id in IDS {
         cp.assign(job(id, &repo, &format!("FAKE: lines {N}")));
     }
@@ -686,12 +673,7 @@ fn large_frames_cut_mid_write_are_resent_whole() {
         ..Options::default()
     });
     let Scratch { ws, _repos, repo } = scratch("chaos-big");
-    let _r = RunnerProcess::start(
-        Path::new(BIN),
-        &[],
-        &env_for(&cp.url(), ws.path(), "chaos-8"),
-    );
-    cp.wait_for(|v| v["type"] == "hello", T);
+    let _r = connected_runner(&cp, ws.path(), "chaos-8");
     // Each tool result of 2 MiB becomes a frame of ~128 KiB, several times
     // a socket buffer: a drop can land in the middle of a WebSocket frame.
     let prompt = "FAKE: big-result 2\nFAKE: lines 200\nFAKE: big-result 2\nFAKE: big-result 2\nFAKE: lines 200";
@@ -816,12 +798,7 @@ fn an_assign_cut_off_by_a_drop_and_sent_again_runs_once() {
         ..Options::default()
     });
     let Scratch { ws, _repos, repo } = scratch("chaos-again");
-    let _r = RunnerProcess::start(
-        Path::new(BIN),
-        &[],
-        &env_for(&cp.url(), ws.path(), "chaos-10"),
-    );
-    cp.wait_for(|v| v["type"] == "hello", T);
+    let _r = connected_runner(&cp, ws.path(), "chaos-10");
     // The pause keeps the job running while the server re-assigns it (a
     // server re-assigns only jobs it has no result for).
     let spec = job(ID, &repo, "FAKE: lines 500\nFAKE: sleep 3");

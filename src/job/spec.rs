@@ -298,6 +298,12 @@ impl fmt::Debug for JobSpec {
 pub const DEFAULT_JOB_TIMEOUT_S: u64 = 3600;
 /// The default idle timeout of a chat session.
 pub const DEFAULT_CHAT_IDLE_S: u64 = 1800;
+/// The largest `timeout_s`, agent `timeout_s` and `idle_timeout_s` a spec
+/// may ask for: seven days. Far above any real job, and far below what
+/// makes `Instant + Duration` overflow (2^63 s panics the job's thread).
+pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
+/// The most repair runs a spec may ask for.
+pub const MAX_REPAIR_ATTEMPTS: u64 = 10;
 
 impl JobSpec {
     /// The job id of a raw `job.assign` spec, exactly as received, for the
@@ -391,8 +397,11 @@ impl JobSpec {
         let test_command = opt_str(obj.get("test_command"), "test_command")?.map(str::to_string);
         let max_repair_attempts =
             opt_u64(obj.get("max_repair_attempts"), "max_repair_attempts")?.unwrap_or(1);
-        if max_repair_attempts > 10 {
-            return Err(SpecError::new("max_repair_attempts", "must be at most 10"));
+        if max_repair_attempts > MAX_REPAIR_ATTEMPTS {
+            return Err(SpecError::new(
+                "max_repair_attempts",
+                format!("must be at most {MAX_REPAIR_ATTEMPTS}"),
+            ));
         }
         let commit = parse_commit(obj.get("commit"))?;
         let pr = parse_pr(obj.get("pr"))?;
@@ -404,12 +413,12 @@ impl JobSpec {
             Some(_) => return Err(SpecError::new("credentials", "must be an object")),
         };
         let registries = parse_registries(obj.get("registries"))?;
-        let timeout_s = opt_u64(obj.get("timeout_s"), "timeout_s")?;
-        if timeout_s == Some(0) {
-            return Err(SpecError::new("timeout_s", "must be greater than 0"));
-        }
+        let timeout_s = opt_timeout(obj.get("timeout_s"), "timeout_s")?;
         let idle_timeout_s =
             opt_u64(obj.get("idle_timeout_s"), "idle_timeout_s")?.unwrap_or(DEFAULT_CHAT_IDLE_S);
+        if idle_timeout_s > MAX_TIMEOUT_S {
+            return Err(too_long("idle_timeout_s"));
+        }
         Ok(JobSpec {
             job_id,
             kind,
@@ -422,7 +431,8 @@ impl JobSpec {
             branch,
             merge_mode,
             test_command,
-            max_repair_attempts: max_repair_attempts as u32,
+            // At most MAX_REPAIR_ATTEMPTS (checked above): fits.
+            max_repair_attempts: u32::try_from(max_repair_attempts).unwrap_or(0),
             commit,
             pr,
             vcs_token,
@@ -492,6 +502,22 @@ fn opt_u64(v: Option<&Value>, field: &str) -> Result<Option<u64>, SpecError> {
     }
 }
 
+/// A time limit in seconds: absent, or 1 to [`MAX_TIMEOUT_S`].
+fn opt_timeout(v: Option<&Value>, field: &str) -> Result<Option<u64>, SpecError> {
+    match opt_u64(v, field)? {
+        Some(0) => Err(SpecError::new(field, "must be greater than 0")),
+        Some(s) if s > MAX_TIMEOUT_S => Err(too_long(field)),
+        t => Ok(t),
+    }
+}
+
+fn too_long(field: &str) -> SpecError {
+    SpecError::new(
+        field,
+        format!("must be at most {MAX_TIMEOUT_S} seconds (7 days)"),
+    )
+}
+
 /// `[A-Za-z0-9._-]`, 1–128 characters, not `.` or `..` (§5).
 pub fn check_name(field: &str, s: &str) -> Result<(), SpecError> {
     if s.is_empty() || s.len() > 128 {
@@ -519,6 +545,19 @@ pub fn check_branch(field: &str, s: &str) -> Result<(), SpecError> {
     let bad = |why: &str| Err(SpecError::new(field, format!("`{}` {why}", short(s))));
     if s.is_empty() {
         return Err(SpecError::new(field, "must not be empty"));
+    }
+    // Checked first, and the name is not echoed: git accepts these, but a
+    // branch name is shown to people (logs, PR pages, terminals), where a
+    // right-to-left override or an invisible mark makes it read as
+    // something else.
+    if let Some(c) = s.chars().find(|c| is_deceptive(*c)) {
+        return Err(SpecError::new(
+            field,
+            format!(
+                "contains the control or invisible formatting character U+{:04X}",
+                u32::from(c)
+            ),
+        ));
     }
     if s.len() > 255 {
         return bad("is longer than 255 bytes");
@@ -560,6 +599,24 @@ pub fn check_branch(field: &str, s: &str) -> Result<(), SpecError> {
         }
     }
     Ok(())
+}
+
+/// C0/C1 controls, and the invisible formatting characters that change how
+/// text around them reads: bidirectional marks, embeddings, overrides and
+/// isolates (U+200E/F, U+202A–E, U+2066–9, U+061C), line and paragraph
+/// separators (U+2028/9), zero-width characters
+/// (U+200B–D, U+2060, U+FEFF) and the soft hyphen.
+fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
 }
 
 /// A relative path with no `..` component (§5); `""` is the repo root.
@@ -772,13 +829,7 @@ fn parse_agent(v: &Value, field: &str) -> Result<AgentSpec, SpecError> {
             ));
         }
     }
-    let timeout_s = opt_u64(obj.get("timeout_s"), &format!("{field}.timeout_s"))?;
-    if timeout_s == Some(0) {
-        return Err(SpecError::new(
-            format!("{field}.timeout_s"),
-            "must be greater than 0",
-        ));
-    }
+    let timeout_s = opt_timeout(obj.get("timeout_s"), &format!("{field}.timeout_s"))?;
     let mut args = Vec::new();
     match obj.get("args") {
         None | Some(Value::Null) => {}
@@ -994,6 +1045,63 @@ mod tests {
             let err = reject(base(), path, bad.clone());
             assert_eq!(err.field, field, "{path:?} = {bad}");
         }
+    }
+
+    #[test]
+    fn numbers_are_bounded_and_name_their_field() {
+        let huge = json!(1u64 << 63);
+        let cases: Vec<(&[&str], Value, &str)> = vec![
+            (&["timeout_s"], huge.clone(), "timeout_s"),
+            (&["timeout_s"], json!(MAX_TIMEOUT_S + 1), "timeout_s"),
+            (&["timeout_s"], json!(0), "timeout_s"),
+            (&["idle_timeout_s"], huge.clone(), "idle_timeout_s"),
+            (
+                &["max_repair_attempts"],
+                huge.clone(),
+                "max_repair_attempts",
+            ),
+            (&["max_repair_attempts"], json!(11), "max_repair_attempts"),
+            (
+                &["agent"],
+                json!({"name":"claude","timeout_s":huge}),
+                "agent.timeout_s",
+            ),
+            (
+                &["fallbacks"],
+                json!(["codex", {"name":"claude","timeout_s":huge}]),
+                "fallbacks[1].timeout_s",
+            ),
+        ];
+        for (path, bad, field) in cases {
+            let err = reject(base(), path, bad.clone());
+            assert_eq!(err.field, field, "{path:?} = {bad}");
+        }
+        let mut v = base();
+        v["timeout_s"] = json!(MAX_TIMEOUT_S);
+        v["idle_timeout_s"] = json!(MAX_TIMEOUT_S);
+        v["agent"] = json!({"name":"claude","timeout_s":MAX_TIMEOUT_S});
+        v["max_repair_attempts"] = json!(MAX_REPAIR_ATTEMPTS);
+        let s = JobSpec::from_json(&v, RemotePolicy::default()).expect("the maxima are valid");
+        assert_eq!(s.max_repair_attempts, 10);
+    }
+
+    #[test]
+    fn branches_with_control_or_bidi_characters_are_refused() {
+        for c in [
+            '\u{202E}', '\u{202A}', '\u{200E}', '\u{200F}', '\u{2066}', '\u{2069}', '\u{061C}',
+            '\u{200B}', '\u{FEFF}', '\u{2028}', '\u{0085}', '\u{009B}', '\u{0007}',
+        ] {
+            let name = format!("ados/issue-1{c}gpj.exe");
+            for path in [&["branch"][..], &["repo", "target_branch"][..]] {
+                let err = reject(base(), path, json!(name));
+                assert_eq!(err.field, path.join("."), "{:?}", name);
+                assert!(!err.problem.contains(c), "the character is echoed: {err}");
+            }
+        }
+        // Non-ASCII letters are fine: git and people read them as written.
+        let mut v = base();
+        v["branch"] = json!("ados/café-42");
+        assert!(JobSpec::from_json(&v, RemotePolicy::default()).is_ok());
     }
 
     #[test]

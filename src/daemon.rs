@@ -125,7 +125,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let dispatcher =
         crate::dispatch::Dispatcher::new(cfg.clone(), table, link.clone(), pool, journal, metrics);
-    let pool = dispatcher.run(from_link_rx, signal_rx, done_rx);
+    let inbox = crate::dispatch::Inbox::new(from_link_rx, signal_rx, done_rx);
+    let pool = dispatcher.run(inbox);
     pool.join();
     if link_thread.join().is_err() {
         log::error!("the link thread panicked during shutdown");

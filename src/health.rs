@@ -135,10 +135,13 @@ fn now_ms() -> u64 {
 ///   of disk (still 200: the runner is alive and finishes its jobs);
 /// - disconnected for less than [`DISCONNECTED_GRACE_MS`]: `"reconnecting"`,
 ///   200;
-/// - disconnected for that long or longer: `"disconnected"`, 503.
+/// - disconnected for that long or longer: `"disconnected"`, 503;
+/// - a worker thread died (whatever else holds): `"degraded"`, 503.
 pub fn health_response(snapshot: &HealthSnapshot, now_ms: u64) -> (u16, String) {
     let down_for = now_ms.saturating_sub(snapshot.since_ms);
-    let (status, code) = if snapshot.connected {
+    let (status, code) = if snapshot.degraded.is_some() {
+        ("degraded", 503)
+    } else if snapshot.connected {
         if snapshot.disk_problem.is_some() {
             ("disk-low", 200)
         } else {
@@ -164,6 +167,9 @@ pub fn health_response(snapshot: &HealthSnapshot, now_ms: u64) -> (u16, String) 
     });
     if let Some(problem) = &snapshot.disk_problem {
         body["disk"] = serde_json::Value::String(problem.clone());
+    }
+    if let Some(why) = &snapshot.degraded {
+        body["degraded"] = serde_json::Value::String(why.clone());
     }
     (code, body.to_string())
 }
@@ -221,6 +227,7 @@ mod tests {
             free_slots: 1,
             draining: false,
             disk_problem: None,
+            degraded: None,
         }
     }
 
@@ -274,6 +281,17 @@ mod tests {
         let (code, body) = health_response(&s, DISCONNECTED_GRACE_MS + 1);
         assert_eq!(code, 503);
         assert_eq!(json(&body)["disk"], "1.2GB free in /work, need 2GB");
+    }
+
+    #[test]
+    fn a_degraded_runner_answers_503_and_says_why() {
+        let mut s = snap(true, 0);
+        s.degraded = Some("worker 0 died".into());
+        let (code, body) = health_response(&s, 10);
+        let v = json(&body);
+        assert_eq!(code, 503);
+        assert_eq!(v["status"], "degraded");
+        assert_eq!(v["degraded"], "worker 0 died");
     }
 
     fn get(addr: SocketAddr, path: &str) -> String {

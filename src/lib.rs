@@ -7,6 +7,7 @@
 //! - [`dispatch`]: the main loop; sole owner of the daemon's job table.
 //! - [`pool`]: the fixed pool of worker threads jobs run on.
 //! - [`job`]: job specs, their validation, events, results and the pipeline.
+//! - [`cancel`]: stopping a running job, from the dispatcher to its processes.
 //! - [`process`]: the only place that spawns a child process.
 //! - [`git`], [`workspace`]: typed git invocations and the on-disk layout.
 //! - [`agents`]: one adapter per agent CLI.
@@ -19,6 +20,7 @@
 
 pub mod agents;
 pub mod base64;
+pub mod cancel;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -40,6 +42,8 @@ pub mod recovery;
 pub mod redact;
 pub mod registries;
 pub mod signal;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod vcs;
 pub mod workspace;
 

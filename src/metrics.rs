@@ -34,6 +34,7 @@ pub struct Metrics {
     draining: AtomicBool,
     events_unacked: AtomicU64,
     disk_problem: Mutex<Option<String>>,
+    degraded: Mutex<Option<String>>,
     jobs_total: Mutex<BTreeMap<(String, String, String), u64>>,
     agent_duration: Mutex<BTreeMap<String, Histogram>>,
 }
@@ -60,6 +61,8 @@ pub struct HealthSnapshot {
     pub draining: bool,
     /// Why new jobs are refused for lack of disk, if they are.
     pub disk_problem: Option<String>,
+    /// Why the runner is degraded (a worker thread died), if it is.
+    pub degraded: Option<String>,
 }
 
 impl Metrics {
@@ -103,6 +106,13 @@ impl Metrics {
         }
     }
 
+    /// Mark the runner degraded (or clear it): `/health` answers 503.
+    pub fn set_degraded(&self, why: Option<String>) {
+        if let Ok(mut d) = self.degraded.lock() {
+            *d = why;
+        }
+    }
+
     /// A job ended.
     pub fn job_finished(&self, status: &str, repo: &str, agent: &str) {
         if let Ok(mut m) = self.jobs_total.lock() {
@@ -134,6 +144,7 @@ impl Metrics {
             free_slots: self.free_slots.load(Ordering::Relaxed),
             draining: self.draining.load(Ordering::Relaxed),
             disk_problem: self.disk_problem.lock().ok().and_then(|p| p.clone()),
+            degraded: self.degraded.lock().ok().and_then(|d| d.clone()),
         }
     }
 

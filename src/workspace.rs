@@ -20,7 +20,7 @@
 //! holder's file descriptor closes, so a crashed or killed runner can never
 //! leave a repository locked.
 
-use crate::job::cancel::{CancelReason, CancelToken};
+use crate::cancel::{CancelReason, CancelToken};
 use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -599,7 +599,7 @@ mod tests {
         let path = ws.lock_path(&MirrorKey::for_url("https://h/o/r"));
         let held = MirrorLock::acquire(&path, &CancelToken::never()).unwrap();
         assert!(MirrorLock::try_acquire(&path).unwrap().is_none());
-        let (c, t) = crate::job::cancel::cancel_pair();
+        let (c, t) = crate::cancel::cancel_pair();
         c.cancel(CancelReason::Server);
         assert!(matches!(
             MirrorLock::acquire(&path, &t),

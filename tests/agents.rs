@@ -4,13 +4,14 @@
 //! wrong flag or a missing variable fails here.
 
 use ados_work_runner::agents::{run_attempt, AgentRegistry, AttemptOutput};
+use ados_work_runner::cancel::{cancel_pair, Canceller};
+use ados_work_runner::cancel::{CancelReason, CancelToken};
 use ados_work_runner::config::{AgentKeys, CustomAgent};
 use ados_work_runner::executors::HostExecutor;
-use ados_work_runner::job::cancel::{cancel_pair, Canceller};
 use ados_work_runner::job::event::{Event, JobResult};
 use ados_work_runner::job::reporter::MemorySink;
 use ados_work_runner::job::spec::AgentSpec;
-use ados_work_runner::job::{CancelReason, CancelToken, EventSink, JobId, Reporter};
+use ados_work_runner::job::{EventSink, JobId, Reporter};
 use ados_work_runner::process::{self, Ended, RunOptions};
 use ados_work_runner::redact::Redactor;
 use serde_json::Value;

@@ -7,11 +7,11 @@ use ados_test_support::fixtures::{
     try_git, TempDir,
 };
 use ados_test_support::git_server::{base64, GitServer};
+use ados_work_runner::cancel::{CancelReason, CancelToken};
 use ados_work_runner::git::{
     Author, ChangeKind, Checkout, Git, GitAuth, GitEnv, GitError, GitStep, Mirror, PushMode,
     PushOutcome,
 };
-use ados_work_runner::job::cancel::{CancelReason, CancelToken};
 use ados_work_runner::job::spec::RemotePolicy;
 use ados_work_runner::redact::Redactor;
 use ados_work_runner::workspace::{JobDir, MirrorKey, MirrorLock, Workspace};
@@ -538,7 +538,7 @@ fn existing_branch_checkout_for_repair_and_review() {
 #[test]
 fn cancelled_job_stops_git() {
     let f = fixture();
-    let (canceller, cancel) = ados_work_runner::job::cancel::cancel_pair();
+    let (canceller, cancel) = ados_work_runner::cancel::cancel_pair();
     canceller.cancel(CancelReason::Server);
     let job = f.ws.create_job_dir("j").unwrap();
     let env = f.env(&job, Some(TOKEN));

@@ -3,8 +3,8 @@
 //! killed, secrets are redacted across reads, the environment is exactly
 //! the one given.
 
-use ados_work_runner::job::cancel::cancel_pair;
-use ados_work_runner::job::{CancelReason, CancelToken};
+use ados_work_runner::cancel::cancel_pair;
+use ados_work_runner::cancel::{CancelReason, CancelToken};
 use ados_work_runner::process::{
     self, CommandSpec, Ended, OutputStream, ProcessOutcome, RunOptions, SpawnObserver, Stdin,
 };

@@ -1,6 +1,6 @@
 //! Errors of git operations; each names the step that failed.
 
-use crate::job::cancel::CancelReason;
+use crate::cancel::CancelReason;
 use crate::workspace::LockError;
 use std::fmt;
 use std::path::PathBuf;

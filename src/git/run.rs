@@ -2,7 +2,7 @@
 
 use super::env::{Access, GitEnv};
 use super::error::{looks_like_auth_failure, GitError, GitStep};
-use crate::job::cancel::CancelToken;
+use crate::cancel::CancelToken;
 use crate::process::{self, CommandSpec, Ended, OutputStream, RunOptions, Stdin};
 use crate::redact::Redactor;
 use std::collections::VecDeque;

@@ -39,7 +39,7 @@
 //! trace descendants). Orphans are reparented to PID 1, which reaps them;
 //! a PID 1 that never reaps leaves zombies, which [`group_alive`] ignores.
 //!
-//! [`CancelReason::Kill`]: crate::job::CancelReason::Kill
+//! [`CancelReason::Kill`]: crate::cancel::CancelReason::Kill
 
 mod env;
 mod output;

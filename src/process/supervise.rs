@@ -7,7 +7,7 @@ use super::spec::{
     SpawnObserver, Stdin,
 };
 use super::unix::{group_alive, kill_group};
-use crate::job::CancelReason;
+use crate::cancel::CancelReason;
 use crossbeam_channel::{bounded, never, Receiver};
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};

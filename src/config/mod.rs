@@ -9,11 +9,11 @@ mod raw;
 mod resolved;
 mod validate;
 
-pub use custom::BUILTIN_AGENTS;
+pub use custom::{CustomAgent, BUILTIN_AGENTS};
 pub use memory::{format_memory, parse_memory};
 pub use raw::RawEnv;
 pub use resolved::{
-    default_max_jobs, AgentKeys, Config, ConfigError, ConfigErrors, CustomAgent, LogFormat, Mode,
-    ProxySettings, Purpose, VcsCredentials, DEFAULT_MIN_FREE_DISK, MAX_JOBS_LIMIT, MEMORY_PER_JOB,
+    default_max_jobs, AgentKeys, Config, ConfigError, ConfigErrors, LogFormat, Mode, ProxySettings,
+    Purpose, VcsCredentials, DEFAULT_MIN_FREE_DISK, MAX_JOBS_LIMIT, MEMORY_PER_JOB,
 };
 pub use validate::{parse_http_url, HttpUrl};

@@ -1,7 +1,8 @@
 //! The validated configuration and the rules that produce it.
 
+use super::custom::{self, CustomAgent};
 use super::raw::RawEnv;
-use super::{custom, detect, validate};
+use super::{detect, validate};
 use crate::job::spec::RemotePolicy;
 use std::fmt;
 use std::net::SocketAddr;
@@ -157,24 +158,6 @@ impl fmt::Debug for AgentKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AgentKeys { .. }")
     }
-}
-
-/// A command agent defined in the runner's configuration
-/// (`ADOS_CUSTOM_AGENTS`, see README), so any CLI can be plugged in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CustomAgent {
-    /// The name jobs use in `agent.name`.
-    pub name: String,
-    /// Program and fixed arguments (argv, never a shell line).
-    pub command: Vec<String>,
-    /// How the prompt is given: as the last argument, or on stdin.
-    pub prompt_on_stdin: bool,
-    /// Default model, passed with `model_flag` when set.
-    pub default_model: Option<String>,
-    /// The flag that sets the model (`--model`), if the CLI has one.
-    pub model_flag: Option<String>,
-    /// Per-attempt timeout.
-    pub timeout: Option<Duration>,
 }
 
 /// The validated configuration of the runner.

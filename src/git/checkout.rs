@@ -10,7 +10,9 @@
 use super::env::{Access, Author};
 use super::error::{GitError, GitStep};
 use super::mirror::Mirror;
-use super::parse::{parse_added_lines, parse_status, push_rejection};
+use super::parse::{
+    parse_added_lines, parse_status, push_rejection, AddedLine, ChangeKind, ChangedFile,
+};
 use super::run::{Capture, Git, Invocation};
 use crate::workspace::MirrorLock;
 use std::fs;
@@ -23,46 +25,6 @@ const PUSH_REF: &str = "refs/ados-push/head";
 /// Only branches under this prefix may be force-pushed: they are the
 /// runner's own.
 const FORCE_PREFIX: &str = "ados/";
-
-/// How a changed file changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// New and staged.
-    Added,
-    /// Changed.
-    Modified,
-    /// Removed.
-    Deleted,
-    /// New and not yet known to git (not ignored).
-    Untracked,
-}
-
-/// One file that differs from `HEAD`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChangedFile {
-    /// Path relative to the repository root.
-    pub path: String,
-    /// How it changed.
-    pub kind: ChangeKind,
-}
-
-/// One line added since the branch's start point.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AddedLine {
-    /// File, relative to the repository root.
-    pub path: String,
-    /// Line number in the new file (1-based).
-    pub line: u32,
-    /// The line's text (may hold a secret: never log it).
-    pub text: String,
-}
-
-impl std::fmt::Debug for AddedLine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The text is what the secret guard inspects: keep it out of logs.
-        write!(f, "AddedLine({}:{})", self.path, self.line)
-    }
-}
 
 /// The lines a set of commits adds, for the secret guard.
 #[derive(Clone, Debug, Default)]

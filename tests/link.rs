@@ -11,6 +11,7 @@ use ados_work_runner::journal::Outbox;
 use ados_work_runner::link::proto::{self, HelloInfo, RunnerState, ServerMessage};
 use ados_work_runner::link::{self, FromLink, Link, LinkConfig, ToLink};
 use ados_work_runner::metrics::Metrics;
+use ados_work_runner::net::{NoProxy, Proxy};
 use crossbeam_channel::Receiver;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, Once};
@@ -505,13 +506,16 @@ fn wss_through_an_http_connect_proxy_with_credentials() {
     let mut cfg = config(&cp);
     cfg.ca_cert = Some(ados_test_support::tls::ca_cert_path());
     cfg.proxy = ProxySettings {
-        https_proxy: Some(format!(
-            "http://proxy-user:pr0xy%3Apass@127.0.0.1:{}",
-            proxy.port()
-        )),
+        https_proxy: Some(
+            Proxy::parse(
+                "HTTPS_PROXY",
+                &format!("http://proxy-user:pr0xy%3Apass@127.0.0.1:{}", proxy.port()),
+            )
+            .unwrap(),
+        ),
         // Not for wss: must not be used.
-        http_proxy: Some("http://127.0.0.1:1".into()),
-        no_proxy: vec!["example.internal".into()],
+        http_proxy: Some(Proxy::parse("HTTP_PROXY", "http://127.0.0.1:1").unwrap()),
+        no_proxy: NoProxy::parse("example.internal"),
     };
     let runner = Runner::start(cfg);
     runner.expect_state("connected", T);

@@ -13,6 +13,7 @@
 
 use super::auth::GitAuth;
 use crate::job::spec::RemotePolicy;
+use crate::net::Url;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -94,13 +95,13 @@ impl GitEnv {
         extra_path: Option<&Path>,
     ) -> GitEnv {
         let mut env = GitEnv::local(home, extra_path);
-        let lower = remote_url.to_ascii_lowercase();
-        env.allow_http = policy.allow_http
-            || lower
-                .strip_prefix("http://")
-                .is_some_and(|rest| is_loopback(host_of(rest)));
+        // The host git (curl) will connect to: the authority ends at the
+        // first `/`, `?` or `#` (see `crate::net::url`).
+        let url = Url::parse(remote_url).ok();
+        let http = url.as_ref().filter(|u| u.scheme() == "http");
+        env.allow_http = policy.allow_http || http.is_some_and(Url::is_loopback);
         env.allow_file = policy.allow_file;
-        env.auth = match (auth, header_scope(remote_url)) {
+        env.auth = match (auth, url.as_ref().and_then(header_scope)) {
             (Some(a), Some(scope)) => Some((format!("http.{scope}.extraHeader"), a)),
             // ssh and file remotes take no HTTP header.
             _ => None,
@@ -209,36 +210,11 @@ impl fmt::Debug for GitEnv {
     }
 }
 
-/// `scheme://host[:port]/` of an http(s) URL, without user info.
-fn header_scope(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "https" && scheme != "http" {
-        return None;
-    }
-    let authority = rest.split('/').next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if hostport.is_empty() {
-        return None;
-    }
-    Some(format!("{scheme}://{hostport}/"))
-}
-
-fn host_of(rest: &str) -> &str {
-    let authority = rest.split('/').next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if let Some(v6) = hostport.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("");
-    }
-    hostport.split(':').next().unwrap_or("")
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+/// `scheme://host[:port]/` of an http(s) URL, without user info: the
+/// scope of the credential header, which git matches against the URL it
+/// actually fetches.
+fn header_scope(url: &Url) -> Option<String> {
+    matches!(url.scheme(), "https" | "http").then(|| url.origin())
 }
 
 #[cfg(test)]
@@ -305,10 +281,12 @@ mod tests {
             proto(&GitEnv::new(h, allow, "http://example.com/o/r", None, None)).as_deref(),
             Some("https:ssh:http:file")
         );
+        let scope = |u: &str| Url::parse(u).ok().as_ref().and_then(header_scope);
         assert_eq!(
-            header_scope("https://u@h.x:8443/a/b"),
+            scope("https://u@h.x:8443/a/b"),
             Some("https://h.x:8443/".into())
         );
-        assert_eq!(header_scope("git@h:o/r"), None);
+        assert_eq!(scope("ssh://git@h/o/r"), None);
+        assert_eq!(scope("git@h:o/r"), None);
     }
 }

@@ -31,4 +31,4 @@ pub use checkout::{AddedLine, ChangeKind, ChangedFile, Checkout, PushMode, PushO
 pub use env::{Author, GitEnv};
 pub use error::{GitError, GitStep};
 pub use mirror::Mirror;
-pub use run::{git_version, Git, MIN_GIT_VERSION};
+pub use run::{git_version, git_version_line, parse_version, Git, MIN_GIT_VERSION};

@@ -1,6 +1,6 @@
-//! The link thread: the one thread that owns the control-plane WebSocket
-//! (protocol.md §1–3). It connects (through an HTTP CONNECT proxy and TLS
-//! when they apply), says `hello`, waits for `welcome`, then delivers the
+//! The link thread's running session: the one thread that owns the
+//! control-plane WebSocket (protocol.md §1–3). It connects (through
+//! [`super::connect`]), says `hello`, waits for `welcome`, then delivers the
 //! outbox, sends heartbeats, hands server messages to the dispatcher, and
 //! reconnects with backoff whenever the connection is lost.
 //!
@@ -58,32 +58,25 @@
 //! new state.
 
 use super::backoff::{Backoff, Failure, XorShift};
+use super::connect::{
+    self, tcp_of, would_block, ConnectError, Target, Ws, CONNECT_TIMEOUT, MAX_INBOUND,
+};
 use super::proto::{self, RunnerState, ServerMessage};
-use super::{proxy, FromLink, LinkConfig, ToLink};
+use super::{FromLink, LinkConfig, ToLink};
 use crate::journal::Outbox;
 use crate::metrics::Metrics;
+use crate::net::url::without_credentials;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use polling::{Event, Events, Poller};
 use rustls::ClientConfig;
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::HandshakeError;
-use tungstenite::http::{header, HeaderValue, Request, Uri};
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Connector, Message, WebSocket};
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
 
-/// TCP connect timeout (per address).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read/write timeout of the proxy, TLS and WebSocket handshakes.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Inbound frames and messages larger than this are refused (close 1009).
-pub const MAX_INBOUND: usize = 16 << 20;
 /// The runner never sends a frame larger than this (protocol.md §1).
 pub const MAX_OUTBOUND: usize = 1 << 20;
 /// Heartbeat interval until `welcome` says otherwise.
@@ -100,122 +93,6 @@ const AUTH_CLOSE_CODES: [u16; 3] = [4001, 4003, 4009];
 const READS_PER_TURN: usize = 256;
 /// The poller key of the socket.
 const SOCKET_KEY: usize = 0;
-
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-/// Why a connection attempt failed. Messages never contain the token or
-/// proxy credentials.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// The configuration cannot work (bad URL, proxy variable, header).
-    Config(String),
-    /// DNS or TCP connect failed.
-    Connect(String),
-    /// The proxy refused or broke the tunnel.
-    Proxy(String),
-    /// A phase took longer than its timeout.
-    Timeout(&'static str),
-    /// TLS failed (e.g. `invalid peer certificate: UnknownIssuer`).
-    Tls(String),
-    /// The server answered the handshake with 401 or 403.
-    Auth(u16),
-    /// The server answered the handshake with another HTTP status.
-    Http(u16),
-    /// Any other WebSocket failure.
-    WebSocket(String),
-}
-
-impl ConnectError {
-    /// Whether the server refused our identity (retry with the maximum backoff).
-    pub fn is_auth(&self) -> bool {
-        matches!(self, ConnectError::Auth(_))
-    }
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::Config(m) | ConnectError::Connect(m) | ConnectError::Proxy(m) => {
-                f.write_str(m)
-            }
-            ConnectError::Timeout(phase) => write!(f, "{phase} timed out"),
-            ConnectError::Tls(m) => write!(
-                f,
-                "TLS failed: {m} (for a private CA, set ADOS_CA_CERT to its PEM file)"
-            ),
-            ConnectError::Auth(401) => {
-                f.write_str("the server refused the token (HTTP 401): check ADOS_TOKEN")
-            }
-            ConnectError::Auth(status) => write!(
-                f,
-                "the server refused this runner (HTTP {status}): check ADOS_TOKEN, \
-                 ADOS_RUNNER_ID and ADOS_TENANT_ID"
-            ),
-            ConnectError::Http(status) => {
-                write!(
-                    f,
-                    "the server answered the WebSocket handshake with HTTP {status}"
-                )
-            }
-            ConnectError::WebSocket(m) => write!(f, "WebSocket handshake failed: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {}
-
-/// The URL without any `user:pass@`, for messages.
-pub fn display_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_string(),
-    }
-}
-
-/// Where to connect, from [`LinkConfig::url`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// `wss`.
-    pub tls: bool,
-    /// Host name or address (no brackets).
-    pub host: String,
-    /// Port (default 80/443).
-    pub port: u16,
-}
-
-/// Parse and check the link URL.
-///
-/// # Errors
-/// Not a `ws://` or `wss://` URL with a host.
-pub fn target(url: &str) -> Result<Target, ConnectError> {
-    let bad = |why: &str| {
-        ConnectError::Config(format!(
-            "the control-plane URL {} {why}; check ADOS_API_URL (e.g. https://api.ados.dev)",
-            display_url(url)
-        ))
-    };
-    let uri: Uri = url.parse().map_err(|_| bad("is not a valid URL"))?;
-    let tls = match uri.scheme_str() {
-        Some("wss") => true,
-        Some("ws") => false,
-        _ => return Err(bad("is not a ws:// or wss:// URL")),
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| bad("has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    Ok(Target { tls, host, port })
-}
 
 /// Why a session (one connection) ended.
 enum End {
@@ -313,51 +190,6 @@ impl Drop for Registration {
     }
 }
 
-fn would_block(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
-}
-
-fn tcp_of(ws: &Ws) -> Option<&TcpStream> {
-    match ws.get_ref() {
-        MaybeTlsStream::Plain(s) => Some(s),
-        MaybeTlsStream::Rustls(s) => Some(s.get_ref()),
-        _ => None,
-    }
-}
-
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(MAX_INBOUND))
-        .max_frame_size(Some(MAX_INBOUND))
-}
-
-/// Turn a handshake error into a [`ConnectError`].
-fn classify(e: tungstenite::Error) -> ConnectError {
-    match e {
-        tungstenite::Error::Http(resp) => match resp.status().as_u16() {
-            s @ (401 | 403) => ConnectError::Auth(s),
-            s => ConnectError::Http(s),
-        },
-        tungstenite::Error::Io(io) => {
-            if let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                ConnectError::Tls(tls.to_string())
-            } else if would_block(&io) {
-                ConnectError::Timeout("the TLS/WebSocket handshake")
-            } else {
-                ConnectError::WebSocket(io.to_string())
-            }
-        }
-        tungstenite::Error::Tls(t) => ConnectError::Tls(t.to_string()),
-        other => ConnectError::WebSocket(other.to_string()),
-    }
-}
-
 impl Worker {
     /// A worker for `cfg`; `target` was checked by the caller.
     #[expect(clippy::too_many_arguments, reason = "one call site, in `start`")]
@@ -373,7 +205,7 @@ impl Worker {
     ) -> Worker {
         let backoff = Backoff::new(cfg.max_backoff, XorShift::from_time());
         Worker {
-            url: display_url(&cfg.url),
+            url: without_credentials(&cfg.url),
             cfg,
             target,
             tls,
@@ -506,8 +338,8 @@ impl Worker {
         }
     }
 
-    /// One connection attempt: TCP (through the proxy when one applies),
-    /// TLS for wss, the WebSocket handshake with our headers.
+    /// One connection attempt (see [`connect::open`]), bounded by the
+    /// shutdown deadline when one is set.
     fn connect(&self) -> Result<Ws, ConnectError> {
         let budget = match self.closing {
             Some(deadline) => deadline
@@ -520,73 +352,15 @@ impl Worker {
                 "connecting before the shutdown deadline",
             ));
         }
-        let t = &self.target;
-        let proxy = proxy::select(&self.cfg.proxy, t.tls, &t.host).map_err(ConnectError::Config)?;
-        let (dial_host, dial_port) = match &proxy {
-            Some(p) => (p.host.as_str(), p.port),
-            None => (t.host.as_str(), t.port),
+        let dial = connect::Dial {
+            url: &self.cfg.url,
+            token: &self.cfg.token,
+            runner_id: &self.cfg.runner_id,
+            tenant_id: self.cfg.tenant_id.as_deref(),
+            proxy: &self.cfg.proxy,
+            tls: &self.tls,
         };
-        let mut tcp = dial(dial_host, dial_port, budget)?;
-        let handshake_timeout = Some(budget.min(HANDSHAKE_TIMEOUT));
-        let setup = |e: io::Error| ConnectError::Connect(format!("socket setup failed: {e}"));
-        tcp.set_nodelay(true).map_err(setup)?;
-        tcp.set_read_timeout(handshake_timeout).map_err(setup)?;
-        tcp.set_write_timeout(handshake_timeout).map_err(setup)?;
-        if let Some(p) = &proxy {
-            proxy::tunnel(&mut tcp, p, &t.host, t.port).map_err(|e| {
-                if would_block(&e) {
-                    ConnectError::Timeout("the proxy CONNECT")
-                } else {
-                    ConnectError::Proxy(format!(
-                        "through the proxy {}:{} ({}): {e}",
-                        p.host, p.port, p.var
-                    ))
-                }
-            })?;
-        }
-        let request = self.request()?;
-        match tungstenite::client_tls_with_config(
-            request,
-            tcp,
-            Some(ws_config()),
-            Some(Connector::Rustls(self.tls.clone())),
-        ) {
-            Ok((ws, _response)) => Ok(ws),
-            Err(HandshakeError::Interrupted(_)) => {
-                Err(ConnectError::Timeout("the TLS/WebSocket handshake"))
-            }
-            Err(HandshakeError::Failure(e)) => Err(classify(e)),
-        }
-    }
-
-    /// The handshake request with protocol.md §1's headers.
-    fn request(&self) -> Result<Request<()>, ConnectError> {
-        let mut request = self.cfg.url.as_str().into_client_request().map_err(|e| {
-            ConnectError::Config(format!("bad control-plane URL {}: {e}", self.url))
-        })?;
-        let value = |var: &str, v: &str| {
-            HeaderValue::from_str(v).map_err(|_| {
-                ConnectError::Config(format!(
-                    "{var} contains characters that cannot be sent in an HTTP header"
-                ))
-            })
-        };
-        let mut auth = value("ADOS_TOKEN", &format!("Bearer {}", self.cfg.token))?;
-        auth.set_sensitive(true);
-        let headers = request.headers_mut();
-        headers.insert(header::AUTHORIZATION, auth);
-        headers.insert(
-            "x-ados-runner-id",
-            value("ADOS_RUNNER_ID", &self.cfg.runner_id)?,
-        );
-        if let Some(tenant) = &self.cfg.tenant_id {
-            headers.insert("x-ados-tenant-id", value("ADOS_TENANT_ID", tenant)?);
-        }
-        headers.insert(
-            header::USER_AGENT,
-            value("version", &format!("ados-work-runner/{}", crate::VERSION))?,
-        );
-        Ok(request)
+        connect::open(&dial, &self.target, budget).map(|(ws, _response)| ws)
     }
 
     /// Serve one connection until it is lost or we close it.
@@ -999,70 +773,5 @@ impl Worker {
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
         Ok(())
-    }
-}
-
-/// Resolve and connect with a timeout per address.
-fn dial(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, ConnectError> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| ConnectError::Connect(format!("cannot resolve {host}: {e}")))?
-        .collect();
-    let mut last = None;
-    for addr in &addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some((addr, e)),
-        }
-    }
-    Err(match last {
-        Some((addr, e)) if would_block(&e) => {
-            ConnectError::Connect(format!("connecting to {addr} timed out after {timeout:?}"))
-        }
-        Some((addr, e)) => ConnectError::Connect(format!("cannot connect to {addr}: {e}")),
-        None => ConnectError::Connect(format!("{host} resolved to no address")),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_from_urls() {
-        assert_eq!(
-            target("wss://api.ados.dev/api/v1/work/runners/ws").unwrap(),
-            Target {
-                tls: true,
-                host: "api.ados.dev".into(),
-                port: 443
-            }
-        );
-        assert_eq!(
-            target("ws://[::1]:9090/x").unwrap(),
-            Target {
-                tls: false,
-                host: "::1".into(),
-                port: 9090
-            }
-        );
-        assert!(target("https://h/x").is_err());
-        assert!(target("not a url").is_err());
-    }
-
-    #[test]
-    fn display_url_hides_userinfo() {
-        assert_eq!(display_url("wss://u:secret@h:1/p?q"), "wss://h:1/p?q");
-        assert_eq!(display_url("ws://h/p"), "ws://h/p");
-    }
-
-    #[test]
-    fn auth_errors_name_the_variable() {
-        assert!(ConnectError::Auth(401).to_string().contains("ADOS_TOKEN"));
-        assert!(ConnectError::Auth(403)
-            .to_string()
-            .contains("ADOS_TENANT_ID"));
-        assert!(ConnectError::Auth(401).is_auth());
-        assert!(!ConnectError::Http(500).is_auth());
     }
 }

@@ -289,4 +289,49 @@ mod tests {
         assert_eq!(scope("ssh://git@h/o/r"), None);
         assert_eq!(scope("git@h:o/r"), None);
     }
+
+    /// `http://evil.invalid?@127.0.0.1/…`: git (curl) connects to
+    /// `evil.invalid`, since `?` ends the authority. Reading the host up to
+    /// `/` only took it for loopback: plain http was allowed to a remote
+    /// host and the credential was scoped to 127.0.0.1 instead of the host
+    /// git talks to. Shown with the real git: it must refuse the transport,
+    /// not go looking for evil.invalid over cleartext http.
+    #[test]
+    fn the_host_is_the_one_git_connects_to() {
+        let tmp = std::env::temp_dir();
+        let url = "http://evil.invalid?@127.0.0.1:9/o/r.git";
+        let env = GitEnv::new(
+            &tmp,
+            RemotePolicy::default(),
+            url,
+            Some(GitAuth::new("x-access-token", "tok-123456")),
+            None,
+        );
+        let vars = env.vars(Access::Network, &[]);
+        assert_eq!(get(&vars, "GIT_ALLOW_PROTOCOL"), Some("https:ssh"));
+        let scopes: Vec<&str> = vars
+            .iter()
+            .filter(|(_, v)| v.ends_with(".extraHeader"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(scopes, ["http.http://evil.invalid/.extraHeader"]);
+
+        let cancel = crate::job::cancel::CancelToken::never();
+        let redactor = crate::redact::Redactor::empty();
+        let mut sink = |_: &str| {};
+        let mut git = super::super::run::Git::new(&env, &cancel, &redactor, &mut sink);
+        let inv = super::super::run::Invocation::new(
+            super::super::error::GitStep::LsRemote,
+            &tmp,
+            Access::Network,
+            &["ls-remote", url],
+        );
+        let out = git.exec(inv).unwrap();
+        assert!(!out.success());
+        assert!(
+            out.stderr.contains("transport 'http' not allowed"),
+            "git was let speak http to a remote host: {}",
+            out.stderr
+        );
+    }
 }

@@ -12,6 +12,7 @@ pub mod connect;
 pub mod proto;
 pub mod session;
 pub mod url;
+mod worker;
 
 use crate::config::ProxySettings;
 use crate::job::spec::JobId;
@@ -43,6 +44,22 @@ pub struct LinkConfig {
     /// (protocol.md §1: 30 s, set by the daemon). Also the wait after an
     /// authentication failure. Tests set it small.
     pub max_backoff: Duration,
+}
+
+impl LinkConfig {
+    /// The link configuration of a runner configured by `cfg`.
+    pub fn from_config(cfg: &crate::config::Config, hello: HelloInfo) -> LinkConfig {
+        LinkConfig {
+            url: cfg.ws_url(),
+            token: cfg.token.clone(),
+            runner_id: cfg.runner_id.clone(),
+            tenant_id: cfg.tenant_id.clone(),
+            ca_cert: cfg.ca_cert.clone(),
+            proxy: cfg.proxy.clone(),
+            hello,
+            max_backoff: cfg.max_backoff,
+        }
+    }
 }
 
 /// Log targets that must never be let log at `trace`: tungstenite traces
@@ -93,7 +110,7 @@ pub fn start(
             }
         })
     };
-    let worker = session::Worker::new(cfg, target, tls, outbox, metrics, from_link, rx, poller);
+    let worker = worker::Worker::new(cfg, target, tls, outbox, metrics, from_link, rx, poller);
     let handle = std::thread::Builder::new()
         .name("ados-link".into())
         .spawn(move || worker.run())?;

@@ -1,8 +1,7 @@
-//! The link thread's running session: the one thread that owns the
-//! control-plane WebSocket (protocol.md §1–3). It connects (through
-//! [`super::connect`]), says `hello`, waits for `welcome`, then delivers the
-//! outbox, sends heartbeats, hands server messages to the dispatcher, and
-//! reconnects with backoff whenever the connection is lost.
+//! One connection of the link thread ([`super::worker`]), from `hello` to
+//! its end (protocol.md §1–3): say `hello`, wait for `welcome`, then
+//! deliver the outbox, send heartbeats, hand server messages to the
+//! dispatcher, until the connection is lost or closed for shutdown.
 //!
 //! # How it waits
 //!
@@ -33,42 +32,18 @@
 //! idle link wakes only for heartbeats (every `heartbeat_s`, default 15 s)
 //! and the server's frames, so its idle CPU is ~0.
 //!
-//! # What is dropped
-//!
-//! Control frames ([`ToLink::Frame`]: `job.accepted`, `job.rejected`) that
-//! arrive while no connection is up (from [`FromLink::Disconnected`] to
-//! the next `welcome`, i.e. [`FromLink::Connected`]) are dropped: on
-//! reconnect the server re-assigns what it has not seen accepted. Job
-//! events are never dropped: they live in the journal until acknowledged.
-//!
-//! # Shutdown
-//!
-//! [`ToLink::Close`] makes the thread deliver the outbox until everything
-//! is sent and acknowledged (or the deadline passes), close with a proper
-//! close handshake, and end. While disconnected it keeps trying to connect
-//! until the deadline, but only if something is left to deliver. A
-//! connection attempt already under way is not interrupted: it is bounded
-//! by its own timeouts (10 s connect, 10 s per handshake read or write),
-//! and no attempt starts after the deadline.
-//!
 //! # Extras beyond protocol.md
 //!
 //! A `heartbeat` is sent right after `welcome` (the server learns the
 //! runner's state at once), and at once whenever [`ToLink::State`] brings a
 //! new state.
-
-use super::backoff::{Backoff, Failure, XorShift};
-use super::connect::{
-    self, tcp_of, would_block, ConnectError, Target, Ws, CONNECT_TIMEOUT, MAX_INBOUND,
-};
-use super::proto::{self, RunnerState, ServerMessage};
-use super::{FromLink, LinkConfig, ToLink};
-use crate::journal::Outbox;
-use crate::metrics::Metrics;
-use crate::net::url::without_credentials;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use polling::{Event, Events, Poller};
-use rustls::ClientConfig;
+use super::backoff::Failure;
+use super::connect::{tcp_of, would_block, Ws, MAX_INBOUND};
+use super::proto::{self, ServerMessage};
+use super::worker::Worker;
+use super::{FromLink, ToLink};
+use crossbeam_channel::TryRecvError;
+use polling::{Event, Poller};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
@@ -80,11 +55,10 @@ use tungstenite::Message;
 /// The runner never sends a frame larger than this (protocol.md §1).
 pub const MAX_OUTBOUND: usize = 1 << 20;
 /// Heartbeat interval until `welcome` says otherwise.
-const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
-/// The longest heartbeat interval accepted from `welcome` (a bigger value
-/// is clamped: a dead connection must still be noticed, and the deadline
-/// arithmetic must not overflow).
-const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(proto::HEARTBEAT_DEFAULT_S);
+/// The longest heartbeat interval accepted from `welcome` (already clamped
+/// by [`proto`]; kept here so the deadline arithmetic never overflows).
+const MAX_HEARTBEAT: Duration = Duration::from_secs(proto::HEARTBEAT_MAX_S);
 /// How long to wait for the server's answer to our close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Close codes after which retrying fast is pointless (protocol.md §1).
@@ -95,7 +69,7 @@ const READS_PER_TURN: usize = 256;
 const SOCKET_KEY: usize = 0;
 
 /// Why a session (one connection) ended.
-enum End {
+pub(super) enum End {
     /// We closed for shutdown: the thread ends.
     Shutdown,
     /// Lost or refused: reconnect after a backoff.
@@ -108,7 +82,7 @@ enum End {
 }
 
 /// The per-connection state.
-struct Session {
+pub(super) struct Session {
     welcomed: bool,
     welcomed_at: Option<Instant>,
     heartbeat: Duration,
@@ -139,24 +113,6 @@ impl Session {
             up: self.up(),
         }
     }
-}
-
-/// The state of the link thread.
-pub(crate) struct Worker {
-    cfg: LinkConfig,
-    url: String,
-    target: Target,
-    tls: Arc<ClientConfig>,
-    outbox: Outbox,
-    metrics: Arc<Metrics>,
-    from_link: Sender<FromLink>,
-    rx: Receiver<ToLink>,
-    poller: Arc<Poller>,
-    events: Events,
-    state: RunnerState,
-    backoff: Backoff,
-    /// Shutdown requested: flush until this deadline, then exit.
-    closing: Option<Instant>,
 }
 
 /// A socket registered in the poller; removed on drop, before the socket
@@ -191,180 +147,8 @@ impl Drop for Registration {
 }
 
 impl Worker {
-    /// A worker for `cfg`; `target` was checked by the caller.
-    #[expect(clippy::too_many_arguments, reason = "one call site, in `start`")]
-    pub(crate) fn new(
-        cfg: LinkConfig,
-        target: Target,
-        tls: Arc<ClientConfig>,
-        outbox: Outbox,
-        metrics: Arc<Metrics>,
-        from_link: Sender<FromLink>,
-        rx: Receiver<ToLink>,
-        poller: Arc<Poller>,
-    ) -> Worker {
-        let backoff = Backoff::new(cfg.max_backoff, XorShift::from_time());
-        Worker {
-            url: without_credentials(&cfg.url),
-            cfg,
-            target,
-            tls,
-            outbox,
-            metrics,
-            from_link,
-            rx,
-            poller,
-            events: Events::new(),
-            state: RunnerState::default(),
-            backoff,
-            closing: None,
-        }
-    }
-
-    /// The thread body: connect, serve, reconnect, until shut down.
-    pub(crate) fn run(mut self) {
-        let mut after_failure = false;
-        loop {
-            self.take_messages_offline();
-            if self.should_exit_offline() {
-                break;
-            }
-            if after_failure {
-                self.metrics.inc_reconnects();
-            }
-            let end = match self.connect() {
-                Ok(ws) => self.session(ws),
-                Err(e) => {
-                    let failure = if e.is_auth() {
-                        Failure::Auth
-                    } else {
-                        Failure::Ordinary
-                    };
-                    let delay = self.backoff.next_delay(failure);
-                    if e.is_auth() {
-                        log::error!(
-                            "cannot connect to the control plane at {}: {e}; retrying in {:.1}s",
-                            self.url,
-                            delay.as_secs_f64()
-                        );
-                    } else {
-                        log::warn!(
-                            "cannot connect to the control plane at {}: {e}; retrying in {:.1}s",
-                            self.url,
-                            delay.as_secs_f64()
-                        );
-                    }
-                    after_failure = true;
-                    self.wait_offline(delay);
-                    continue;
-                }
-            };
-            match end {
-                End::Shutdown => break,
-                End::Lost { failure, up } => {
-                    if Backoff::should_reset(up) {
-                        self.backoff.reset();
-                    }
-                    let delay = self.backoff.next_delay(failure);
-                    log::info!(
-                        "reconnecting to {} in {:.1}s",
-                        self.url,
-                        delay.as_secs_f64()
-                    );
-                    after_failure = true;
-                    self.wait_offline(delay);
-                }
-            }
-        }
-        log::info!("control-plane link closed");
-    }
-
-    /// Whether the thread may end while disconnected: shutdown requested
-    /// and its deadline passed, or nothing left to deliver.
-    fn should_exit_offline(&self) -> bool {
-        match self.closing {
-            None => false,
-            Some(deadline) => {
-                Instant::now() >= deadline
-                    || (self.outbox.unacked() == 0 && self.outbox.held_jobs().is_empty())
-            }
-        }
-    }
-
-    /// Note a shutdown request (the earliest deadline wins).
-    fn close_by(&mut self, deadline: Instant) {
-        self.closing = Some(self.closing.map_or(deadline, |d| d.min(deadline)));
-    }
-
-    /// Take every waiting message while no connection is up: control
-    /// frames are dropped (the server re-assigns on reconnect).
-    fn take_messages_offline(&mut self) {
-        loop {
-            match self.rx.try_recv() {
-                Ok(ToLink::Frame(frame)) => {
-                    log::debug!(
-                        "not connected: dropping a control frame of {} bytes",
-                        frame.len()
-                    );
-                }
-                Ok(ToLink::Track(stream)) => self.outbox.track(stream),
-                Ok(ToLink::State(state)) => self.state = state,
-                Ok(ToLink::Close { deadline }) => self.close_by(deadline),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    // Every `Link` is gone: nobody can ask us to close any more.
-                    self.close_by(Instant::now());
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Wait `delay` (or until shutdown makes waiting pointless) while
-    /// still taking messages.
-    fn wait_offline(&mut self, delay: Duration) {
-        let until = Instant::now() + delay;
-        loop {
-            let until = self.closing.map_or(until, |d| d.min(until));
-            let now = Instant::now();
-            if now >= until || self.should_exit_offline() {
-                return;
-            }
-            self.events.clear();
-            if let Err(e) = self.poller.wait(&mut self.events, Some(until - now)) {
-                log::debug!("poller wait: {e}");
-            }
-            self.take_messages_offline();
-        }
-    }
-
-    /// One connection attempt (see [`connect::open`]), bounded by the
-    /// shutdown deadline when one is set.
-    fn connect(&self) -> Result<Ws, ConnectError> {
-        let budget = match self.closing {
-            Some(deadline) => deadline
-                .saturating_duration_since(Instant::now())
-                .min(CONNECT_TIMEOUT),
-            None => CONNECT_TIMEOUT,
-        };
-        if budget.is_zero() {
-            return Err(ConnectError::Timeout(
-                "connecting before the shutdown deadline",
-            ));
-        }
-        let dial = connect::Dial {
-            url: &self.cfg.url,
-            token: &self.cfg.token,
-            runner_id: &self.cfg.runner_id,
-            tenant_id: self.cfg.tenant_id.as_deref(),
-            proxy: &self.cfg.proxy,
-            tls: &self.tls,
-        };
-        connect::open(&dial, &self.target, budget).map(|(ws, _response)| ws)
-    }
-
     /// Serve one connection until it is lost or we close it.
-    fn session(&mut self, mut ws: Ws) -> End {
+    pub(super) fn session(&mut self, mut ws: Ws) -> End {
         let now = Instant::now();
         let mut s = Session {
             welcomed: false,
@@ -419,13 +203,6 @@ impl Worker {
             fd,
         })
     }
-
-    fn notify(&self, msg: FromLink) {
-        if self.from_link.send(msg).is_err() {
-            log::debug!("dispatcher gone; link message dropped");
-        }
-    }
-
     /// Queue a message; `WouldBlock` means "buffered, wait for writable".
     fn write(&self, ws: &mut Ws, s: &mut Session, msg: Message) -> Result<(), End> {
         if s.close_by.is_some() {

@@ -12,9 +12,10 @@
 //! Why not `http::Uri` (already in the tree): it has no user info accessor,
 //! keeps IPv6 brackets in `host()`, refuses characters git accepts in a
 //! path, and knows nothing of default ports for `ws`/`ssh`. Why not the
-//! `url` crate: its IDNA tables (`idna` + ICU data) add several hundred KB
-//! to a static binary with a 5 MB budget, for host names the runner never
-//! needs to convert (git and the control plane take ASCII hosts).
+//! `url` crate: it brings `idna` and its ICU4X normalisation data into a
+//! static binary that has a 5 MB budget, for host names the runner never
+//! needs to convert (git and the control plane take ASCII hosts), and its
+//! WHATWG parsing is not how git and curl read a URL.
 
 use std::fmt;
 use std::net::IpAddr;

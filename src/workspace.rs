@@ -531,15 +531,25 @@ mod tests {
     }
 
     #[test]
-    fn mirror_keys_ignore_credentials() {
-        assert_eq!(
-            MirrorKey::for_url("https://u:p@h.example:8443/o/r.git"),
-            MirrorKey::for_url("https://h.example:8443/o/r.git")
-        );
-        assert_ne!(
-            MirrorKey::for_url("http://evil.com?@127.0.0.1/o/r.git"),
-            MirrorKey::for_url("http://127.0.0.1/o/r.git")
-        );
+    fn a_query_is_not_user_info_in_a_mirror_key() {
+        // git fetches these from evil.com (`?` ends the authority): they
+        // must not share, and fill, the real repository's mirror.
+        for (hostile, real) in [
+            (
+                "https://evil.com?@github.com/o/r.git",
+                "https://github.com/o/r.git",
+            ),
+            (
+                "http://evil.com#@127.0.0.1/o/r.git",
+                "http://127.0.0.1/o/r.git",
+            ),
+        ] {
+            assert_ne!(
+                MirrorKey::for_url(hostile),
+                MirrorKey::for_url(real),
+                "{hostile}"
+            );
+        }
     }
 
     #[test]

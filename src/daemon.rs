@@ -97,16 +97,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             hello.agents.join(", ")
         }
     );
-    let link_cfg = LinkConfig {
-        url: cfg.ws_url(),
-        token: cfg.token.clone(),
-        runner_id: cfg.runner_id.clone(),
-        tenant_id: cfg.tenant_id.clone(),
-        ca_cert: cfg.ca_cert.clone(),
-        proxy: cfg.proxy.clone(),
-        hello,
-        max_backoff: cfg.max_backoff,
-    };
+    let link_cfg = LinkConfig::from_config(&cfg, hello);
     let (link, link_thread) = link::start(link_cfg, outbox, metrics.clone(), from_link_tx)
         .map_err(|e| fail("cannot start the control-plane link", e))?;
     let ctx = Arc::new(JobContext::new(

@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: the environment turned into a validated [`config::Config`].
 //! - [`link`]: the one thread that owns the control-plane WebSocket.
+//! - [`net`]: URLs, `NO_PROXY`, the proxy tunnel, TLS and the HTTP client.
 //! - [`dispatch`]: the main loop; sole owner of the daemon's job table.
 //! - [`pool`]: the fixed pool of worker threads jobs run on.
 //! - [`job`]: job specs, their validation, events, results and the pipeline.
@@ -36,6 +37,7 @@ pub mod journal;
 pub mod link;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod pool;
 pub mod process;
 pub mod recovery;

@@ -265,7 +265,7 @@ impl MirrorKey {
     /// The key for a clone URL; credentials in the URL (`user:pass@`) are
     /// ignored so they never reach a path and never split a mirror.
     pub fn for_url(url: &str) -> MirrorKey {
-        let clean = strip_credentials(url);
+        let clean = crate::net::url::without_credentials(url);
         let readable = readable_part(&clean);
         let mut name: String = readable
             .chars()
@@ -307,19 +307,6 @@ impl fmt::Display for MirrorKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// `url` without a `user[:password]@` part in its authority.
-pub fn strip_credentials(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        return format!("{scheme}://{host}{path}");
-    }
-    url.to_string()
 }
 
 /// `host_owner_name` from a URL (https, ssh, scp-like or a local path).
@@ -544,12 +531,25 @@ mod tests {
     }
 
     #[test]
-    fn strip_credentials_keeps_host_and_path() {
-        assert_eq!(
-            strip_credentials("https://u:p@h.example:8443/o/r.git"),
-            "https://h.example:8443/o/r.git"
-        );
-        assert_eq!(strip_credentials("git@h:o/r.git"), "git@h:o/r.git");
+    fn a_query_is_not_user_info_in_a_mirror_key() {
+        // git fetches these from evil.com (`?` ends the authority): they
+        // must not share, and fill, the real repository's mirror.
+        for (hostile, real) in [
+            (
+                "https://evil.com?@github.com/o/r.git",
+                "https://github.com/o/r.git",
+            ),
+            (
+                "http://evil.com#@127.0.0.1/o/r.git",
+                "http://127.0.0.1/o/r.git",
+            ),
+        ] {
+            assert_ne!(
+                MirrorKey::for_url(hostile),
+                MirrorKey::for_url(real),
+                "{hostile}"
+            );
+        }
     }
 
     #[test]

@@ -16,4 +16,4 @@ pub use resolved::{
     default_max_jobs, AgentKeys, Config, ConfigError, ConfigErrors, LogFormat, Mode, ProxySettings,
     Purpose, VcsCredentials, DEFAULT_MIN_FREE_DISK, MAX_JOBS_LIMIT, MEMORY_PER_JOB,
 };
-pub use validate::{parse_http_url, HttpUrl};
+pub use validate::parse_http_url;

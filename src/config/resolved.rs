@@ -4,6 +4,7 @@ use super::custom::{self, CustomAgent};
 use super::raw::RawEnv;
 use super::{detect, validate};
 use crate::job::spec::RemotePolicy;
+use crate::net::{NoProxy, Proxy};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,32 +48,6 @@ pub enum Mode {
     All,
 }
 
-impl ProxySettings {
-    /// The proxy URL to use for a connection to `host`, where `secure` means
-    /// an https/wss target; `None` for a direct connection. `NO_PROXY`
-    /// entries match the host exactly or as a domain suffix (`.corp.example`
-    /// or `corp.example` both match `api.corp.example`); `*` matches all.
-    pub fn proxy_for(&self, secure: bool, host: &str) -> Option<&str> {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let bypass = self.no_proxy.iter().any(|entry| {
-            let e = entry.trim().trim_start_matches("*.").to_ascii_lowercase();
-            let e = e.trim_start_matches('.');
-            e == "*" || host == e || host.ends_with(&format!(".{e}"))
-        });
-        if bypass {
-            return None;
-        }
-        if secure {
-            self.https_proxy.as_deref()
-        } else {
-            self.http_proxy.as_deref()
-        }
-    }
-}
-
 impl Mode {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
@@ -103,16 +78,7 @@ pub enum Purpose {
     Exec,
 }
 
-/// Proxy settings (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, either case).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProxySettings {
-    /// Proxy for https/wss targets.
-    pub https_proxy: Option<String>,
-    /// Proxy for http/ws targets.
-    pub http_proxy: Option<String>,
-    /// Hosts that bypass the proxy (comma-separated, `.suffix`, `*`).
-    pub no_proxy: Vec<String>,
-}
+pub use crate::net::ProxySettings;
 
 /// VCS credentials from the environment (secrets).
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -343,15 +309,14 @@ fn proxy_var(
     errs: &mut Problems,
     upper: &'static str,
     lower: &'static str,
-) -> Option<String> {
+) -> Option<Proxy> {
     let (var, v) = match (env.get(upper), env.get(lower)) {
         (Some(v), _) => (upper, v),
         (None, Some(v)) => (lower, v),
         (None, None) => return None,
     };
-    let v = v.trim();
-    match validate::check_proxy_url(v) {
-        Ok(()) => Some(v.to_string()),
+    match Proxy::parse(var, v) {
+        Ok(p) => Some(p),
         Err(p) => errs.add(var, p, "http://proxy.internal:3128"),
     }
 }
@@ -571,17 +536,11 @@ impl Config {
         let proxy = ProxySettings {
             https_proxy: proxy_var(env, &mut errs, "HTTPS_PROXY", "https_proxy"),
             http_proxy: proxy_var(env, &mut errs, "HTTP_PROXY", "http_proxy"),
-            no_proxy: env
-                .get("NO_PROXY")
-                .or_else(|| env.get("no_proxy"))
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|h| !h.is_empty())
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            no_proxy: NoProxy::parse(
+                env.get("NO_PROXY")
+                    .or_else(|| env.get("no_proxy"))
+                    .unwrap_or_default(),
+            ),
         };
         let shutdown_grace = match env.get("ADOS_SHUTDOWN_GRACE") {
             None => Duration::from_secs(600),
@@ -1020,20 +979,23 @@ mod tests {
             ("http_proxy", "http://ignored:1"),
             ("no_proxy", "localhost, .corp.example,,10.0.0.1"),
         ]);
-        assert_eq!(c.proxy.https_proxy.as_deref(), Some("http://p:3128"));
-        assert_eq!(c.proxy.http_proxy.as_deref(), Some("http://q:8080"));
-        assert_eq!(c.proxy.no_proxy, ["localhost", ".corp.example", "10.0.0.1"]);
-        assert_eq!(c.proxy.proxy_for(true, "api.corp.example"), None);
-        assert_eq!(c.proxy.proxy_for(true, "corp.example"), None);
+        let host_port = |p: Option<&crate::net::Proxy>| p.map(|p| (p.host.clone(), p.port));
         assert_eq!(
-            c.proxy.proxy_for(true, "api.ados.dev"),
-            Some("http://p:3128")
+            host_port(c.proxy.https_proxy.as_ref()),
+            Some(("p".into(), 3128))
         );
-        assert_eq!(c.proxy.proxy_for(false, "x"), Some("http://q:8080"));
         assert_eq!(
-            c.proxy.proxy_for(false, "notcorp.example"),
-            Some("http://q:8080")
+            host_port(c.proxy.http_proxy.as_ref()),
+            Some(("q".into(), 8080))
         );
+        let route = |tls: bool, host: &str| host_port(c.proxy.route(tls, host, 443));
+        assert_eq!(route(true, "api.corp.example"), None);
+        assert_eq!(route(true, "corp.example"), None);
+        assert_eq!(route(true, "localhost"), None);
+        assert_eq!(route(true, "10.0.0.1"), None);
+        assert_eq!(route(true, "api.ados.dev"), Some(("p".into(), 3128)));
+        assert_eq!(route(false, "x"), Some(("q".into(), 8080)));
+        assert_eq!(route(false, "notcorp.example"), Some(("q".into(), 8080)));
         let e = err_for("HTTPS_PROXY", &[("HTTPS_PROXY", "http://u:pw@proxy")]);
         assert!(e.contains("port") && !e.contains("pw"), "{e}");
         assert!(err_for("http_proxy", &[("http_proxy", "socks5://p:1")]).contains("http://"));

@@ -15,6 +15,7 @@
 use super::env::Access;
 use super::error::{GitError, GitStep};
 use super::run::{Capture, Git, Invocation};
+use crate::net::Url;
 use crate::workspace::{MirrorKey, MirrorLock, Workspace};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -174,11 +175,8 @@ impl Mirror {
 /// Refuses URLs git could take as an option, and http(s) URLs with user
 /// info: a token there would be written to `.git/config`.
 fn check_url(url: &str) -> Result<(), GitError> {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
-        let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
-        let authority = rest.split('/').next().unwrap_or("");
-        if authority.contains('@') {
+    if let Ok(parsed) = Url::parse(url) {
+        if matches!(parsed.scheme(), "https" | "http") && parsed.userinfo().is_some() {
             return Err(GitError::CredentialsInUrl);
         }
     }

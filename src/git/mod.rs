@@ -32,4 +32,4 @@ pub use env::{Author, GitEnv};
 pub use error::{GitError, GitStep};
 pub use mirror::Mirror;
 pub use parse::{AddedLine, ChangeKind, ChangedFile};
-pub use run::{git_version, Git, MIN_GIT_VERSION};
+pub use run::{git_version, git_version_line, parse_version, Git, MIN_GIT_VERSION};

@@ -5,6 +5,7 @@
 //! ref or a command line, and names the offending field in its error, so a
 //! job is rejected whole instead of half-run.
 
+use crate::net::Url;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -668,21 +669,19 @@ pub fn check_clone_url(field: &str, url: &str, policy: RemotePolicy) -> Result<(
             "contains spaces or control characters",
         ));
     }
-    if let Some(rest) = lower.strip_prefix("https://") {
-        return check_host(field, rest);
-    }
-    if let Some(rest) = lower.strip_prefix("http://") {
-        check_host(field, rest)?;
-        if policy.allow_http || is_loopback_authority(rest) {
-            return Ok(());
+    if ["https://", "http://", "ssh://"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
+    {
+        // The host as git (curl) reads it: see `crate::net::url`.
+        let parsed = Url::parse(url).map_err(|e| SpecError::new(field, e.to_string()))?;
+        if parsed.scheme() == "http" && !(policy.allow_http || parsed.is_loopback()) {
+            return Err(SpecError::new(
+                field,
+                "http:// remotes are refused unless the host is loopback or ADOS_ALLOW_HTTP=1 is set",
+            ));
         }
-        return Err(SpecError::new(
-            field,
-            "http:// remotes are refused unless the host is loopback or ADOS_ALLOW_HTTP=1 is set",
-        ));
-    }
-    if let Some(rest) = lower.strip_prefix("ssh://") {
-        return check_host(field, rest);
+        return Ok(());
     }
     if lower.starts_with("file://") || lower.starts_with('/') {
         if policy.allow_file {
@@ -703,38 +702,6 @@ pub fn check_clone_url(field: &str, url: &str, policy: RemotePolicy) -> Result<(
         field,
         "scheme must be https, http, ssh or file (e.g. https://github.com/o/r.git)",
     ))
-}
-
-/// The authority of a URL after its `scheme://`: up to the first `/`, `?`
-/// or `#` (RFC 3986 §3.2), as curl and git read it. Stopping at `/` only
-/// would read `http://evil.com?@127.0.0.1/` as loopback while git connects
-/// to evil.com.
-fn authority_of(rest: &str) -> &str {
-    rest.split(['/', '?', '#']).next().unwrap_or("")
-}
-
-fn check_host(field: &str, rest: &str) -> Result<(), SpecError> {
-    let host = authority_of(rest).rsplit('@').next().unwrap_or("");
-    if host.is_empty() || host.starts_with(':') {
-        return Err(SpecError::new(field, "has no host"));
-    }
-    Ok(())
-}
-
-fn is_loopback_authority(rest: &str) -> bool {
-    let authority = authority_of(rest);
-    let hostport = authority.rsplit('@').next().unwrap_or("");
-    let host = if let Some(v6) = hostport.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        hostport.split(':').next().unwrap_or("")
-    };
-    if host == "localhost" {
-        return true;
-    }
-    host.parse::<std::net::IpAddr>()
-        .map(|ip| ip.is_loopback())
-        .unwrap_or(false)
 }
 
 fn parse_repo(v: Option<&Value>, policy: RemotePolicy) -> Result<RepoSpec, SpecError> {

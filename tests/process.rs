@@ -152,16 +152,33 @@ fn a_member_that_closed_its_pipes_is_killed_too_without_a_leak() {
 }
 
 #[test]
-fn a_five_mib_line_arrives_whole() {
-    let spec = sh("head -c 5242880 /dev/zero | tr '\\0' x; echo; printf tail");
+fn a_line_at_the_cap_arrives_whole() {
+    let spec = sh(&format!(
+        "head -c {} /dev/zero | tr '\\0' x; echo; printf tail",
+        process::MAX_LINE
+    ));
     let (outcome, out, _) = run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
     assert!(outcome.success());
     assert_eq!(outcome.lines_truncated, 0);
     assert_eq!(out.len(), 2);
-    assert_eq!(out[0].len(), 5 * 1024 * 1024);
+    assert_eq!(out[0].len(), process::MAX_LINE);
     assert!(out[0].bytes().all(|b| b == b'x'));
     // A last line without a newline still counts.
     assert_eq!(out[1], "tail");
+}
+
+#[test]
+fn a_five_mib_line_is_cut_at_one_mib_with_a_note() {
+    let spec = sh("head -c 5242880 /dev/zero | tr '\\0' x; echo; printf tail");
+    let (outcome, out, _) = run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
+    assert!(outcome.success());
+    assert_eq!(outcome.lines_truncated, 1);
+    assert_eq!(out.len(), 3, "the cut line, the note, the tail");
+    assert_eq!(out[0].len(), 1024 * 1024);
+    assert!(out[0].bytes().all(|b| b == b'x'));
+    let dropped = 5 * 1024 * 1024 - 1024 * 1024;
+    assert_eq!(out[1], process::truncation_note(dropped));
+    assert_eq!(out[2], "tail");
 }
 
 #[test]

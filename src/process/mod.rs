@@ -15,9 +15,11 @@
 //!   across two reads is still caught), splits lines (lossy UTF-8, no
 //!   trailing `\n`, a last line without `\n` counts) and sends them over a
 //!   bounded channel; `on_line` runs on the caller's thread. A line over
-//!   64 MiB is cut: it is delivered cut, then a note line
+//!   [`MAX_LINE`] (1 MiB) is cut: the rest of it is discarded as it
+//!   streams, it is delivered cut, then a note line
 //!   `[ados: line truncated: N bytes dropped]`, and counted in
-//!   [`ProcessOutcome::lines_truncated`].
+//!   [`ProcessOutcome::lines_truncated`]. Memory per stream is bounded by
+//!   the cap, whatever a child prints.
 //! - **Supervision** (`supervise.rs`): a waiter thread reaps the leader and
 //!   sends its status. The loop `select_biased!`s over cancel (first), exit,
 //!   output and the next timer. Timeout or cancel: SIGTERM the group, keep

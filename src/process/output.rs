@@ -117,9 +117,7 @@ impl LineSplitter {
             }
             self.current.extend_from_slice(&bytes[..n]);
         }
-        self.dropped = self
-            .dropped
-            .saturating_add((bytes.len() - n) as u64);
+        self.dropped = self.dropped.saturating_add((bytes.len() - n) as u64);
     }
 
     fn flush(&mut self, emit: &mut dyn FnMut(Piece) -> bool) -> bool {
@@ -309,9 +307,9 @@ mod tests {
 
     #[test]
     fn a_hundred_mib_line_is_cut_at_the_cap_and_never_buffered_past_it() {
-        // The cap must stay far below the 64 MiB that once let one line
-        // grow the runner by 200 MB.
-        assert!(MAX_LINE <= 1024 * 1024);
+        // Far below the 64 MiB that once let one line grow the runner by
+        // 200 MB.
+        const BOUND: usize = 1024 * 1024;
         let mut s = LineSplitter::new(MAX_LINE);
         let chunk = vec![b'x'; READ_CHUNK];
         let chunks = 100 * 1024 * 1024 / READ_CHUNK;
@@ -321,7 +319,7 @@ mod tests {
                 out.push(p);
                 true
             }));
-            assert!(s.current.capacity() <= MAX_LINE, "{}", s.current.capacity());
+            assert!(s.current.capacity() <= BOUND, "{}", s.current.capacity());
         }
         assert!(out.is_empty(), "nothing is emitted before the newline");
         assert!(s.push(b"\nnext\n", &mut |p| {

@@ -23,6 +23,8 @@
 //!
 //! Limits: a process that rewrites its environment block, or clears its
 //! environment and then loses its parent before the sweep, is not found;
+//! nor, by a runner that is not root, one that makes itself non-dumpable
+//! or runs set-uid (its environment is then unreadable);
 //! the environment is read up to [`MAX_ENVIRON`] bytes; a pid that is
 //! recycled between the scan and the kill (microseconds) could be hit.
 //! Zombies of runs that ended wait for the next run's end to be reaped.

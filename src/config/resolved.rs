@@ -189,6 +189,9 @@ pub struct Config {
     pub remote_policy: RemotePolicy,
     /// `ADOS_MIN_FREE_DISK`, bytes.
     pub min_free_disk: u64,
+    /// `ADOS_METRICS_REPO_LABEL`: whether `ados_jobs_total` carries a
+    /// `repo` label (on by default; the label set is bounded either way).
+    pub metrics_repo_label: bool,
     /// VCS tokens.
     pub vcs: VcsCredentials,
     /// Agent keys.
@@ -310,12 +313,23 @@ fn label(
 /// A flag: on (`1 true yes on`), off (`0 false no off`, unset), or an error,
 /// so that `ADOS_ALLOW_HTTP=ture` is not silently off.
 fn flag(env: &RawEnv, errs: &mut Problems, var: &'static str) -> bool {
+    flag_or(env, errs, var, false)
+}
+
+/// A flag that is `default` when unset; a value that is neither on nor
+/// off is an error (and the default is used meanwhile).
+fn flag_or(env: &RawEnv, errs: &mut Problems, var: &'static str, default: bool) -> bool {
     match env.get(var).map(|v| v.trim().to_ascii_lowercase()) {
-        None => false,
+        None => default,
         Some(v) => match v.as_str() {
             "1" | "true" | "yes" | "on" => true,
             "0" | "false" | "no" | "off" => false,
-            _ => errs.add(var, "must be 1/true/yes/on or 0/false/no/off", "1"),
+            _ => {
+                // The example turns the default around: what one sets it for.
+                let example = if default { "0" } else { "1" };
+                errs.push(var, "must be 1/true/yes/on or 0/false/no/off", example);
+                default
+            }
         },
     }
 }
@@ -592,6 +606,7 @@ impl Config {
                 DEFAULT_MIN_FREE_DISK
             }),
         };
+        let metrics_repo_label = flag_or(env, &mut errs, "ADOS_METRICS_REPO_LABEL", true);
         let vcs = VcsCredentials {
             github_token: secret(env, &mut errs, "GITHUB_TOKEN", false, "ghp_..."),
             gitlab_token: secret(env, &mut errs, "GITLAB_TOKEN", false, "glpat-..."),
@@ -681,6 +696,7 @@ impl Config {
             max_backoff,
             remote_policy,
             min_free_disk,
+            metrics_repo_label,
             vcs,
             agent_keys,
             custom_agents,
@@ -1047,6 +1063,14 @@ mod tests {
             &[("ADOS_ALLOW_FILE_REMOTES", "ture")]
         )
         .contains("1/true"));
+        assert!(ok(&[]).metrics_repo_label, "on by default");
+        assert!(!ok(&[("ADOS_METRICS_REPO_LABEL", "0")]).metrics_repo_label);
+        assert!(ok(&[("ADOS_METRICS_REPO_LABEL", "yes")]).metrics_repo_label);
+        assert!(err_for(
+            "ADOS_METRICS_REPO_LABEL",
+            &[("ADOS_METRICS_REPO_LABEL", "none")]
+        )
+        .contains("0/false"));
         assert_eq!(ok(&[("ADOS_MIN_FREE_DISK", "10G")]).min_free_disk, 10 << 30);
         assert_eq!(ok(&[("ADOS_MIN_FREE_DISK", "0")]).min_free_disk, 0);
         assert!(

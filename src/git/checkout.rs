@@ -166,37 +166,7 @@ impl Checkout {
     ) -> Result<Checkout, GitError> {
         let step = GitStep::Checkout;
         let parent = dest.parent().unwrap_or(Path::new("/"));
-        let mirror_s = mirror.path().display().to_string();
-        let dest_s = dest.display().to_string();
-        {
-            // A concurrent mirror fetch may rewrite refs while we read them.
-            let _lock = MirrorLock::acquire(mirror.lock_path(), git.cancel())?;
-            let inv = Invocation::new(
-                step,
-                parent,
-                Access::LocalFile,
-                &[
-                    "clone",
-                    "--quiet",
-                    "--shared",
-                    "--no-tags",
-                    "--branch",
-                    target_branch,
-                    "--",
-                    &mirror_s,
-                    &dest_s,
-                ],
-            );
-            let out = git.exec(inv)?;
-            if !out.success() {
-                if out.stderr.contains("not found in upstream") {
-                    return Err(GitError::BranchNotFound {
-                        branch: target_branch.to_string(),
-                    });
-                }
-                return Err(out.into_error());
-            }
-        }
+        clone_from_mirror(git, step, mirror, dest, target_branch, &[])?;
         local(
             git,
             step,
@@ -518,26 +488,14 @@ impl Checkout {
         if tmp.exists() {
             crate::workspace::remove_tree(&tmp).map_err(io(tmp.clone()))?;
         }
-        let mirror_s = self.mirror.path().display().to_string();
-        let tmp_s = tmp.display().to_string();
-        let inv = Invocation::new(
+        clone_from_mirror(
+            git,
             step,
-            parent,
-            Access::LocalFile,
-            &[
-                "clone",
-                "--quiet",
-                "--shared",
-                "--no-checkout",
-                "--no-tags",
-                "--branch",
-                &self.target,
-                "--",
-                &mirror_s,
-                &tmp_s,
-            ],
-        );
-        git.exec(inv)?.check()?;
+            &self.mirror,
+            &tmp,
+            &self.target,
+            &["--no-checkout"],
+        )?;
         let dot_git = self.dir.join(".git");
         crate::workspace::remove_tree(&dot_git).map_err(io(dot_git.clone()))?;
         fs::rename(tmp.join(".git"), &dot_git).map_err(io(dot_git.clone()))?;
@@ -868,6 +826,36 @@ fn loose_ref_in(git_dir: &Path, refname: &str) -> Option<String> {
     let sha = fs::read_to_string(git_dir.join(refname)).ok()?;
     let sha = sha.trim();
     (sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha.to_string())
+}
+
+/// `git clone --shared` of `branch` from the mirror into `dest`, under the
+/// mirror's lock (a concurrent mirror fetch may rewrite refs while the
+/// clone reads them).
+fn clone_from_mirror(
+    git: &mut Git<'_>,
+    step: GitStep,
+    mirror: &Mirror,
+    dest: &Path,
+    branch: &str,
+    extra: &[&str],
+) -> Result<(), GitError> {
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    let mirror_s = mirror.path().display().to_string();
+    let dest_s = dest.display().to_string();
+    let mut args = vec!["clone", "--quiet", "--shared", "--no-tags"];
+    args.extend_from_slice(extra);
+    args.extend(["--branch", branch, "--", &mirror_s, &dest_s]);
+    let _lock = MirrorLock::acquire(mirror.lock_path(), git.cancel())?;
+    let out = git.exec(Invocation::new(step, parent, Access::LocalFile, &args))?;
+    if out.success() {
+        return Ok(());
+    }
+    if out.stderr.contains("not found in upstream") {
+        return Err(GitError::BranchNotFound {
+            branch: branch.to_string(),
+        });
+    }
+    Err(out.into_error())
 }
 
 /// Appends the patterns not yet in `info/exclude`.

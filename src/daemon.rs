@@ -59,6 +59,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let journal = Journal::open(&workspace.journal_path())
         .map_err(|e| fail("cannot open the event journal under WORKSPACE_DIR", e))?;
     let metrics = Arc::new(Metrics::new());
+    metrics.set_repo_label(cfg.metrics_repo_label);
     let health = crate::health::serve(cfg.health_addr, metrics.clone()).map_err(|e| {
         fail(
             &format!("cannot listen on ADOS_HEALTH_ADDR {}", cfg.health_addr),

@@ -26,6 +26,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -125,9 +126,17 @@ impl Workspace {
             root,
             removed: false,
         };
+        // 0700: another job's agent of the same host (another uid, or not
+        // root) cannot read this job's checkout, HOME (`.npmrc`, agent
+        // credentials) or TMPDIR. Within one uid the mode protects nothing:
+        // see README "What the host executor protects".
         // `repo/` is left for `git clone` to create: clone wants it absent or empty.
-        for d in [&dir.home, &dir.tmp] {
-            fs::create_dir_all(d).map_err(|e| with_path(e, "cannot create", d))?;
+        for d in [&dir.root, &dir.home, &dir.tmp] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(d)
+                .map_err(|e| with_path(e, "cannot create", d))?;
         }
         Ok(dir)
     }
@@ -575,6 +584,20 @@ mod tests {
         assert!(!path.exists());
         assert!(ws.create_job_dir("../x").is_err());
         assert!(ws.create_job_dir("..").is_err());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_job_dir_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = temp_root("jobmode");
+        let ws = Workspace::open(&root).unwrap();
+        let dir = ws.create_job_dir("j-mode").unwrap();
+        for d in [dir.root(), dir.home(), dir.tmp()] {
+            let mode = fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        drop(dir);
         fs::remove_dir_all(&root).unwrap();
     }
 

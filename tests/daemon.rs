@@ -547,3 +547,65 @@ fn a_refused_token_is_never_logged_even_at_trace_in_json() {
         assert!(v.get("level").is_some() && v.get("msg").is_some(), "{line}");
     }
 }
+
+/// Where `name` is on this process's PATH.
+fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    })
+}
+
+/// `setpriv` arguments that run a program as `nobody` with no capabilities:
+/// the position of an agent running as the runner's own (non-root) uid.
+const AS_NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+
+#[test]
+fn a_same_uid_process_cannot_read_the_runners_environment() {
+    let setpriv = on_path("setpriv").expect("setpriv (util-linux) runs the runner as nobody");
+    let cp = start_cp(1);
+    let ws = TempDir::new("daemon-dumpable");
+    // The runner runs as nobody: a reader of the same uid without
+    // CAP_SYS_PTRACE is what an agent is (root may read any process).
+    std::os::unix::fs::chown(ws.path(), Some(65534), Some(65534)).expect("chown workspace");
+    let mut args = AS_NOBODY.to_vec();
+    args.push(BIN);
+    let r = RunnerProcess::start(&setpriv, &args, &env_for(&cp, ws.path(), free_port()));
+    cp.wait_for(|v| v["type"] == "hello", T);
+
+    let read_as_nobody = |pid: u32| {
+        std::process::Command::new(&setpriv)
+            .args(AS_NOBODY)
+            .args(["cat", &format!("/proc/{pid}/environ")])
+            .output()
+            .expect("run cat as nobody")
+    };
+    // The reader can read a dumpable process of its uid: a refusal below
+    // is the runner's doing, not a missing permission of the reader.
+    let mut control = std::process::Command::new(&setpriv)
+        .args(AS_NOBODY)
+        .args(["sleep", "30"])
+        .env("CONTROL_MARK", "1")
+        .spawn()
+        .expect("spawn a control process");
+    let seen = (0..200).find_map(|_| {
+        let out = read_as_nobody(control.id());
+        let found = String::from_utf8_lossy(&out.stdout).contains("CONTROL_MARK=1");
+        std::thread::sleep(Duration::from_millis(10));
+        found.then_some(())
+    });
+    let _ = control.kill();
+    let _ = control.wait();
+    assert!(
+        seen.is_some(),
+        "a same-uid reader must read a dumpable process's environ"
+    );
+
+    let out = read_as_nobody(r.pid() as u32);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && !text.contains("ADOS_TOKEN"),
+        "a same-uid process read the runner's environment: {text:.80}"
+    );
+}

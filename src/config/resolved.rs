@@ -7,7 +7,7 @@ use super::settings::{
     default_max_jobs, AgentKeys, LogFormat, Mode, Purpose, VcsCredentials, DEFAULT_MIN_FREE_DISK,
     MAX_JOBS_LIMIT, MEMORY_PER_JOB,
 };
-use super::vars::{check_ca_file, flag, label, proxy_var, secret, workspace_dir};
+use super::vars::{check_ca_file, flag, flag_or, label, proxy_var, secret, workspace_dir};
 use super::{detect, validate};
 use crate::job::spec::RemotePolicy;
 use crate::net::{NoProxy, ProxySettings};
@@ -67,6 +67,9 @@ pub struct Config {
     pub remote_policy: RemotePolicy,
     /// `ADOS_MIN_FREE_DISK`, bytes.
     pub min_free_disk: u64,
+    /// `ADOS_METRICS_REPO_LABEL`: whether `ados_jobs_total` carries a
+    /// `repo` label (on by default; the label set is bounded either way).
+    pub metrics_repo_label: bool,
     /// VCS tokens.
     pub vcs: VcsCredentials,
     /// Agent keys.
@@ -289,6 +292,7 @@ impl Config {
                 DEFAULT_MIN_FREE_DISK
             }),
         };
+        let metrics_repo_label = flag_or(env, &mut errs, "ADOS_METRICS_REPO_LABEL", true);
         let vcs = VcsCredentials {
             github_token: secret(env, &mut errs, "GITHUB_TOKEN", false, "ghp_..."),
             gitlab_token: secret(env, &mut errs, "GITLAB_TOKEN", false, "glpat-..."),
@@ -378,6 +382,7 @@ impl Config {
             max_backoff,
             remote_policy,
             min_free_disk,
+            metrics_repo_label,
             vcs,
             agent_keys,
             custom_agents,

@@ -305,6 +305,14 @@ fn shutdown_grace_flags_and_disk() {
         &[("ADOS_ALLOW_FILE_REMOTES", "ture")]
     )
     .contains("1/true"));
+    assert!(ok(&[]).metrics_repo_label, "on by default");
+    assert!(!ok(&[("ADOS_METRICS_REPO_LABEL", "0")]).metrics_repo_label);
+    assert!(ok(&[("ADOS_METRICS_REPO_LABEL", "yes")]).metrics_repo_label);
+    assert!(err_for(
+        "ADOS_METRICS_REPO_LABEL",
+        &[("ADOS_METRICS_REPO_LABEL", "none")]
+    )
+    .contains("0/false"));
     assert_eq!(ok(&[("ADOS_MIN_FREE_DISK", "10G")]).min_free_disk, 10 << 30);
     assert_eq!(ok(&[("ADOS_MIN_FREE_DISK", "0")]).min_free_disk, 0);
     assert!(err_for("ADOS_MIN_FREE_DISK", &[("ADOS_MIN_FREE_DISK", "lots")]).contains("number"));

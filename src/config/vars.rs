@@ -44,12 +44,23 @@ pub(super) fn label(
 /// A flag: on (`1 true yes on`), off (`0 false no off`, unset), or an error,
 /// so that `ADOS_ALLOW_HTTP=ture` is not silently off.
 pub(super) fn flag(env: &RawEnv, errs: &mut Problems, var: &'static str) -> bool {
+    flag_or(env, errs, var, false)
+}
+
+/// A flag that is `default` when unset; a value that is neither on nor
+/// off is an error (and the default is used meanwhile).
+pub(super) fn flag_or(env: &RawEnv, errs: &mut Problems, var: &'static str, default: bool) -> bool {
     match env.get(var).map(|v| v.trim().to_ascii_lowercase()) {
-        None => false,
+        None => default,
         Some(v) => match v.as_str() {
             "1" | "true" | "yes" | "on" => true,
             "0" | "false" | "no" | "off" => false,
-            _ => errs.add(var, "must be 1/true/yes/on or 0/false/no/off", "1"),
+            _ => {
+                // The example turns the default around: what one sets it for.
+                let example = if default { "0" } else { "1" };
+                errs.push(var, "must be 1/true/yes/on or 0/false/no/off", example);
+                default
+            }
         },
     }
 }

@@ -130,6 +130,10 @@ impl GitEnv {
             ("GIT_PAGER".into(), "cat".into()),
             ("GIT_EDITOR".into(), "true".into()),
             ("GIT_MERGE_AUTOEDIT".into(), "no".into()),
+            // Replace refs (`refs/replace/*`) swap one object for another
+            // everywhere git reads it; the runner never uses them, and an
+            // agent that reached the mirror could plant one.
+            ("GIT_NO_REPLACE_OBJECTS".into(), "1".into()),
             // No tty: ssh must fail instead of asking about host keys or passwords.
             ("GIT_SSH_COMMAND".into(), "ssh -o BatchMode=yes".into()),
         ]);

@@ -70,6 +70,11 @@ pub struct Config {
     /// `ADOS_METRICS_REPO_LABEL`: whether `ados_jobs_total` carries a
     /// `repo` label (on by default; the label set is bounded either way).
     pub metrics_repo_label: bool,
+    /// `ADOS_JOB_UID_BASE`: when the runner runs as root, the agent and
+    /// the tests of the job in slot `n` run as uid/gid `base + n`, a user
+    /// of that slot's own (`None`: as the runner; the default when the
+    /// runner is not root, or with `off`).
+    pub job_uid_base: Option<u32>,
     /// VCS tokens.
     pub vcs: VcsCredentials,
     /// Agent keys.
@@ -89,6 +94,51 @@ impl fmt::Debug for Config {
             .field("max_jobs", &self.max_jobs)
             .finish_non_exhaustive()
     }
+}
+
+/// The default first uid of the per-job users: above the ranges that
+/// distributions give to system and login users, and to `subuid` maps'
+/// usual start (100000 + 65536 per user).
+pub const DEFAULT_JOB_UID_BASE: u32 = 200_000;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `ADOS_JOB_UID_BASE`: a number, or `off`. On by default only for a
+/// runner that runs as root (nobody else can switch users); set on a
+/// runner that is not root it is an error, so nobody believes jobs are
+/// isolated when they are not.
+fn job_uid_base(env: &RawEnv, errs: &mut Problems, max_jobs: usize, root: bool) -> Option<u32> {
+    const VAR: &str = "ADOS_JOB_UID_BASE";
+    let base = match env.get(VAR).map(str::trim) {
+        None => DEFAULT_JOB_UID_BASE,
+        Some(v) if v.eq_ignore_ascii_case("off") => return None,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if n >= 1000 => n,
+            _ => {
+                errs.push(VAR, "must be a user id of 1000 or more, or off", "200000");
+                return None;
+            }
+        },
+    };
+    let slots = u32::try_from(max_jobs).unwrap_or(u32::MAX);
+    if base.checked_add(slots).is_none_or(|end| end >= u32::MAX - 1) {
+        errs.push(VAR, "leaves no room for one user per job slot below 4294967294", "200000");
+        return None;
+    }
+    if !root {
+        if env.get(VAR).is_some() {
+            errs.push(
+                VAR,
+                "needs the runner to run as root (only root can start a job as another user); unset it, or set it to off",
+                "off",
+            );
+        }
+        return None;
+    }
+    Some(base)
 }
 
 impl Config {
@@ -293,6 +343,7 @@ impl Config {
             }),
         };
         let metrics_repo_label = flag_or(env, &mut errs, "ADOS_METRICS_REPO_LABEL", true);
+        let job_uid_base = job_uid_base(env, &mut errs, max_jobs, is_root());
         let vcs = VcsCredentials {
             github_token: secret(env, &mut errs, "GITHUB_TOKEN", false, "ghp_..."),
             gitlab_token: secret(env, &mut errs, "GITLAB_TOKEN", false, "glpat-..."),
@@ -383,6 +434,7 @@ impl Config {
             remote_policy,
             min_free_disk,
             metrics_repo_label,
+            job_uid_base,
             vcs,
             agent_keys,
             custom_agents,

@@ -195,6 +195,8 @@ impl<'a> Git<'a> {
             },
             timeout: self.timeout,
             kill_grace: KILL_GRACE,
+            // git runs as the runner: the credential and the mirror are its.
+            run_as: None,
         };
         let empty = Redactor::empty();
         let opts = RunOptions {

@@ -33,6 +33,20 @@ pub struct CommandSpec {
     pub timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL of the group (zero: SIGKILL at once).
     pub kill_grace: Duration,
+    /// The unprivileged user the child runs as (`None`: the runner's own).
+    pub run_as: Option<RunAs>,
+}
+
+/// A user and group a child is started as (`setgid`, `setuid`, and no
+/// supplementary groups). Only a runner started as root can give one: it
+/// is how a job's agent and tests are kept from the runner's files and
+/// from the jobs running beside it (see `workspace::JobDir::hand_to`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunAs {
+    /// The user id.
+    pub uid: u32,
+    /// The group id.
+    pub gid: u32,
 }
 
 /// Debug shows env *names* only: values may hold credentials.
@@ -47,6 +61,7 @@ impl fmt::Debug for CommandSpec {
             .field("stdin", &self.stdin)
             .field("timeout", &self.timeout)
             .field("kill_grace", &self.kill_grace)
+            .field("run_as", &self.run_as)
             .finish()
     }
 }
@@ -63,6 +78,7 @@ impl CommandSpec {
             stdin: Stdin::Null,
             timeout: None,
             kill_grace: DEFAULT_KILL_GRACE,
+            run_as: None,
         }
     }
 

@@ -68,6 +68,10 @@ pub fn run(
             Stdin::Null => Stdio::null(),
             Stdin::Bytes(_) => Stdio::piped(),
         });
+    if let Some(user) = spec.run_as {
+        // std drops the supplementary groups too (setgroups(0) as root).
+        cmd.uid(user.uid).gid(user.gid);
+    }
     let child = sweep::spawn_leader(&mut cmd).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound && !spec.cwd.is_dir() {
             // Not `NotFound`: the PATH hint would point the wrong way.

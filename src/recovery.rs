@@ -9,8 +9,8 @@
 
 use crate::dispatch::JobTable;
 use crate::job::{JobResult, Reporter};
-use crate::journal::{Journal, Outbox};
-use crate::link::Waker;
+use crate::journal::Journal;
+use crate::link::{Outbox, Waker};
 use crate::redact::Redactor;
 use crate::workspace::Workspace;
 use std::sync::Arc;

@@ -5,7 +5,8 @@
 use ados_work_runner::job::event::{JobResult, LogStream, Status};
 use ados_work_runner::job::{JobId, Reporter};
 use ados_work_runner::journal::store::MAX_FRAME_BYTES;
-use ados_work_runner::journal::{JobStream, Journal, JournalSink, Outbox};
+use ados_work_runner::journal::{JobStream, Journal, JournalSink};
+use ados_work_runner::link::Outbox;
 use ados_work_runner::link::Waker;
 use ados_work_runner::redact::Redactor;
 use serde_json::Value;

@@ -22,7 +22,7 @@
 //! writing (and, for a job that went quiet after writing, what the kernel
 //! had not written back yet, normally at most ~30 s: `vm.dirty_expire_centisecs`).
 //! Those events may already be acknowledged by the server; the journal then
-//! ends below the server's ack, which [`crate::journal::Outbox::on_welcome`]
+//! ends below the server's ack, which [`crate::link::Outbox::on_welcome`]
 //! detects and repairs for finished jobs. See `docs/journal.md`.
 //!
 //! # Write errors

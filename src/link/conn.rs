@@ -60,7 +60,7 @@
 use super::backoff::{Backoff, Failure, XorShift};
 use super::proto::{self, RunnerState, ServerMessage};
 use super::{proxy, FromLink, LinkConfig, ToLink};
-use crate::journal::Outbox;
+use crate::link::Outbox;
 use crate::metrics::Metrics;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use polling::{Event, Events, Poller};

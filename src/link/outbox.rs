@@ -1,5 +1,8 @@
 //! The link side of the journal: per-job delivery cursors.
 //!
+//! The journal (`crate::journal`) is the on-disk store and its writing
+//! side; this is its reading side, owned by the link thread.
+//!
 //! The [`Outbox`] is owned by the link thread. For each tracked job it keeps
 //! the next seq to send and, while there is something to send, one open
 //! segment reader (a 32 KiB buffer). Frames are read from the page cache one
@@ -7,7 +10,7 @@
 //! does not depend on how much is unsent or unacknowledged: the journal on
 //! disk is the buffer.
 
-use super::store::{open_segment_at, parse_line, read_line, JobStream, LineRead};
+use crate::journal::store::{open_segment_at, parse_line, read_line, JobStream, LineRead};
 use crate::job::spec::JobId;
 use crate::link::proto::HeldJob;
 use std::fs::File;
@@ -233,7 +236,7 @@ impl Outbox {
         } else if let Some(root) = dir.parent() {
             // Without this a power cut could bring the journal back, and
             // the job would be listed in `hello` again.
-            super::store::sync_dir(root);
+            crate::journal::store::sync_dir(root);
         }
         if i < self.turn {
             self.turn -= 1;

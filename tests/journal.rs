@@ -602,3 +602,155 @@ fn throughput() {
         n as f64 / secs
     );
 }
+
+/// Every frame until `None`, each checked to be JSON.
+fn drain_json(outbox: &mut Outbox) -> Vec<Value> {
+    std::iter::from_fn(|| outbox.next_frame())
+        .map(|f| {
+            serde_json::from_str(&f)
+                .unwrap_or_else(|e| panic!("a frame that is not JSON was sent ({e}): {f:?}"))
+        })
+        .collect()
+}
+
+/// A new job `job` with `n` log events written through a real reporter.
+fn running_job(journal: &Journal, job: &str, n: usize) -> (Arc<JobStream>, Reporter) {
+    let stream = journal.create(&id(job)).unwrap();
+    let mut r = reporter(&stream, Waker::noop());
+    for i in 0..n {
+        r.log(LogStream::Agent, &format!("line {i} of the agent's output"));
+    }
+    (stream, r)
+}
+
+/// A job `job` with `n` log events and a result; returns its first segment.
+fn finished_job(journal: &Journal, job: &str, n: usize) -> PathBuf {
+    let (stream, mut r) = running_job(journal, job, n);
+    r.finish(JobResult::failed("x"));
+    stream.dir().join(format!("{:020}.jsonl", 1))
+}
+
+/// Close a recovered job as the daemon does (a `failed` result after its
+/// last seq), then every frame its journal sends.
+fn close_and_send(stream: &Arc<JobStream>) -> Vec<Value> {
+    reporter(stream, Waker::noop()).finish(JobResult::failed("restarted"));
+    let mut outbox = Outbox::new();
+    outbox.track(stream.clone());
+    drain_json(&mut outbox)
+}
+
+/// The stand-ins among `frames`: `log` events on stream `runner` that say
+/// the journal was damaged.
+fn damage_notes(frames: &[Value]) -> Vec<&Value> {
+    frames
+        .iter()
+        .filter(|f| {
+            f["event"]["kind"] == "log"
+                && f["event"]["stream"] == "runner"
+                && f["event"]["text"].as_str().unwrap().contains("damaged")
+        })
+        .collect()
+}
+
+#[test]
+fn damage_in_the_middle_of_a_segment_skips_only_the_damaged_record() {
+    const N: usize = 3000;
+    let tmp = TempDir::new("damage");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let seg = finished_job(&journal, "d", N);
+    // 16 bytes of garbage in the middle of the segment.
+    let mut bytes = fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 16].copy_from_slice(b"\0\xff\0garbage\0\x01\x02\x03\x04\x05");
+    fs::write(&seg, &bytes).unwrap();
+
+    let jobs = journal.recover().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(jobs[0].finished, "the result after the damage was kept");
+    let mut outbox = Outbox::new();
+    outbox.track(jobs[0].stream.clone());
+    let frames = drain_json(&mut outbox);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=N as u64 + 1).collect::<Vec<_>>(), "every seq once");
+    assert_eq!(frames.last().unwrap()["type"], "job.result");
+    assert_eq!(frames.last().unwrap()["status"], "failed");
+    // Only the damaged record (two if the garbage spans a line end) is
+    // replaced, by a note that says so; every other frame is the agent's.
+    let notes = damage_notes(&frames);
+    assert!(matches!(notes.len(), 1 | 2), "{notes:?}");
+    let agent_lines = frames
+        .iter()
+        .filter(|f| f["event"]["stream"] == "agent")
+        .count();
+    assert_eq!(agent_lines + notes.len(), N);
+}
+
+#[test]
+fn a_damaged_frame_is_never_sent() {
+    let tmp = TempDir::new("badjson");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let seg = finished_job(&journal, "b", 10);
+    // Damage inside the JSON of seq 5: the line still starts `5\te\t` and
+    // its frame with `{`.
+    let text = fs::read(&seg).unwrap();
+    let start = text
+        .split_inclusive(|&b| b == b'\n')
+        .take(4)
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    let mut bytes = text.clone();
+    let quote = start + bytes[start..].iter().position(|&b| b == b'"').unwrap();
+    bytes[quote] = b'\0';
+    fs::write(&seg, &bytes).unwrap();
+
+    let jobs = journal.recover().unwrap();
+    let mut outbox = Outbox::new();
+    outbox.track(jobs[0].stream.clone());
+    let frames = drain_json(&mut outbox);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=11).collect::<Vec<_>>());
+    assert_eq!(damage_notes(&frames).len(), 1);
+    assert_eq!(damage_notes(&frames)[0]["seq"], 5);
+}
+
+#[test]
+fn a_directory_named_like_a_segment_does_not_stop_recovery() {
+    let tmp = TempDir::new("segdir");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let (stream, r) = running_job(&journal, "s", 5);
+    fs::create_dir(stream.dir().join(format!("{:020}.jsonl", 99))).unwrap();
+    drop((r, stream));
+
+    let jobs = journal.recover().unwrap();
+    assert_eq!(jobs.len(), 1, "the job was not recovered");
+    assert_eq!(jobs[0].stream.last_written(), 5);
+    assert!(!jobs[0].finished);
+    let frames = close_and_send(&jobs[0].stream);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(frames[5]["type"], "job.result");
+}
+
+#[test]
+fn a_journal_written_before_checksums_is_still_read_and_continued() {
+    let tmp = TempDir::new("oldformat");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let dir = tmp.0.join("old");
+    fs::create_dir(&dir).unwrap();
+    let mut old = String::new();
+    for seq in 1..=3 {
+        old.push_str(&format!(
+            "{seq}\te\t{{\"type\":\"job.event\",\"job_id\":\"old\",\"seq\":{seq},\
+             \"ts\":\"2026-11-24T10:00:00.000Z\",\"event\":{{\"kind\":\"log\",\"stream\":\"agent\",\"text\":\"x\"}}}}\n"
+        ));
+    }
+    fs::write(dir.join(format!("{:020}.jsonl", 1)), old).unwrap();
+
+    let jobs = journal.recover().unwrap();
+    assert_eq!(jobs[0].stream.last_written(), 3);
+    let frames = close_and_send(&jobs[0].stream);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    assert!(damage_notes(&frames).is_empty());
+    assert_eq!(frames[3]["type"], "job.result");
+}

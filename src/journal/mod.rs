@@ -5,6 +5,7 @@
 //!
 //! - [`store`]: the on-disk layout, [`Journal`] (create, recover) and the
 //!   [`JobStream`] a job's writer and reader share.
+//! - [`record`]: one record on disk (length, checksum) and its check.
 //! - [`sink`]: [`JournalSink`], the job side (append, fsync policy).
 //!
 //! The reading side, the link's [`crate::link::outbox::Outbox`] (cursors,
@@ -12,6 +13,7 @@
 //!
 //! `docs/journal.md` describes the write path and what a power cut costs.
 
+pub mod record;
 pub mod sink;
 pub mod store;
 

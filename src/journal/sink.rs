@@ -33,9 +33,10 @@
 //! the link, so the server sees a gap in `seq`. A partial line is cut off
 //! so later frames stay readable.
 
-use super::store::{line_prefix, sync_dir, JobStream, MAX_FRAME_BYTES};
+use super::record::{self, MAX_FRAME_BYTES};
+use super::store::{sync_dir, JobStream};
 use crate::job::event::{Event, JobResult};
-use crate::job::reporter::{rfc3339_now, EventSink};
+use crate::job::reporter::EventSink;
 use crate::link::Waker;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -188,9 +189,7 @@ impl JournalSink {
             self.roll(seq)?;
         }
         self.line.clear();
-        line_prefix(&mut self.line, seq, is_result);
-        self.line.extend_from_slice(frame.as_bytes());
-        self.line.push(b'\n');
+        record::encode(&mut self.line, seq, is_result, frame.as_bytes());
         let file = self
             .file
             .as_mut()
@@ -259,12 +258,5 @@ impl EventSink for JournalSink {
 fn oversize_stand_in(job_id: &str, seq: u64, is_result: bool, len: usize) -> String {
     log::error!("job {job_id}: frame {seq} is {len} bytes, over the 1 MiB limit; replaced");
     let note = format!("frame of {len} bytes over the 1 MiB limit dropped");
-    if is_result {
-        serde_json::json!({"type":"job.result","job_id":job_id,"seq":seq,"status":"failed",
-            "summary":note,"error":note})
-    } else {
-        serde_json::json!({"type":"job.event","job_id":job_id,"seq":seq,"ts":rfc3339_now(),
-            "event":{"kind":"log","stream":"runner","text":note}})
-    }
-    .to_string()
+    record::stand_in(job_id, seq, is_result, &note)
 }

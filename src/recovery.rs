@@ -49,6 +49,12 @@ pub fn recover(
             log::warn!(
                 "job {id} was running when the runner stopped: {killed} process group(s) killed, its directory removed; reporting it failed"
             );
+            // The result's seq is the journal's last plus one; the server
+            // may have stored more than the journal kept (a power cut), so
+            // that seq is settled when the next `welcome` gives its ack.
+            if let Err(e) = job.stream.mark_result_unconfirmed() {
+                log::error!("job {id}: {e}; if the server holds more events than the journal, its result may not be delivered");
+            }
             let sink = job.stream.sink(Waker::noop());
             let mut reporter = Reporter::resume(
                 id.clone(),

@@ -35,6 +35,10 @@ const SEGMENT_EXT: &str = ".jsonl";
 /// The file listing a job's live process groups.
 const PGIDS_FILE: &str = "pgids";
 
+/// Present while the job's result was written by restart recovery and no
+/// `welcome` has been seen since: see [`JobStream::result_unconfirmed`].
+const RESTART_RESULT_FILE: &str = "restart-result";
+
 /// All journals of a runner, under `WORKSPACE_DIR/state/journal`.
 #[derive(Clone, Debug)]
 pub struct Journal {
@@ -200,6 +204,7 @@ impl Journal {
             segments.push_back(1);
         }
         let pgids = read_pgids(&dir.join(PGIDS_FILE));
+        let result_unconfirmed = dir.join(RESTART_RESULT_FILE).exists();
         let acked = segments.front().map_or(0, |f| f - 1);
         let stream = JobStream::new(
             job_id,
@@ -211,6 +216,9 @@ impl Journal {
             pgids.clone(),
         );
         stream.acked.store(acked.min(written), Ordering::Relaxed);
+        stream
+            .result_unconfirmed
+            .store(result_unconfirmed, Ordering::Relaxed);
         Ok(RecoveredJob {
             stream: Arc::new(stream),
             finished,
@@ -242,6 +250,12 @@ pub struct JobStream {
     /// on a roll; the pruner pops from the front.
     segments: Mutex<VecDeque<u64>>,
     pgids: Mutex<Vec<i32>>,
+    /// The result was written by restart recovery under the seq after the
+    /// journal's last, and the server may hold that seq already (events
+    /// it acknowledged before a power cut took them from the journal).
+    /// Cleared, on disk first, when a `welcome` has put the result above
+    /// the server's ack.
+    result_unconfirmed: AtomicBool,
 }
 
 impl JobStream {
@@ -264,6 +278,7 @@ impl JobStream {
             write_errors: AtomicU64::new(0),
             segments: Mutex::new(segments),
             pgids: Mutex::new(pgids),
+            result_unconfirmed: AtomicBool::new(false),
         }
     }
 
@@ -366,6 +381,48 @@ impl JobStream {
             }
             segs.pop_front();
         }
+    }
+
+    /// Whether the result was written by restart recovery and no `welcome`
+    /// has confirmed its seq yet: until then the server may already hold
+    /// that seq, so the result must not be sent (nor count as
+    /// acknowledged).
+    pub fn result_unconfirmed(&self) -> bool {
+        self.result_unconfirmed.load(Ordering::Acquire)
+    }
+
+    /// Restart recovery is about to write the result of a job it found
+    /// running. Recorded on disk first, so a second restart still knows
+    /// the result's seq was chosen without the server's ack.
+    ///
+    /// # Errors
+    /// The marker file cannot be written and synced.
+    pub fn mark_result_unconfirmed(&self) -> io::Result<()> {
+        let path = self.dir.join(RESTART_RESULT_FILE);
+        File::create(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| with_path(e, "create", &path))?;
+        sync_dir(&self.dir);
+        self.result_unconfirmed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// A `welcome` has put the result above the server's ack: from now on
+    /// an ack covering the result means the server has it. Removed on disk
+    /// before the result can be sent.
+    pub(crate) fn confirm_result(&self) {
+        let path = self.dir.join(RESTART_RESULT_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => log::error!(
+                "job {}: {} not removed ({e}); after another restart its result may be \
+                 sent twice",
+                self.job_id,
+                path.display()
+            ),
+        }
+        self.result_unconfirmed.store(false, Ordering::Release);
     }
 
     /// Append the result again under `new_seq` (which must be above the

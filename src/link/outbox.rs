@@ -141,7 +141,13 @@ impl Outbox {
                 .find(|(j, _)| j == c.stream.job_id().as_str())
                 .map(|&(_, s)| s);
             let mut written = c.stream.last_written();
-            if let Some(ack) = ack.filter(|&a| a > written) {
+            // A result restart recovery wrote took the seq after the
+            // journal's last; the server may hold that seq already (events
+            // it stored that a power cut took from the journal), and an
+            // ack at or above it must not count as the result's.
+            let unconfirmed = c.stream.is_finished() && c.stream.result_unconfirmed();
+            let clash = |a: u64| a > written || (unconfirmed && a == written);
+            if let Some(ack) = ack.filter(|&a| clash(a)) {
                 if c.stream.is_finished() {
                     log::warn!(
                         "job {}: the server holds seq {ack} but the journal ends at {written} \
@@ -150,7 +156,10 @@ impl Outbox {
                         ack + 1
                     );
                     match c.stream.renumber_result(ack + 1) {
-                        Ok(()) => written = ack + 1,
+                        Ok(()) => {
+                            written = ack + 1;
+                            c.stream.confirm_result();
+                        }
                         Err(e) => {
                             log::error!("job {}: result not renumbered: {e}", c.stream.job_id())
                         }
@@ -163,6 +172,9 @@ impl Outbox {
                         written + 1
                     );
                 }
+            }
+            if unconfirmed && ack.is_none_or(|a| a < written) {
+                c.stream.confirm_result();
             }
             let ack = ack.unwrap_or(0);
             c.next_seq = ack + 1;
@@ -326,6 +338,9 @@ impl Cursor {
                     self.pos = None; // fully sent: close the file
                 }
                 return None;
+            }
+            if finished && self.next_seq == written && self.stream.result_unconfirmed() {
+                return None; // its seq is settled by the next `welcome`
             }
             if self.pos.is_none() {
                 self.pos = Some(self.open_at(self.next_seq)?);

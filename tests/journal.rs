@@ -514,30 +514,86 @@ fn events_lost_after_the_server_stored_them_do_not_hide_the_result() {
     assert_eq!(outbox.on_ack("r", 9), Some(id("r")));
 }
 
-#[test]
-fn a_failed_write_is_counted_and_later_frames_still_flow() {
-    let tmp = TempDir::new("enospc");
-    let journal = Journal::open(&tmp.0).unwrap();
-    let stream = journal.create(&id("full")).unwrap();
-    // The first segment is a disk that is always full.
-    let seg = stream.dir().join(format!("{:020}.jsonl", 1));
-    fs::remove_file(&seg).unwrap();
-    std::os::unix::fs::symlink("/dev/full", &seg).unwrap();
-    let mut r = reporter(&stream, Waker::noop());
-    r.log(LogStream::Agent, "lost");
-    assert_eq!(stream.write_errors(), 1);
-    assert_eq!(stream.last_written(), 0);
-    r.log(LogStream::Agent, "kept");
-    r.finish(JobResult::failed("x"));
-    assert_eq!(stream.write_errors(), 1);
-    assert_eq!(stream.last_written(), 3);
-    let mut outbox = Outbox::new();
-    outbox.track(stream);
-    assert_eq!(seqs_of(&drain(&mut outbox), "full"), vec![2, 3]);
+/// A tmpfs of `bytes` mounted for one test: a real disk that fills up.
+struct SmallDisk(TempDir);
+
+impl SmallDisk {
+    /// `None` (with the reason) where mounting is not permitted (not
+    /// root, or a container without `CAP_SYS_ADMIN`). CI runs as root: a
+    /// test on CI fails instead of skipping.
+    fn mount(name: &str, bytes: u64) -> Option<SmallDisk> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = TempDir::new(name);
+        let target = CString::new(dir.0.as_os_str().as_bytes()).unwrap();
+        let opts = CString::new(format!("size={bytes},mode=0700")).unwrap();
+        // SAFETY: mount(2) with NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root: mounting a tmpfs must work there ({e})"
+            );
+            eprintln!("SKIPPED: cannot mount a small tmpfs to fill ({e}); run as root to test a full disk");
+            return None;
+        }
+        Some(SmallDisk(dir))
+    }
 }
 
-/// Throughput of append + read, measured by hand:
-/// `cargo test --test journal -- --ignored --nocapture throughput`.
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new(self.0 .0.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: umount2(2) with a NUL-terminated path.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_job_instead_of_leaving_a_gap() {
+    let Some(disk) = SmallDisk::mount("full", 8 << 20) else {
+        return;
+    };
+    let journal = Journal::with_segment_bytes(&disk.0 .0, 64 * 1024).unwrap();
+    let stream = journal.create(&id("full")).unwrap();
+    let mut r = reporter(&stream, Waker::noop());
+    // 10 MiB of output onto an 8 MiB disk.
+    let line = "x".repeat(1000);
+    for _ in 0..10_000 {
+        r.log(LogStream::Agent, &line);
+    }
+    assert!(r.write_error().is_some(), "the job was not told");
+    let mut done = JobResult::failed("");
+    done.status = ados_work_runner::job::event::ResultStatus::Completed;
+    done.summary = "all done".into();
+    done.error = None;
+    r.finish(done);
+
+    assert!(stream.is_finished(), "the result was not stored");
+    let mut outbox = Outbox::new();
+    outbox.track(stream.clone());
+    let frames = drain_json(&mut outbox);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "a gap");
+    assert!(seqs.len() > 100 && seqs.len() < 10_000, "{}", seqs.len());
+    let result = frames.last().unwrap();
+    assert_eq!(result["type"], "job.result");
+    assert_eq!(result["status"], "failed", "{result}");
+    assert!(
+        result["error"].as_str().unwrap().contains("the disk is full"),
+        "{result}"
+    );
+}
+
 #[test]
 #[ignore = "a measurement, not a check"]
 fn throughput() {

@@ -33,7 +33,7 @@
 //! the link, so the server sees a gap in `seq`. A partial line is cut off
 //! so later frames stay readable.
 
-use super::record::{self, MAX_FRAME_BYTES};
+use super::record::{self, MAX_FRAME_BYTES, MAX_RECORD_BYTES};
 use super::store::{sync_dir, JobStream};
 use crate::job::event::{Event, JobResult};
 use crate::job::reporter::EventSink;
@@ -73,6 +73,8 @@ pub struct JournalSink {
     last_sync: Instant,
     line: Vec<u8>,
     error_logged: bool,
+    /// Why the last append failed, until the reporter takes it.
+    write_error: Option<String>,
 }
 
 impl JournalSink {
@@ -89,6 +91,7 @@ impl JournalSink {
             last_sync: Instant::now(),
             line: Vec::with_capacity(4096),
             error_logged: false,
+            write_error: None,
         };
         if let Err(e) = sink.open_last() {
             sink.failed(&e, "open");
@@ -110,21 +113,52 @@ impl JournalSink {
         let path = self.stream.segment_path(first);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         self.seg_len = file.metadata()?.len();
+        if let Err(e) = reserve(&file, self.reserve_len()) {
+            // Not fatal: appends go on until the disk is really full.
+            log::warn!(
+                "job {}: {}: space for the journal not reserved: {e}",
+                self.stream.job_id(),
+                path.display()
+            );
+        }
         self.seg_first = first;
         self.file = Some(file);
         Ok(())
     }
 
+    /// The bytes reserved for a segment: its size, the one record that may
+    /// cross it, and room for the result, which never rolls. So a full
+    /// disk is met when a segment is created, and the result still fits.
+    fn reserve_len(&self) -> u64 {
+        self.stream.segment_bytes() + 2 * MAX_RECORD_BYTES as u64
+    }
+
     /// Start segment `seq`: sync the one before (it is complete), create
     /// the new file and make its name durable.
+    ///
+    /// The new segment's space is reserved first: when the disk cannot
+    /// hold it, the new file is removed and the error returned, and the
+    /// current segment stays open with its reserve for the result.
     fn roll(&mut self, seq: u64) -> io::Result<()> {
+        let path = self.stream.segment_path(seq);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        match reserve(&file, self.reserve_len()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+            Err(e) => {
+                drop(file);
+                if let Err(rm) = std::fs::remove_file(&path) {
+                    log::warn!("{}: not removed: {rm}", path.display());
+                }
+                return Err(e);
+            }
+        }
         if let Some(old) = self.file.take() {
             if self.dirty {
                 old.sync_data()?;
             }
+            release_reserve(&old, self.seg_len, self.reserve_len());
         }
-        let path = self.stream.segment_path(seq);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
         sync_dir(self.stream.dir());
         self.file = Some(file);
         self.seg_first = seq;
@@ -167,6 +201,7 @@ impl JournalSink {
             Err(e) => {
                 self.stream.write_errors.fetch_add(1, Ordering::Relaxed);
                 self.failed(&e, "append to");
+                self.write_error = Some(write_error_reason(&e, seq, self.stream.dir()));
             }
         }
         if self.line.capacity() > LINE_BUF_KEEP {
@@ -181,15 +216,20 @@ impl JournalSink {
                 log::debug!("job {}: reopening the segment: {e}", self.stream.job_id());
             }
         }
+        // The result never rolls: it goes into the current segment's
+        // reserve, so it can be written when the disk is full.
         let needs_roll = match self.file {
             None => true,
-            Some(_) => self.seg_len >= self.stream.segment_bytes() && self.seg_first < seq,
+            Some(_) => {
+                !is_result && self.seg_len >= self.stream.segment_bytes() && self.seg_first < seq
+            }
         };
         if needs_roll {
             self.roll(seq)?;
         }
         self.line.clear();
         record::encode(&mut self.line, seq, is_result, frame.as_bytes());
+        let reserved = self.reserve_len();
         let file = self
             .file
             .as_mut()
@@ -211,6 +251,9 @@ impl JournalSink {
             file.sync_data()?;
             self.dirty = false;
             self.last_sync = Instant::now();
+        }
+        if is_result {
+            release_reserve(file, self.seg_len, reserved);
         }
         Ok(())
     }
@@ -250,6 +293,74 @@ impl EventSink for JournalSink {
     fn result(&mut self, seq: u64, _result: &JobResult, frame: &str) {
         self.append(seq, true, frame);
     }
+    fn take_write_error(&mut self) -> Option<String> {
+        self.write_error.take()
+    }
+}
+
+/// What the job's `failed` result says when event `seq` could not be
+/// stored.
+fn write_error_reason(e: &io::Error, seq: u64, dir: &std::path::Path) -> String {
+    let full = matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
+    if full {
+        format!(
+            "the disk is full: the runner could not store event {seq} in its journal ({}): \
+             free space under WORKSPACE_DIR",
+            dir.display()
+        )
+    } else {
+        format!(
+            "the runner could not store event {seq} in its journal ({}): {e}; \
+             check the disk and permissions under WORKSPACE_DIR",
+            dir.display()
+        )
+    }
+}
+
+/// Reserve `len` bytes of disk for a segment without changing its size
+/// (`FALLOC_FL_KEEP_SIZE`: appends and readers still see only what was
+/// written).
+///
+/// # Errors
+/// `ENOSPC` when the disk cannot hold it; `EOPNOTSUPP` on a file system
+/// without `fallocate` (then nothing is reserved).
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let len = libc::off_t::try_from(len).map_err(io::Error::other)?;
+    // SAFETY: fallocate on a file descriptor we own; no memory is passed.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Give back what a finished segment of `len` bytes did not use of the
+/// `reserved` bytes (best effort: truncating to the same size frees it on
+/// ext4 and XFS, punching a hole past the end on tmpfs).
+fn release_reserve(file: &File, len: u64, reserved: u64) {
+    use std::os::fd::AsRawFd as _;
+    if len >= reserved {
+        return;
+    }
+    let _ = file.set_len(len);
+    let (Ok(start), Ok(span)) = (
+        libc::off_t::try_from(len),
+        libc::off_t::try_from(reserved - len),
+    ) else {
+        return;
+    };
+    // SAFETY: as in `reserve`. A failure only means the space stays
+    // reserved until the segment is deleted.
+    unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            start,
+            span,
+        )
+    };
 }
 
 /// A small frame standing in for one over the 1 MiB limit (the reporter

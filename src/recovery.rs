@@ -3,9 +3,11 @@
 //!
 //! For a job that was running: SIGKILL every process group it had recorded,
 //! remove its job directory, and append a `failed` result saying the runner
-//! restarted. Every held job (finished or just failed) is handed to the
-//! outbox, so its unsent events are resent after the first `welcome` and
-//! listed in `hello.jobs`; the result, having the next seq, goes last.
+//! restarted (after a `restart-result` marker: that result's seq is settled
+//! by the next `welcome`, see `docs/journal.md`). Every held job (finished
+//! or just failed) is handed to the outbox, so its unsent events are resent
+//! after the first `welcome` and listed in `hello.jobs`; the result goes
+//! last.
 
 use crate::dispatch::JobTable;
 use crate::job::{JobResult, Reporter};

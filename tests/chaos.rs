@@ -733,11 +733,7 @@ fn large_frames_cut_mid_write_are_resent_whole() {
 /// lines survive (the server stored `stored` events), `torn` what half
 /// line follows them. The restarted runner must deliver a `failed` result
 /// under the seq after the server's last.
-fn power_cut_loses_the_journal_tail(
-    id: &'static str,
-    keep: impl Fn(u64) -> usize,
-    torn: &str,
-) {
+fn power_cut_loses_the_journal_tail(id: &'static str, keep: impl Fn(u64) -> usize, torn: &str) {
     let cp = ControlPlane::start(Options {
         heartbeat_s: 5,
         ..Options::default()

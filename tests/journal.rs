@@ -589,7 +589,10 @@ fn a_full_disk_fails_the_job_instead_of_leaving_a_gap() {
     assert_eq!(result["type"], "job.result");
     assert_eq!(result["status"], "failed", "{result}");
     assert!(
-        result["error"].as_str().unwrap().contains("the disk is full"),
+        result["error"]
+            .as_str()
+            .unwrap()
+            .contains("the disk is full"),
         "{result}"
     );
 }
@@ -727,7 +730,11 @@ fn damage_in_the_middle_of_a_segment_skips_only_the_damaged_record() {
     outbox.track(jobs[0].stream.clone());
     let frames = drain_json(&mut outbox);
     let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=N as u64 + 1).collect::<Vec<_>>(), "every seq once");
+    assert_eq!(
+        seqs,
+        (1..=N as u64 + 1).collect::<Vec<_>>(),
+        "every seq once"
+    );
     assert_eq!(frames.last().unwrap()["type"], "job.result");
     assert_eq!(frames.last().unwrap()["status"], "failed");
     // Only the damaged record (two if the garbage spans a line end) is

@@ -454,7 +454,10 @@ mod tests {
             .iter()
             .map(|f| serde_json::from_str(f).expect("json"))
             .collect();
-        let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().expect("seq")).collect();
+        let seqs: Vec<u64> = frames
+            .iter()
+            .map(|f| f["seq"].as_u64().expect("seq"))
+            .collect();
         assert_eq!(seqs, vec![1, 2, 3], "the result takes the seq that failed");
         assert_eq!(frames[2]["status"], "failed");
         assert!(frames[2]["error"]

@@ -205,9 +205,9 @@ mod tests {
         let r = decode(b"7\tr\t{\"seq\":7,\"type\":\"job.result\"}\n").expect("old record");
         assert_eq!((r.seq, r.is_result), (7, true));
         for bad in [
-            &b"7\te\t{\"seq\":7"[..],        // no newline: torn
+            &b"7\te\t{\"seq\":7"[..],           // no newline: torn
             b"7\te\t{\"seq\":7,\"a\":\"\0\0\n", // not JSON
-            b"8\te\t{\"seq\":7}\n",           // seq differs from the frame's
+            b"8\te\t{\"seq\":7}\n",             // seq differs from the frame's
             b"\0\0\0\0\n",
             b"x\te\t{}\n",
             b"0\te\t{\"seq\":0}\n",

@@ -3,11 +3,19 @@
 //!
 //! # Write path
 //!
-//! Each frame becomes one line, built in a reused buffer and written with a
-//! single `write(2)` on a file opened `O_APPEND`: the line is in the page
-//! cache (visible to the link's reader) when the call returns, with no
-//! user-space buffer to flush. Only then is `written` published and the
-//! link woken, so the reader never sees half a line.
+//! Each frame becomes one record (see [`super::record`]), built in a
+//! reused buffer and written with a single `write(2)` on a file opened
+//! `O_APPEND`: the line is in the page cache (visible to the link's reader)
+//! when the call returns, with no user-space buffer to flush. Only then is
+//! `written` published and the link woken, so the reader never sees half a
+//! line.
+//!
+//! # Reserved space
+//!
+//! A segment reserves its space when it is opened (`fallocate`, keeping
+//! the file's size): the segment size, the one record that may cross it,
+//! and room for the result, which never rolls. So a full disk is met when
+//! a new segment is created, not mid-record, and the result still fits.
 //!
 //! # fsync policy
 //!
@@ -23,15 +31,17 @@
 //! had not written back yet, normally at most ~30 s: `vm.dirty_expire_centisecs`).
 //! Those events may already be acknowledged by the server; the journal then
 //! ends below the server's ack, which [`crate::link::Outbox::on_welcome`]
-//! detects and repairs for finished jobs. See `docs/journal.md`.
+//! detects and repairs for finished jobs (the restart result's seq is
+//! settled there too). See `docs/journal.md`.
 //!
 //! # Write errors
 //!
 //! A frame that cannot be written (disk full, I/O error) is logged (the
 //! first time per job at `error`, then at `debug`), counted in
-//! [`JobStream::write_errors`], and dropped: the journal is the only way to
-//! the link, so the server sees a gap in `seq`. A partial line is cut off
-//! so later frames stay readable.
+//! [`JobStream::write_errors`], and reported to the reporter through
+//! [`EventSink::take_write_error`]: the reporter numbers no more events and
+//! ends the job `failed` under the seq that failed, so the server never
+//! sees a gap. A partial line is cut off so later frames stay readable.
 
 use super::record::{self, MAX_FRAME_BYTES, MAX_RECORD_BYTES};
 use super::store::{sync_dir, JobStream};

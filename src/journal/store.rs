@@ -442,11 +442,9 @@ impl JobStream {
         let mut reader = open_segment_at(&path, 0).map_err(|e| with_path(e, "open", &path))?;
         let mut line = Vec::new();
         let mut last_result: Option<Vec<u8>> = None;
-        loop {
-            match read_line(&mut reader, &mut line).map_err(|e| with_path(e, "read", &path))? {
-                LineRead::Line | LineRead::TooLong => {}
-                LineRead::Eof | LineRead::Partial => break,
-            }
+        while let LineRead::Line | LineRead::TooLong =
+            read_line(&mut reader, &mut line).map_err(|e| with_path(e, "read", &path))?
+        {
             if let Some(r) = record::decode(&line) {
                 last_result = r.is_result.then(|| r.frame.to_vec());
             }
@@ -582,11 +580,9 @@ fn scan_segment(path: &Path, first: u64) -> io::Result<Scan> {
     let mut good_len = 0;
     let mut intact = 0;
     let mut last: Option<(u64, bool)> = None;
-    loop {
-        match read_line(&mut reader, &mut line).map_err(|e| with_path(e, "read", path))? {
-            LineRead::Line | LineRead::TooLong => {}
-            LineRead::Eof | LineRead::Partial => break,
-        }
+    while let LineRead::Line | LineRead::TooLong =
+        read_line(&mut reader, &mut line).map_err(|e| with_path(e, "read", path))?
+    {
         offset += line.len() as u64;
         let floor = last.map_or(first, |(s, _)| s + 1);
         if let Some(r) = record::decode(&line).filter(|r| r.seq >= floor) {

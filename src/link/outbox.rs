@@ -10,9 +10,9 @@
 //! does not depend on how much is unsent or unacknowledged: the journal on
 //! disk is the buffer.
 
+use crate::job::spec::JobId;
 use crate::journal::record;
 use crate::journal::store::{open_segment_at, read_line, JobStream, LineRead};
-use crate::job::spec::JobId;
 use crate::link::proto::HeldJob;
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};

@@ -817,3 +817,36 @@ fn a_journal_written_before_checksums_is_still_read_and_continued() {
     assert!(damage_notes(&frames).is_empty());
     assert_eq!(frames[3]["type"], "job.result");
 }
+
+#[test]
+fn a_restart_result_is_sent_above_the_welcome_ack_even_after_a_second_restart() {
+    let tmp = TempDir::new("restart-result");
+    let journal = Journal::open(&tmp.0).unwrap();
+    drop(running_job(&journal, "r", 5));
+    // The first restart closes the job as the daemon does.
+    let jobs = journal.recover().unwrap();
+    jobs[0].stream.mark_result_unconfirmed().unwrap();
+    reporter(&jobs[0].stream, Waker::noop()).finish(JobResult::failed("restarted"));
+    assert_eq!(jobs[0].stream.last_written(), 6);
+    let mut outbox = Outbox::new();
+    outbox.track(jobs[0].stream.clone());
+    // Before a welcome the result's seq is not settled: it is held back.
+    assert_eq!(seqs_of(&drain(&mut outbox), "r"), vec![1, 2, 3, 4, 5]);
+    drop(outbox);
+
+    // A second restart before any welcome still knows.
+    let jobs = journal.recover().unwrap();
+    assert!(jobs[0].finished && jobs[0].stream.result_unconfirmed());
+    let mut outbox = Outbox::new();
+    outbox.track(jobs[0].stream.clone());
+    // The server stored seq 6 (an event the journal lost in a power cut).
+    outbox.on_welcome(&[("r".to_string(), 6)]);
+    assert!(
+        outbox.take_released().is_empty(),
+        "released without a result"
+    );
+    let frames = drain(&mut outbox);
+    assert_eq!(frames, vec![("r".to_string(), 7, "job.result".to_string())]);
+    assert!(!jobs[0].stream.result_unconfirmed());
+    assert_eq!(outbox.on_ack("r", 7), Some(id("r")));
+}

@@ -147,6 +147,7 @@ impl Outbox {
             // ack at or above it must not count as the result's.
             let unconfirmed = c.stream.is_finished() && c.stream.result_unconfirmed();
             let clash = |a: u64| a > written || (unconfirmed && a == written);
+            let mut unsettled = false;
             if let Some(ack) = ack.filter(|&a| clash(a)) {
                 if c.stream.is_finished() {
                     log::warn!(
@@ -161,7 +162,9 @@ impl Outbox {
                             c.stream.confirm_result();
                         }
                         Err(e) => {
-                            log::error!("job {}: result not renumbered: {e}", c.stream.job_id())
+                            // Kept, not released: the next welcome tries again.
+                            log::error!("job {}: result not renumbered: {e}", c.stream.job_id());
+                            unsettled = true;
                         }
                     }
                 } else {
@@ -185,7 +188,7 @@ impl Outbox {
             let acked = ack.min(written);
             c.stream.acked.store(acked, Ordering::Relaxed);
             c.stream.prune(acked);
-            if c.stream.is_finished() && ack >= written {
+            if c.stream.is_finished() && ack >= written && !unsettled {
                 released.push(c.stream.job_id().clone());
             }
         }

@@ -69,7 +69,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let redactor = crate::redact::Redactor::new(cfg.secrets());
     let (from_link_tx, from_link_rx) = crossbeam_channel::unbounded();
-    let mut outbox = crate::journal::Outbox::new();
+    let mut outbox = crate::link::Outbox::new();
     let mut table = crate::dispatch::JobTable::new(cfg.max_jobs);
     crate::recovery::recover(&journal, &workspace, &redactor, &mut outbox, &mut table);
     let agents = crate::agents::AgentRegistry::new(&cfg.custom_agents);

@@ -238,7 +238,12 @@ fn run_task(ctx: &Arc<JobContext>, task: Task) -> ResultStatus {
             )
         }
     };
-    let status = result.status;
+    // An event the journal could not store ends the job `failed` whatever
+    // the run says (the reporter writes that result; see docs/journal.md).
+    let status = match reporter.write_error() {
+        Some(_) => ResultStatus::Failed,
+        None => result.status,
+    };
     ctx.metrics.job_finished(
         status.as_str(),
         &format!("{}/{}", spec.repo.owner, spec.repo.name),

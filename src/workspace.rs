@@ -21,12 +21,13 @@
 //! leave a repository locked.
 
 use crate::cancel::{CancelReason, CancelToken};
+use crate::process::RunAs;
 use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -212,6 +213,35 @@ impl JobDir {
         &self.tmp
     }
 
+    /// Gives the job's part of its directory to `user`, who runs its agent
+    /// and tests: `repo/`, `home/` and `tmp/` (and everything in them,
+    /// symlinks not followed) become `user`'s, mode 0700, so no other job's
+    /// user can read them. `jobs/<id>/` itself stays the runner's with mode
+    /// 0711: the job's user can reach its own directories but cannot list,
+    /// rename or replace anything there, such as the runner's own git
+    /// directory beside the checkout. Called again whenever the runner
+    /// wrote in those directories (a fresh checkout, a reset between
+    /// agents). `None`: the job runs as the runner, nothing changes.
+    ///
+    /// # Errors
+    /// I/O errors changing an owner or a mode, with the path.
+    pub fn hand_to(&self, user: Option<RunAs>) -> io::Result<()> {
+        let Some(user) = user else {
+            return Ok(());
+        };
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711))
+            .map_err(|e| with_path(e, "cannot set the mode of", &self.root))?;
+        for top in [&self.repo, &self.home, &self.tmp] {
+            if fs::symlink_metadata(top).is_err() {
+                continue;
+            }
+            chown_tree(top, user)?;
+            fs::set_permissions(top, fs::Permissions::from_mode(0o700))
+                .map_err(|e| with_path(e, "cannot set the mode of", top))?;
+        }
+        Ok(())
+    }
+
     /// Removes the tree now, reporting errors (`Drop` can only log them).
     ///
     /// # Errors
@@ -230,6 +260,29 @@ impl Drop for JobDir {
             }
         }
     }
+}
+
+/// `lchown` of every entry below and including `top` (iterative: a hostile
+/// repository's depth cannot exhaust the stack; symlinks are changed, not
+/// followed).
+fn chown_tree(top: &Path, user: RunAs) -> io::Result<()> {
+    let mut stack = vec![top.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        std::os::unix::fs::lchown(&path, Some(user.uid), Some(user.gid))
+            .map_err(|e| with_path(e, "cannot change the owner of", &path))?;
+        let meta = fs::symlink_metadata(&path).map_err(|e| with_path(e, "cannot read", &path))?;
+        if meta.is_dir() {
+            let entries = fs::read_dir(&path).map_err(|e| with_path(e, "cannot list", &path))?;
+            for entry in entries {
+                stack.push(
+                    entry
+                        .map_err(|e| with_path(e, "cannot list", &path))?
+                        .path(),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Removes a directory tree; a tree the agent made read-only (`chmod -w`
@@ -597,6 +650,54 @@ mod tests {
             let mode = fs::metadata(d).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{}", d.display());
         }
+        drop(dir);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn handing_a_job_dir_to_its_user_gives_only_the_jobs_part() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: changing owners needs root (CI runs as root)");
+            return;
+        }
+        let root = temp_root("handto");
+        let ws = Workspace::open(&root).unwrap();
+        let dir = ws.create_job_dir("j-user").unwrap();
+        fs::create_dir_all(dir.repo().join("src/deep")).unwrap();
+        fs::write(dir.repo().join("src/deep/a.rs"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", dir.repo().join("link")).unwrap();
+        let runner_git = dir.root().join("git");
+        fs::create_dir_all(&runner_git).unwrap();
+        let user = RunAs {
+            uid: 200_001,
+            gid: 200_001,
+        };
+        dir.hand_to(Some(user)).unwrap();
+        for p in [
+            dir.repo().to_path_buf(),
+            dir.repo().join("src/deep/a.rs"),
+            dir.repo().join("link"),
+            dir.home().to_path_buf(),
+            dir.tmp().to_path_buf(),
+        ] {
+            let m = fs::symlink_metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (200_001, 200_001), "{}", p.display());
+        }
+        assert_eq!(
+            fs::metadata("/etc/hostname").unwrap().uid(),
+            0,
+            "a link is not followed"
+        );
+        let top = fs::metadata(dir.root()).unwrap();
+        assert_eq!((top.uid(), top.permissions().mode() & 0o777), (0, 0o711));
+        assert_eq!(
+            fs::metadata(&runner_git).unwrap().uid(),
+            0,
+            "the runner's git stays its own"
+        );
+        dir.hand_to(None).unwrap();
         drop(dir);
         fs::remove_dir_all(&root).unwrap();
     }

@@ -124,8 +124,15 @@ fn job_uid_base(env: &RawEnv, errs: &mut Problems, max_jobs: usize, root: bool) 
         },
     };
     let slots = u32::try_from(max_jobs).unwrap_or(u32::MAX);
-    if base.checked_add(slots).is_none_or(|end| end >= u32::MAX - 1) {
-        errs.push(VAR, "leaves no room for one user per job slot below 4294967294", "200000");
+    if base
+        .checked_add(slots)
+        .is_none_or(|end| end >= u32::MAX - 1)
+    {
+        errs.push(
+            VAR,
+            "leaves no room for one user per job slot below 4294967294",
+            "200000",
+        );
         return None;
     }
     if !root {
@@ -493,5 +500,42 @@ impl Config {
     /// The WebSocket URL derived from `api_url` (protocol.md §1).
     pub fn ws_url(&self) -> String {
         crate::link::url::ws_url(&self.api_url)
+    }
+}
+
+#[cfg(test)]
+mod job_uid_tests {
+    use super::*;
+
+    fn base(vars: &[(&str, &str)], root: bool) -> (Option<u32>, Vec<String>) {
+        let env = RawEnv::from_pairs(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut errs = Problems(Vec::new());
+        let got = job_uid_base(&env, &mut errs, 4, root);
+        (got, errs.0.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn a_root_runner_gives_each_slot_a_user_unless_told_not_to() {
+        assert_eq!(base(&[], true), (Some(DEFAULT_JOB_UID_BASE), vec![]));
+        assert_eq!(
+            base(&[("ADOS_JOB_UID_BASE", "300000")], true).0,
+            Some(300_000)
+        );
+        assert_eq!(base(&[("ADOS_JOB_UID_BASE", "off")], true), (None, vec![]));
+        let (got, errs) = base(&[("ADOS_JOB_UID_BASE", "12")], true);
+        assert!(
+            got.is_none() && errs[0].contains("ADOS_JOB_UID_BASE"),
+            "{errs:?}"
+        );
+        let (_, errs) = base(&[("ADOS_JOB_UID_BASE", "4294967293")], true);
+        assert!(errs[0].contains("no room"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_runner_that_is_not_root_runs_jobs_as_itself_and_says_so_when_asked_otherwise() {
+        assert_eq!(base(&[], false), (None, vec![]));
+        assert_eq!(base(&[("ADOS_JOB_UID_BASE", "off")], false), (None, vec![]));
+        let (got, errs) = base(&[("ADOS_JOB_UID_BASE", "200000")], false);
+        assert!(got.is_none() && errs[0].contains("root"), "{errs:?}");
     }
 }

@@ -65,7 +65,7 @@ mod unix;
 pub use env::{allowlisted_env, is_forbidden_name};
 pub use output::{truncation_note, MAX_LINE, READ_CHUNK};
 pub use spec::{
-    Captured, CommandSpec, RunAs, Ended, OutputStream, ProcessOutcome, RunOptions, SpawnError,
+    Captured, CommandSpec, Ended, OutputStream, ProcessOutcome, RunAs, RunOptions, SpawnError,
     SpawnObserver, Stdin, DEFAULT_KILL_GRACE,
 };
 pub use supervise::{run, run_captured, ABANDON_AFTER, LEAK_TIMEOUT};

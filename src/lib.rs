@@ -6,7 +6,10 @@
 //! - [`link`]: the one thread that owns the control-plane WebSocket.
 //! - [`dispatch`]: the main loop; sole owner of the daemon's job table.
 //! - [`pool`]: the fixed pool of worker threads jobs run on.
-//! - [`job`]: job specs, their validation, events, results and the pipeline.
+//! - [`job`]: the vocabulary of jobs: specs, their validation, events, results.
+//! - [`run`]: the run of a job: context, one sequencer per stage, its steps.
+//! - [`vcs`]: delivery (commit, secret scan, push) and the choice of
+//!   credentials.
 //! - [`process`]: the only place that spawns a child process.
 //! - [`git`], [`workspace`]: typed git invocations and the on-disk layout.
 //! - [`agents`]: one adapter per agent CLI.
@@ -27,7 +30,6 @@ pub mod dispatch;
 pub mod exec;
 pub mod executors;
 pub mod git;
-pub mod guard;
 pub mod health;
 pub mod job;
 pub mod journal;
@@ -39,6 +41,7 @@ pub mod process;
 pub mod recovery;
 pub mod redact;
 pub mod registries;
+pub mod run;
 pub mod signal;
 pub mod vcs;
 pub mod workspace;

@@ -6,10 +6,10 @@
 //! becomes that job's `failed` result and the worker lives on. The pool
 //! shuts down by closing its channel (dropping [`Pool`]), then joining.
 
-use crate::job::pipeline::{JobContext, JobRunner};
 use crate::job::spec::{JobId, JobSpec};
 use crate::job::{CancelToken, JobResult, Reporter, ResultStatus};
 use crate::journal::{JobStream, JournalSink};
+use crate::run::{JobContext, JobRunner};
 use crossbeam_channel::{Receiver, Sender};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! memory. The fakes check their command line like the real CLIs, so a
 //! wrong flag or a missing variable fails here.
 
-use ados_work_runner::agents::{run_attempt, AgentRegistry, AttemptOutput};
+use ados_work_runner::agents::{run_attempt, AgentRegistry, AttemptOutput, PromptInput};
 use ados_work_runner::config::{AgentKeys, CustomAgent};
 use ados_work_runner::executors::HostExecutor;
 use ados_work_runner::job::cancel::{cancel_pair, Canceller};
@@ -158,6 +158,8 @@ fn attempt(r: Run) -> Done {
     let ctx = ados_work_runner::agents::AgentContext {
         spec: &spec,
         prompt: r.prompt,
+        prompt_input: PromptInput::Argument,
+        timeout: r.timeout_s.map(std::time::Duration::from_secs),
         workdir: &work,
         home: &home,
         tmp: &tmp,
@@ -185,7 +187,14 @@ fn attempt(r: Run) -> Done {
         redactor: &redactor,
         observer: None,
     };
-    let out = run_attempt(adapter, &ctx, &HostExecutor, &opts, &mut reporter).expect("spawn");
+    let out = run_attempt(
+        adapter,
+        &ctx,
+        &HostExecutor::for_job("job-1"),
+        &opts,
+        &mut reporter,
+    )
+    .expect("spawn");
     let frames = memory.frames.lock().unwrap().clone();
     Done {
         out,
@@ -473,6 +482,8 @@ fn a_missing_cli_is_a_spawn_error() {
     let ctx = ados_work_runner::agents::AgentContext {
         spec: &spec,
         prompt: "hi",
+        prompt_input: PromptInput::Argument,
+        timeout: None,
         workdir: &work,
         home: &home,
         tmp: &tmp,
@@ -496,7 +507,7 @@ fn a_missing_cli_is_a_spawn_error() {
     let err = run_attempt(
         registry.get("claude").unwrap(),
         &ctx,
-        &HostExecutor,
+        &HostExecutor::for_job("j"),
         &opts,
         &mut reporter,
     )

@@ -5,9 +5,9 @@
 //! with an error text. No `result` line at all is a failure.
 
 use super::adapter::{
-    base_command, content_text, json_object, path_str, push_prompt, set_key, str_at,
-    summarize_input, u64_at, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed,
-    StderrTail,
+    base_command, content_text, json_object, path_str, place_prompt, set_key, str_at,
+    summarize_input, u64_at, AgentAdapter, AgentContext, AgentParser, AgentVerdict, LongPrompt,
+    Parsed, StderrTail,
 };
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, Ended, OutputStream, ProcessOutcome};
@@ -32,6 +32,10 @@ impl AgentAdapter for Claude {
 
     fn config_dir(&self, ctx: &AgentContext) -> Option<PathBuf> {
         Some(ctx.home.join(".claude"))
+    }
+
+    fn long_prompt(&self) -> LongPrompt {
+        LongPrompt::Stdin
     }
 
     /// `claude -p --output-format stream-json --verbose [--model M]
@@ -62,7 +66,8 @@ impl AgentAdapter for Claude {
             spec.args.extend(["--resume".into(), id.to_string()]);
         }
         spec.args.extend(ctx.spec.args.iter().cloned());
-        push_prompt(&mut spec, ctx.prompt);
+        // A long prompt goes on stdin: `-p` with no prompt argument reads it.
+        place_prompt(&mut spec, ctx, None);
         if let Some(dir) = self.config_dir(ctx) {
             spec.set_env("CLAUDE_CONFIG_DIR", path_str(&dir));
         }

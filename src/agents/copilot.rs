@@ -5,8 +5,8 @@
 //! turn (created on the first, resumed on the next). No tokens, no cost.
 
 use super::adapter::{
-    base_command, content_text, json_object, path_str, str_at, summarize_input, uuid_v4,
-    AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
+    base_command, content_text, json_object, path_str, prompt_argument, str_at, summarize_input,
+    uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
 };
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome};
@@ -40,7 +40,8 @@ impl AgentAdapter for Copilot {
         let mut spec = base_command(NAME, ctx, self.default_timeout());
         spec.args = vec![
             "-p".into(),
-            ctx.prompt.to_string(),
+            // `-p` ignores stdin: a long prompt is a file it mentions.
+            prompt_argument(ctx),
             "--output-format".into(),
             "json".into(),
             // Without it a permission prompt blocks or kills `-p` runs.

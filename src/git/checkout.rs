@@ -10,7 +10,7 @@
 use super::env::{Access, Author};
 use super::error::{GitError, GitStep};
 use super::mirror::Mirror;
-use super::parse::{parse_added_lines, parse_status, push_rejection};
+use super::parse::{parse_added_lines, parse_status, push_rejection, unquote_path};
 use super::run::{Capture, Git, Invocation};
 use crate::workspace::MirrorLock;
 use std::fs;
@@ -69,6 +69,8 @@ impl std::fmt::Debug for AddedLine {
 pub struct ScanDiff {
     /// Added lines, in diff order.
     pub lines: Vec<AddedLine>,
+    /// Paths of added files (renamed ones included).
+    pub added_paths: Vec<String>,
     /// The diff was larger than the cap and was cut: the guard should
     /// treat the change as not fully scanned.
     pub truncated: bool,
@@ -506,14 +508,20 @@ impl Checkout {
         Ok(Some(sha))
     }
 
-    /// The lines added between the branch's start point and `HEAD`, with
-    /// file and line numbers, for the secret guard. The text is not
-    /// redacted (the guard must see real values) and never logged.
+    /// The lines and file names added between the branch's start point and
+    /// `HEAD`, with file and line numbers, for the secret guard. The text
+    /// is not redacted (the guard must see real values) and never logged.
+    ///
+    /// Every file is diffed as text whatever its content or attributes say
+    /// (`--text`: a NUL byte or a `-diff` attribute would otherwise show a
+    /// secret as "Binary files differ"), with no textconv or external diff
+    /// (programs the repository could name). Past `max_bytes` of output
+    /// the diff is marked [`ScanDiff::truncated`].
     ///
     /// # Errors
     /// Git failures tagged `diff`.
-    pub fn diff_for_scan(&self, git: &mut Git<'_>) -> Result<ScanDiff, GitError> {
-        let inv = Invocation::new(
+    pub fn diff_for_scan(&self, git: &mut Git<'_>, max_bytes: usize) -> Result<ScanDiff, GitError> {
+        let mut inv = Invocation::new(
             GitStep::Diff,
             &self.dir,
             Access::Local,
@@ -522,6 +530,7 @@ impl Checkout {
                 "--no-color",
                 "--no-ext-diff",
                 "--no-textconv",
+                "--text",
                 "--no-renames",
                 "--unified=0",
                 &self.base,
@@ -530,10 +539,31 @@ impl Checkout {
             ],
         )
         .capture(Capture::KeepRaw);
+        inv.stdout_cap = max_bytes;
         let out = git.exec(inv)?.check()?;
+        // Added paths (a rename is an add here): a name can hold a secret
+        // too, and an empty file has no line to show it.
+        let mut names = Invocation::new(
+            GitStep::Diff,
+            &self.dir,
+            Access::Local,
+            &[
+                "diff",
+                "--name-only",
+                "--no-renames",
+                "--diff-filter=A",
+                &self.base,
+                "HEAD",
+                "--",
+            ],
+        )
+        .capture(Capture::KeepRaw);
+        names.stdout_cap = max_bytes;
+        let names = git.exec(names)?.check()?;
         Ok(ScanDiff {
             lines: parse_added_lines(&out.stdout),
-            truncated: out.stdout_cut,
+            added_paths: names.stdout.iter().map(|p| unquote_path(p)).collect(),
+            truncated: out.stdout_cut || names.stdout_cut,
         })
     }
 

@@ -1,11 +1,10 @@
-//! Jobs: what the control plane asks for ([`spec`]), what a job says while
-//! it runs ([`event`], [`reporter`]), and the steps that do the work
-//! ([`pipeline`]).
+//! Jobs, as vocabulary: what the control plane asks for ([`spec`] and its
+//! validation), what a job says while it runs ([`event`], [`reporter`]),
+//! and how it is stopped ([`cancel`]). Nothing here imports the layers
+//! above; the run of a job is [`crate::run`].
 
 pub mod cancel;
 pub mod event;
-pub mod pipeline;
-pub mod prompt;
 pub mod reporter;
 pub mod spec;
 

@@ -113,4 +113,3 @@ fn place_long_prompt<'a>(
     placed.prompt_input = input;
     Ok(Some(placed))
 }
-

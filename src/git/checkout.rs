@@ -12,7 +12,11 @@ use super::error::{GitError, GitStep};
 use super::mirror::Mirror;
 use super::parse::{parse_added_lines, parse_status, push_rejection, unquote_path};
 use super::run::{Capture, Git, Invocation};
-use crate::workspace::MirrorLock;
+use crate::workspace::{read_regular, MirrorLock};
+
+/// The most read of a small file in the checkout's `.git` (`HEAD`, a loose
+/// ref, `info/exclude`): the agent can write there.
+const REF_FILE_MAX: usize = 64 * 1024;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -420,8 +424,8 @@ impl Checkout {
             error,
         };
         fs::create_dir_all(&info).map_err(io)?;
-        let existing = match fs::read_to_string(&path) {
-            Ok(s) => s,
+        let existing = match read_regular(&path, REF_FILE_MAX) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(io(e)),
         };
@@ -654,7 +658,8 @@ impl Checkout {
 /// is not simple (detached, packed ref, anything unusual): the caller then
 /// asks git.
 fn head_from_files(dir: &Path) -> Option<String> {
-    let head = fs::read_to_string(dir.join(".git").join("HEAD")).ok()?;
+    let head = read_regular(&dir.join(".git").join("HEAD"), REF_FILE_MAX).ok()?;
+    let head = String::from_utf8(head).ok()?;
     loose_ref(dir, head.trim().strip_prefix("ref: ")?)
 }
 
@@ -665,7 +670,9 @@ fn loose_ref(dir: &Path, refname: &str) -> Option<String> {
     {
         return None;
     }
-    let sha = fs::read_to_string(dir.join(".git").join(refname)).ok()?;
+    // The checkout is the agent's: its ref files may be links or FIFOs.
+    let sha = read_regular(&dir.join(".git").join(refname), REF_FILE_MAX).ok()?;
+    let sha = String::from_utf8(sha).ok()?;
     let sha = sha.trim();
     (sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha.to_string())
 }

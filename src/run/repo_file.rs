@@ -4,9 +4,8 @@
 //! opened without following a link and without blocking, and never more
 //! than a given number of bytes.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use crate::workspace::read_regular;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The checkout, canonical, as the fence every read is checked against.
@@ -47,24 +46,12 @@ impl RepoFiles {
     /// `None` when it is not a regular file inside the checkout or cannot
     /// be read.
     pub fn read(&self, path: &Path, max: usize) -> Option<String> {
+        // The resolved path has no link left: opened without following
+        // one, a link swapped in after the check is refused.
         let real = self.regular(path)?;
-        let file = open_regular(&real)?;
-        let mut bytes = Vec::new();
-        let limit = u64::try_from(max).unwrap_or(u64::MAX);
-        file.take(limit).read_to_end(&mut bytes).ok()?;
+        let bytes = read_regular(&real, max).ok()?;
         Some(String::from_utf8_lossy(&bytes).into_owned())
     }
-}
-
-/// Opens `path` for reading only if it is (still) a regular file: no link
-/// followed, no blocking open (a FIFO swapped in after the check).
-fn open_regular(path: &Path) -> Option<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
-    file.metadata().ok()?.is_file().then_some(file)
 }
 
 #[cfg(test)]

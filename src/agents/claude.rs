@@ -443,4 +443,17 @@ mod tests {
         assert!(joined.contains("--resume sess-1"));
         assert_eq!(spec.args[spec.args.len() - 2], "--");
     }
+
+    #[test]
+    fn a_long_prompt_goes_on_stdin_with_no_prompt_argument() {
+        let parts = ctx_parts();
+        let mut ctx = parts.ctx();
+        ctx.prompt_input = crate::agents::PromptInput::Stdin;
+        ctx.timeout = Some(std::time::Duration::from_secs(9));
+        let spec = Claude.command(&ctx);
+        assert_eq!(spec.args.last().map(String::as_str), Some("--extra"));
+        assert_eq!(spec.stdin, crate::process::Stdin::Bytes(b"do it".to_vec()));
+        assert_eq!(spec.timeout, Some(std::time::Duration::from_secs(9)));
+        assert_eq!(Claude.long_prompt(), LongPrompt::Stdin);
+    }
 }

@@ -394,4 +394,15 @@ mod tests {
         assert!(!joined.contains("dangerously"));
         assert!(joined.ends_with("--extra resume thr do it"), "{joined}");
     }
+
+    #[test]
+    fn a_long_prompt_goes_on_stdin_as_dash() {
+        let parts = ctx_parts();
+        let mut ctx = parts.ctx();
+        ctx.prompt_input = crate::agents::PromptInput::Stdin;
+        let spec = Codex.command(&ctx);
+        assert_eq!(spec.args.last().map(String::as_str), Some("-"));
+        assert_eq!(spec.stdin, crate::process::Stdin::Bytes(b"do it".to_vec()));
+        assert_eq!(Codex.long_prompt(), LongPrompt::Stdin);
+    }
 }

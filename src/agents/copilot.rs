@@ -330,4 +330,20 @@ mod tests {
         assert!(joined.contains("--session-id aa778ea0-6eab-4ce9-b87e-11d6d33dab4f"));
         assert_eq!(spec.get_env("COPILOT_GITHUB_TOKEN"), Some("gho_job_token"));
     }
+
+    #[test]
+    fn a_long_prompt_is_a_file_the_prompt_mentions() {
+        let parts = ctx_parts();
+        let mut ctx = parts.ctx();
+        ctx.prompt_input = crate::agents::PromptInput::File(PathBuf::from("/t/ados-prompt.md"));
+        let spec = Copilot.command(&ctx);
+        assert_eq!(spec.args[0], "-p");
+        assert!(
+            spec.args[1].contains("@/t/ados-prompt.md "),
+            "{}",
+            spec.args[1]
+        );
+        assert_eq!(spec.stdin, crate::process::Stdin::Null);
+        assert_eq!(Copilot.long_prompt(), crate::agents::LongPrompt::File);
+    }
 }

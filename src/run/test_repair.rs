@@ -230,4 +230,35 @@ mod tests {
         t.push("x");
         assert!(t.text.ends_with("x\n"));
     }
+
+    #[test]
+    fn the_test_command_is_the_specs_split_or_the_detected_one() {
+        use crate::job::spec::RemotePolicy;
+        let spec = |cmd: serde_json::Value| {
+            let v = serde_json::json!({"job_id":"j","repo":{"owner":"o","name":"r"},
+                "prompt":"p","test_command": cmd});
+            JobSpec::from_json(&v, RemotePolicy::default()).expect("valid spec")
+        };
+        let d = std::env::temp_dir().join(format!("ados-test-argv-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        let files = super::super::repo_file::RepoFiles::new(&d).expect("root");
+        let dir = files.root().to_path_buf();
+        assert_eq!(
+            test_argv(&spec(serde_json::json!("make check 'a b'")), &files, &dir),
+            Ok(vec!["make".into(), "check".into(), "a b".into()])
+        );
+        let err = test_argv(&spec(serde_json::json!("'open")), &files, &dir).expect_err("quote");
+        assert!(err.starts_with("test_command cannot be parsed"), "{err}");
+        assert_eq!(
+            test_argv(&spec(serde_json::Value::Null), &files, &dir),
+            Ok(vec![])
+        );
+        std::fs::write(dir.join("go.mod"), "module x\n").expect("write");
+        assert_eq!(
+            test_argv(&spec(serde_json::Value::Null), &files, &dir),
+            Ok(vec!["go".into(), "test".into(), "./...".into()])
+        );
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

@@ -10,7 +10,7 @@
 use super::env::{Access, Author};
 use super::error::{GitError, GitStep};
 use super::mirror::Mirror;
-use super::parse::{parse_added_lines, parse_status, push_rejection, unquote_path};
+use super::parse::{parse_added_lines, parse_created_paths, parse_status, push_rejection};
 use super::run::{Capture, Git, Invocation};
 use crate::workspace::{read_regular, MirrorLock};
 
@@ -537,6 +537,9 @@ impl Checkout {
                 "--text",
                 "--no-renames",
                 "--unified=0",
+                // ` create mode … <path>` lines first: every added file's
+                // name (a rename is an add here), even one with no line.
+                "--summary",
                 &self.base,
                 "HEAD",
                 "--",
@@ -545,29 +548,10 @@ impl Checkout {
         .capture(Capture::KeepRaw);
         inv.stdout_cap = max_bytes;
         let out = git.exec(inv)?.check()?;
-        // Added paths (a rename is an add here): a name can hold a secret
-        // too, and an empty file has no line to show it.
-        let mut names = Invocation::new(
-            GitStep::Diff,
-            &self.dir,
-            Access::Local,
-            &[
-                "diff",
-                "--name-only",
-                "--no-renames",
-                "--diff-filter=A",
-                &self.base,
-                "HEAD",
-                "--",
-            ],
-        )
-        .capture(Capture::KeepRaw);
-        names.stdout_cap = max_bytes;
-        let names = git.exec(names)?.check()?;
         Ok(ScanDiff {
             lines: parse_added_lines(&out.stdout),
-            added_paths: names.stdout.iter().map(|p| unquote_path(p)).collect(),
-            truncated: out.stdout_cut || names.stdout_cut,
+            added_paths: parse_created_paths(&out.stdout),
+            truncated: out.stdout_cut,
         })
     }
 

@@ -62,3 +62,17 @@ impl ExecutorKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_job_gets_its_own_executor_that_knows_it() {
+        let id = JobId::parse("job-7").expect("valid id");
+        let ex = ExecutorKind::Host.for_job(&id);
+        assert_eq!(ex.job_id(), "job-7");
+        assert_eq!(ex.name(), ExecutorKind::Host.name());
+        assert_eq!(ExecutorKind::default().name(), "host");
+    }
+}

@@ -679,19 +679,26 @@ fn a_secret_in_a_file_marked_minus_diff_is_found() {
 
 #[test]
 fn a_secret_in_a_file_name_is_found_and_not_shown() {
-    let h = Harness::start(&[("README.md", "# r\n")]);
-    let (_, res) = h.run(h.spec(
-        "guard-name",
-        "claude",
-        &format!("FAKE: write notes-{LEAKED}.txt harmless"),
-        "",
-    ));
-    assert_guard_stopped(&h, "guard-name", &res, LEAKED);
-    let summary = res["summary"].as_str().unwrap_or("");
-    assert!(
-        summary.contains("a GitHub token in a file name"),
-        "{summary}"
-    );
+    let h = Harness::start(&[("README.md", "# r\n"), ("notes.txt", "")]);
+    // A new file, and an empty file renamed: no line shows either name.
+    for (id, prompt) in [
+        (
+            "guard-name",
+            format!("FAKE: write notes-{LEAKED}.txt harmless"),
+        ),
+        (
+            "guard-rename",
+            format!("FAKE: rename notes.txt notes-{LEAKED}"),
+        ),
+    ] {
+        let (_, res) = h.run(h.spec(id, "claude", &prompt, ""));
+        assert_guard_stopped(&h, id, &res, LEAKED);
+        let summary = res["summary"].as_str().unwrap_or("");
+        assert!(
+            summary.contains("a GitHub token in a file name"),
+            "{id}: {summary}"
+        );
+    }
 }
 
 #[test]

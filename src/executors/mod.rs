@@ -6,7 +6,10 @@
 //! job (a container needs the job id, a path mapping and the agents its
 //! image holds), and it can act before `process::run` signals a group
 //! through [`SpawnObserver::signalling`](crate::process::SpawnObserver)
-//! (a container is stopped with `docker stop`, not a host signal).
+//! (a container is stopped with `docker stop`, not a host signal): such an
+//! executor passes `process::run` an observer of its own that acts there
+//! and forwards every call to the caller's (`opts.observer`, the job's
+//! journal).
 
 mod host;
 

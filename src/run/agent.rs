@@ -109,6 +109,7 @@ pub fn attempt(
             agent_spec.name
         )
     })?;
+    let workdir = p.workdir(&job.spec.repo.path)?;
     let base_env = process::allowlisted_env(None);
     let github_token = job.ctx.cfg.vcs.github_token.clone();
     let actx = AgentContext {
@@ -117,7 +118,7 @@ pub fn attempt(
         prompt_input: agents::PromptInput::Argument,
         // The attempt may not outlive the job.
         timeout: Some(job.budget(attempt_limit(agent_spec, adapter))),
-        workdir: &p.workdir,
+        workdir,
         home: p.job_dir.home(),
         tmp: p.job_dir.tmp(),
         read_only,

@@ -54,6 +54,24 @@ pub struct Prepared {
     pub redactor: Redactor,
 }
 
+impl Prepared {
+    /// The working directory as resolved, checked again before each later
+    /// process: an agent can replace a directory with a link out of the
+    /// checkout after it was resolved.
+    ///
+    /// # Errors
+    /// A message naming `repo.path` when the directory moved out.
+    pub fn workdir(&self, repo_path: &str) -> Result<&std::path::Path, String> {
+        if self.files.inside(&self.workdir).as_deref() == Some(self.workdir.as_path()) {
+            Ok(&self.workdir)
+        } else {
+            Err(format!(
+                "the working directory of repo.path `{repo_path}` was replaced during the job (now a link out of the checkout, or gone): nothing more runs there"
+            ))
+        }
+    }
+}
+
 /// Prepare the job's workspace and checkout, starting the branch as
 /// `start` says.
 ///
@@ -241,6 +259,12 @@ mod tests {
             resolve_workdir(&files, "inner/api"),
             Ok(root.join("svc/api"))
         );
+        let prepared_dir = root.join("svc/api");
+        assert_eq!(files.inside(&prepared_dir), Some(prepared_dir.clone()));
+        // Replaced by a link out after it was resolved: no longer inside.
+        std::fs::remove_dir_all(&prepared_dir).expect("rm");
+        symlink(base.join("elsewhere"), &prepared_dir).expect("link");
+        assert_ne!(files.inside(&prepared_dir), Some(prepared_dir.clone()));
         for bad in ["out", "missing", "file"] {
             let err = resolve_workdir(&files, bad).expect_err(bad);
             assert!(err.starts_with(&format!("repo.path `{bad}`")), "{err}");

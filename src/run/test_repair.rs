@@ -130,7 +130,10 @@ fn run_tests(
         };
         return Ok((summary, String::new()));
     };
-    let mut cmd = CommandSpec::new(program.as_str(), p.workdir.clone());
+    let workdir = p
+        .workdir(&job.spec.repo.path)
+        .map_err(|e| fail_with(partial, e))?;
+    let mut cmd = CommandSpec::new(program.as_str(), workdir);
     cmd.args = args.to_vec();
     cmd.env = env;
     cmd.timeout = Some(job.budget(TEST_RUN_TIMEOUT));

@@ -819,3 +819,28 @@ fn a_repo_path_through_a_link_out_of_the_checkout_fails() {
         "the agent ran outside the checkout"
     );
 }
+
+#[test]
+fn a_timeout_too_large_for_the_clock_does_not_take_a_worker_down() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    // 2^63 seconds cannot be added to the clock: the job is answered
+    // (run without a limit, or refused naming the field), never lost.
+    let mut spec = h.spec("huge", "claude", "FAKE: write hello.txt hi", "");
+    spec["timeout_s"] = json!(9_223_372_036_854_775_808u64);
+    spec["agent"]["timeout_s"] = json!(9_223_372_036_854_775_808u64);
+    h.cp.assign(spec);
+    let answer = h.cp.wait_for(
+        |v| v["job_id"] == "huge" && (v["type"] == "job.result" || v["type"] == "job.rejected"),
+        T,
+    );
+    if answer["type"] == "job.result" {
+        assert_eq!(answer["status"], "completed", "{answer}");
+    } else {
+        assert!(answer.to_string().contains("timeout_s"), "{answer}");
+    }
+    // And jobs still run after it.
+    for id in ["after-1", "after-2"] {
+        let (_, res) = h.run(h.spec(id, "claude", "FAKE: write hello.txt hi", ""));
+        assert_eq!(res["status"], "completed", "{res}");
+    }
+}

@@ -32,7 +32,19 @@ EXIT CODES:
 ";
 
 /// Parse `std::env::args`, run the subcommand, return the exit code.
+///
+/// First the process is made non-dumpable (its environment holds
+/// `ADOS_TOKEN` and provider keys; agents run as the same uid) and a child
+/// subreaper (what a job leaves behind, even outside its process group, is
+/// the runner's to kill and reap): see `process`. Here, not in [`run`],
+/// which tests call in-process.
 pub fn main() -> ExitCode {
+    if let Err(e) = crate::process::make_non_dumpable() {
+        eprintln!("warning: cannot make the runner non-dumpable (prctl PR_SET_DUMPABLE): {e}; same-uid processes can read its environment");
+    }
+    if let Err(e) = crate::process::become_subreaper() {
+        eprintln!("warning: cannot make the runner a child subreaper (prctl PR_SET_CHILD_SUBREAPER): {e}; orphaned job processes go to PID 1");
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     ExitCode::from(run(&args))
 }

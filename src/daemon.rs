@@ -59,6 +59,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let journal = Journal::open(&workspace.journal_path())
         .map_err(|e| fail("cannot open the event journal under WORKSPACE_DIR", e))?;
     let metrics = Arc::new(Metrics::new());
+    metrics.set_repo_label(cfg.metrics_repo_label);
     let health = crate::health::serve(cfg.health_addr, metrics.clone()).map_err(|e| {
         fail(
             &format!("cannot listen on ADOS_HEALTH_ADDR {}", cfg.health_addr),
@@ -98,16 +99,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
             hello.agents.join(", ")
         }
     );
-    let link_cfg = LinkConfig {
-        url: cfg.ws_url(),
-        token: cfg.token.clone(),
-        runner_id: cfg.runner_id.clone(),
-        tenant_id: cfg.tenant_id.clone(),
-        ca_cert: cfg.ca_cert.clone(),
-        proxy: cfg.proxy.clone(),
-        hello,
-        max_backoff: cfg.max_backoff,
-    };
+    let link_cfg = LinkConfig::from_config(&cfg, hello);
     let (link, link_thread) = link::start(link_cfg, outbox, metrics.clone(), from_link_tx)
         .map_err(|e| fail("cannot start the control-plane link", e))?;
     let ctx = Arc::new(JobContext::new(
@@ -127,7 +119,8 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let dispatcher =
         crate::dispatch::Dispatcher::new(cfg.clone(), table, link.clone(), pool, journal, metrics);
-    let pool = dispatcher.run(from_link_rx, signal_rx, done_rx);
+    let inbox = crate::dispatch::Inbox::new(from_link_rx, signal_rx, done_rx);
+    let pool = dispatcher.run(inbox);
     pool.join();
     if link_thread.join().is_err() {
         log::error!("the link thread panicked during shutdown");

@@ -6,11 +6,12 @@
 //! stdout or `--output FILE`. Exit 0 completed, 1 failed or needs-human,
 //! 2 usage, 130 interrupted (Ctrl-C cancels the job cleanly first).
 
+use crate::cancel::CancelReason;
 use crate::config::{Config, Purpose, RawEnv};
 use crate::job::event::{Event, JobResult, ResultStatus};
 use crate::job::reporter::EventSink;
 use crate::job::spec::JobSpec;
-use crate::job::{CancelReason, Reporter};
+use crate::job::Reporter;
 use crate::metrics::Metrics;
 use crate::run::{JobContext, JobRunner};
 use crate::workspace::Workspace;
@@ -282,7 +283,7 @@ pub fn main(args: &[String]) -> u8 {
         crate::link::Waker::noop(),
     ));
 
-    let (canceller, token) = crate::job::cancel::cancel_pair();
+    let (canceller, token) = crate::cancel::cancel_pair();
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let signals = install_interrupt(canceller, interrupted.clone());
 
@@ -350,7 +351,7 @@ impl InterruptHandle {
 
 /// Ctrl-C (or SIGTERM) cancels the job gracefully; a second one kills it.
 fn install_interrupt(
-    canceller: crate::job::cancel::Canceller,
+    canceller: crate::cancel::Canceller,
     interrupted: Arc<std::sync::atomic::AtomicBool>,
 ) -> Option<InterruptHandle> {
     use signal_hook::consts::{SIGINT, SIGTERM};

@@ -4,12 +4,14 @@
 //!
 //! - [`config`]: the environment turned into a validated [`config::Config`].
 //! - [`link`]: the one thread that owns the control-plane WebSocket.
+//! - [`net`]: URLs, `NO_PROXY`, the proxy tunnel, TLS and the HTTP client.
 //! - [`dispatch`]: the main loop; sole owner of the daemon's job table.
 //! - [`pool`]: the fixed pool of worker threads jobs run on.
 //! - [`job`]: the vocabulary of jobs: specs, their validation, events, results.
 //! - [`run`]: the run of a job: context, one sequencer per stage, its steps.
 //! - [`vcs`]: delivery (commit, secret scan, push) and the choice of
 //!   credentials.
+//! - [`cancel`]: stopping a running job, from the dispatcher to its processes.
 //! - [`process`]: the only place that spawns a child process.
 //! - [`git`], [`workspace`]: typed git invocations and the on-disk layout.
 //! - [`agents`]: one adapter per agent CLI.
@@ -22,6 +24,7 @@
 
 pub mod agents;
 pub mod base64;
+pub mod cancel;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -36,6 +39,7 @@ pub mod journal;
 pub mod link;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod pool;
 pub mod process;
 pub mod recovery;
@@ -43,6 +47,8 @@ pub mod redact;
 pub mod registries;
 pub mod run;
 pub mod signal;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod vcs;
 pub mod workspace;
 

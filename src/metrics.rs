@@ -2,11 +2,26 @@
 //! `/health`. Threads update them with atomics (or a short lock for the
 //! labelled families); nothing here blocks a job or the link.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Repositories that get a `repo` label of their own on `ados_jobs_total`;
+/// jobs of any further repository count under `repo="other"`. The control
+/// plane chooses repository names, so an unbounded label set would grow a
+/// series per repository for the life of the runner.
+///
+/// The first repositories seen keep their label for the life of the
+/// process rather than the busiest ones at each scrape: re-ranking would
+/// move counts out of `other` (a counter that goes down reads as a reset)
+/// and make series vanish.
+pub const MAX_REPO_LABELS: usize = 20;
+
+/// The `repo` label of the jobs past [`MAX_REPO_LABELS`] repositories.
+/// Real repositories are `owner/name`, so it names none of them.
+pub const OTHER_REPO: &str = "other";
 
 /// Histogram buckets for agent run time, in seconds.
 pub const AGENT_BUCKETS: [f64; 10] = [
@@ -34,8 +49,33 @@ pub struct Metrics {
     draining: AtomicBool,
     events_unacked: AtomicU64,
     disk_problem: Mutex<Option<String>>,
-    jobs_total: Mutex<BTreeMap<(String, String, String), u64>>,
+    degraded: Mutex<Option<String>>,
+    /// Whether `ados_jobs_total` has a `repo` label (`ADOS_METRICS_REPO_LABEL`).
+    repo_label: AtomicBool,
+    jobs_total: Mutex<JobCounts>,
     agent_duration: Mutex<BTreeMap<String, Histogram>>,
+}
+
+/// `ados_jobs_total` by (status, repo label, agent); `None` for the repo
+/// when the label is off.
+#[derive(Default)]
+struct JobCounts {
+    counts: BTreeMap<(String, Option<String>, String), u64>,
+    /// Repositories with a label of their own, at most [`MAX_REPO_LABELS`].
+    labelled: BTreeSet<String>,
+}
+
+impl JobCounts {
+    fn repo_label(&mut self, repo: &str) -> String {
+        if self.labelled.contains(repo) {
+            return repo.to_string();
+        }
+        if self.labelled.len() < MAX_REPO_LABELS {
+            self.labelled.insert(repo.to_string());
+            return repo.to_string();
+        }
+        OTHER_REPO.to_string()
+    }
 }
 
 fn now_ms() -> u64 {
@@ -60,6 +100,8 @@ pub struct HealthSnapshot {
     pub draining: bool,
     /// Why new jobs are refused for lack of disk, if they are.
     pub disk_problem: Option<String>,
+    /// Why the runner is degraded (a worker thread died), if it is.
+    pub degraded: Option<String>,
 }
 
 impl Metrics {
@@ -69,7 +111,15 @@ impl Metrics {
         let now = now_ms();
         m.started_ms.store(now, Ordering::Relaxed);
         m.since_ms.store(now, Ordering::Relaxed);
+        m.repo_label.store(true, Ordering::Relaxed);
         m
+    }
+
+    /// Whether `ados_jobs_total` carries a `repo` label
+    /// (`ADOS_METRICS_REPO_LABEL`; on in [`Metrics::new`]). Set it before
+    /// the first job ends.
+    pub fn set_repo_label(&self, on: bool) {
+        self.repo_label.store(on, Ordering::Relaxed);
     }
 
     /// The link connected or disconnected.
@@ -103,11 +153,23 @@ impl Metrics {
         }
     }
 
+    /// Mark the runner degraded (or clear it): `/health` answers 503.
+    pub fn set_degraded(&self, why: Option<String>) {
+        if let Ok(mut d) = self.degraded.lock() {
+            *d = why;
+        }
+    }
+
     /// A job ended.
     pub fn job_finished(&self, status: &str, repo: &str, agent: &str) {
+        let with_repo = self.repo_label.load(Ordering::Relaxed);
         if let Ok(mut m) = self.jobs_total.lock() {
-            *m.entry((status.into(), repo.into(), agent.into()))
-                .or_default() += 1;
+            let repo = with_repo.then(|| m.repo_label(repo));
+            let n = m
+                .counts
+                .entry((status.into(), repo, agent.into()))
+                .or_default();
+            *n = n.saturating_add(1);
         }
     }
 
@@ -134,6 +196,7 @@ impl Metrics {
             free_slots: self.free_slots.load(Ordering::Relaxed),
             draining: self.draining.load(Ordering::Relaxed),
             disk_problem: self.disk_problem.lock().ok().and_then(|p| p.clone()),
+            degraded: self.degraded.lock().ok().and_then(|d| d.clone()),
         }
     }
 
@@ -190,15 +253,18 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP ados_jobs_total Jobs finished, by result status, repository and agent.\n# TYPE ados_jobs_total counter"
+            "# HELP ados_jobs_total Jobs finished, by result status, repository (the first {MAX_REPO_LABELS}, then \"{OTHER_REPO}\") and agent.\n# TYPE ados_jobs_total counter"
         );
         if let Ok(m) = self.jobs_total.lock() {
-            for ((status, repo, agent), n) in m.iter() {
+            for ((status, repo, agent), n) in m.counts.iter() {
+                let repo = match repo {
+                    Some(r) => format!(",repo=\"{}\"", label(r)),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "ados_jobs_total{{status=\"{}\",repo=\"{}\",agent=\"{}\"}} {n}",
+                    "ados_jobs_total{{status=\"{}\"{repo},agent=\"{}\"}} {n}",
                     label(status),
-                    label(repo),
                     label(agent)
                 );
             }
@@ -259,5 +325,49 @@ mod tests {
         ] {
             assert!(t.contains(needle), "missing {needle} in\n{t}");
         }
+    }
+
+    #[test]
+    fn repo_labels_are_bounded_and_the_rest_is_other() {
+        let m = Metrics::new();
+        for i in 0..1000 {
+            m.job_finished("completed", &format!("o/r{i}"), "claude");
+        }
+        // A labelled repository keeps its label after the set is full.
+        m.job_finished("completed", "o/r0", "claude");
+        let t = m.render();
+        let series = t
+            .lines()
+            .filter(|l| l.starts_with("ados_jobs_total{"))
+            .count();
+        assert_eq!(series, MAX_REPO_LABELS + 1, "{t}");
+        assert!(
+            t.contains("ados_jobs_total{status=\"completed\",repo=\"o/r0\",agent=\"claude\"} 2")
+        );
+        let other = 1000 - MAX_REPO_LABELS;
+        assert!(
+            t.contains(&format!(
+                "ados_jobs_total{{status=\"completed\",repo=\"other\",agent=\"claude\"}} {other}"
+            )),
+            "{t}"
+        );
+        assert!(!t.contains("o/r999"), "{t}");
+    }
+
+    #[test]
+    fn the_repo_label_can_be_turned_off() {
+        let m = Metrics::new();
+        m.set_repo_label(false);
+        for i in 0..50 {
+            m.job_finished("completed", &format!("o/r{i}"), "codex");
+        }
+        m.job_finished("failed", "o/r1", "codex");
+        let t = m.render();
+        assert!(
+            t.contains("ados_jobs_total{status=\"completed\",agent=\"codex\"} 50"),
+            "{t}"
+        );
+        assert!(t.contains("ados_jobs_total{status=\"failed\",agent=\"codex\"} 1"));
+        assert!(!t.contains("repo="), "{t}");
     }
 }

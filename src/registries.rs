@@ -11,6 +11,7 @@
 //! at the repository root is not committed either.
 
 use crate::job::spec::RegistrySpec;
+use crate::net::Url;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -62,11 +63,19 @@ pub(crate) fn write_private(path: &Path, content: &str) -> io::Result<()> {
     f.sync_all()
 }
 
-/// `https://host/path` with `user:token@` put in front of the host.
+/// `https://host/path` with `user:token@` as its user info (replacing any
+/// the URL had).
 fn with_userinfo(url: &str, user: &str, token: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://{}:{}@{rest}", pct(user), pct(token)),
-        None => url.to_string(),
+    match Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}:{}@{}{}",
+            u.scheme(),
+            pct(user),
+            pct(token),
+            u.host_port(),
+            u.rest()
+        ),
+        Err(_) => url.to_string(),
     }
 }
 
@@ -116,7 +125,11 @@ pub fn write(registries: &[RegistrySpec], _repo: &Path, home: &Path) -> io::Resu
                     }
                     None => npmrc.push_str(&format!("registry={url}\n")),
                 }
-                let host_path = url.split_once("://").map(|(_, r)| r).unwrap_or(&url);
+                // npm keys the token by `//host[:port]/path/`, without user info.
+                let host_path = match Url::parse(&url) {
+                    Ok(u) => format!("{}{}", u.host_port(), u.rest()),
+                    Err(_) => url.clone(),
+                };
                 npmrc.push_str(&format!("//{host_path}:_authToken={}\n", r.token));
             }
             "pip" => pip_urls.push(with_userinfo(&r.url, "__token__", &r.token)),

@@ -20,12 +20,13 @@
 //! holder's file descriptor closes, so a crashed or killed runner can never
 //! leave a repository locked.
 
-use crate::job::cancel::{CancelReason, CancelToken};
+use crate::cancel::{CancelReason, CancelToken};
 use std::ffi::CString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -125,9 +126,17 @@ impl Workspace {
             root,
             removed: false,
         };
+        // 0700: another job's agent of the same host (another uid, or not
+        // root) cannot read this job's checkout, HOME (`.npmrc`, agent
+        // credentials) or TMPDIR. Within one uid the mode protects nothing:
+        // see README "What the host executor protects".
         // `repo/` is left for `git clone` to create: clone wants it absent or empty.
-        for d in [&dir.home, &dir.tmp] {
-            fs::create_dir_all(d).map_err(|e| with_path(e, "cannot create", d))?;
+        for d in [&dir.root, &dir.home, &dir.tmp] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(d)
+                .map_err(|e| with_path(e, "cannot create", d))?;
         }
         Ok(dir)
     }
@@ -292,7 +301,7 @@ impl MirrorKey {
     /// The key for a clone URL; credentials in the URL (`user:pass@`) are
     /// ignored so they never reach a path and never split a mirror.
     pub fn for_url(url: &str) -> MirrorKey {
-        let clean = strip_credentials(url);
+        let clean = crate::net::url::without_credentials(url);
         let readable = readable_part(&clean);
         let mut name: String = readable
             .chars()
@@ -334,19 +343,6 @@ impl fmt::Display for MirrorKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// `url` without a `user[:password]@` part in its authority.
-pub fn strip_credentials(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        return format!("{scheme}://{host}{path}");
-    }
-    url.to_string()
 }
 
 /// `host_owner_name` from a URL (https, ssh, scp-like or a local path).
@@ -593,12 +589,25 @@ mod tests {
     }
 
     #[test]
-    fn strip_credentials_keeps_host_and_path() {
-        assert_eq!(
-            strip_credentials("https://u:p@h.example:8443/o/r.git"),
-            "https://h.example:8443/o/r.git"
-        );
-        assert_eq!(strip_credentials("git@h:o/r.git"), "git@h:o/r.git");
+    fn a_query_is_not_user_info_in_a_mirror_key() {
+        // git fetches these from evil.com (`?` ends the authority): they
+        // must not share, and fill, the real repository's mirror.
+        for (hostile, real) in [
+            (
+                "https://evil.com?@github.com/o/r.git",
+                "https://github.com/o/r.git",
+            ),
+            (
+                "http://evil.com#@127.0.0.1/o/r.git",
+                "http://127.0.0.1/o/r.git",
+            ),
+        ] {
+            assert_ne!(
+                MirrorKey::for_url(hostile),
+                MirrorKey::for_url(real),
+                "{hostile}"
+            );
+        }
     }
 
     #[test]
@@ -628,6 +637,20 @@ mod tests {
     }
 
     #[test]
+    fn a_job_dir_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = temp_root("jobmode");
+        let ws = Workspace::open(&root).unwrap();
+        let dir = ws.create_job_dir("j-mode").unwrap();
+        for d in [dir.root(), dir.home(), dir.tmp()] {
+            let mode = fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        drop(dir);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn sweep_removes_orphans_and_half_made_mirrors() {
         let root = temp_root("sweep");
         let ws = Workspace::open(&root).unwrap();
@@ -648,7 +671,7 @@ mod tests {
         let path = ws.lock_path(&MirrorKey::for_url("https://h/o/r"));
         let held = MirrorLock::acquire(&path, &CancelToken::never()).unwrap();
         assert!(MirrorLock::try_acquire(&path).unwrap().is_none());
-        let (c, t) = crate::job::cancel::cancel_pair();
+        let (c, t) = crate::cancel::cancel_pair();
         c.cancel(CancelReason::Server);
         assert!(matches!(
             MirrorLock::acquire(&path, &t),

@@ -4,13 +4,14 @@
 //! wrong flag or a missing variable fails here.
 
 use ados_work_runner::agents::{run_attempt, AgentRegistry, AttemptOutput, PromptInput};
+use ados_work_runner::cancel::{cancel_pair, Canceller};
+use ados_work_runner::cancel::{CancelReason, CancelToken};
 use ados_work_runner::config::{AgentKeys, CustomAgent};
 use ados_work_runner::executors::HostExecutor;
-use ados_work_runner::job::cancel::{cancel_pair, Canceller};
 use ados_work_runner::job::event::{Event, JobResult};
 use ados_work_runner::job::reporter::MemorySink;
 use ados_work_runner::job::spec::AgentSpec;
-use ados_work_runner::job::{CancelReason, CancelToken, EventSink, JobId, Reporter};
+use ados_work_runner::job::{EventSink, JobId, Reporter};
 use ados_work_runner::process::{self, Ended, RunOptions};
 use ados_work_runner::redact::Redactor;
 use serde_json::Value;
@@ -338,9 +339,9 @@ fn a_missing_final_line_is_a_failure_whatever_the_exit_code() {
 }
 
 #[test]
-fn a_five_mib_tool_result_arrives_as_one_event() {
+fn a_half_mib_tool_result_arrives_as_one_event() {
     for agent in ["claude", "codex"] {
-        let d = attempt(Run::new(agent, "FAKE: big-result 5"));
+        let d = attempt(Run::new(agent, "FAKE: big-result 0.5"));
         assert!(d.out.verdict.success, "{agent}: {:?}", d.out.verdict);
         assert_eq!(d.out.outcome.lines_truncated, 0);
         let results = d.agent_events("tool_result");
@@ -348,9 +349,24 @@ fn a_five_mib_tool_result_arrives_as_one_event() {
         let text = results[0]["text"].as_str().unwrap();
         // The reporter cuts event text at 128 KiB and says how long it was.
         assert!(text.starts_with("xxxx"), "{agent}");
+        assert!(text.contains("[truncated: 524288 bytes in all]"), "{agent}");
+        assert!(d.frames.iter().all(|f| f.len() < 1 << 20));
+    }
+}
+
+#[test]
+fn a_five_mib_tool_result_line_is_cut_and_reported_as_output_not_an_event() {
+    for agent in ["claude", "codex"] {
+        let d = attempt(Run::new(agent, "FAKE: big-result 5"));
+        // The line past the 1 MiB cap is cut; the run itself still succeeds.
+        assert!(d.out.verdict.success, "{agent}: {:?}", d.out.verdict);
+        assert_eq!(d.out.outcome.lines_truncated, 1, "{agent}");
+        assert!(d.agent_events("tool_result").is_empty(), "{agent}");
         assert!(
-            text.contains("[truncated: 5242880 bytes in all]"),
-            "{agent}"
+            d.frames
+                .iter()
+                .any(|f| f.contains("[ados: line truncated: ")),
+            "{agent}: the note is reported"
         );
         assert!(d.frames.iter().all(|f| f.len() < 1 << 20));
     }

@@ -674,9 +674,10 @@ fn large_frames_cut_mid_write_are_resent_whole() {
     });
     let Scratch { ws, _repos, repo } = scratch("chaos-big");
     let _r = connected_runner(&cp, ws.path(), "chaos-8");
-    // Each tool result of 2 MiB becomes a frame of ~128 KiB, several times
-    // a socket buffer: a drop can land in the middle of a WebSocket frame.
-    let prompt = "FAKE: big-result 2\nFAKE: lines 200\nFAKE: big-result 2\nFAKE: big-result 2\nFAKE: lines 200";
+    // Each tool result of 0.9 MiB (under the 1 MiB line cap) becomes a
+    // frame of ~128 KiB, several times a socket buffer: a drop can land in
+    // the middle of a WebSocket frame.
+    let prompt = "FAKE: big-result 0.9\nFAKE: lines 200\nFAKE: big-result 0.9\nFAKE: big-result 0.9\nFAKE: lines 200";
     cp.assign(job(ID, &repo, prompt));
     cp.wait_for(is("job.accepted", ID), T);
     let mut rng = XorShift(0xB16_F4A3_0000_0008);
@@ -698,7 +699,7 @@ fn large_frames_cut_mid_write_are_resent_whole() {
     let last_seq = result["seq"].as_u64().expect("seq");
     assert!(eventually(T, || cp.stored_seq(ID) == last_seq));
     let (stored, _) = assert_stored_exactly(&cp, ID);
-    // Each 2 MiB tool result arrived as one whole event: 128 KiB of its
+    // Each 0.9 MiB tool result arrived as one whole event: 128 KiB of its
     // text and the note saying how much there was.
     let big: Vec<&str> = stored
         .iter()

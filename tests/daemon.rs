@@ -50,6 +50,27 @@ fn is(kind: &str, job_id: &str) -> impl Fn(&Value) -> bool {
     move |v: &Value| v["type"] == kind.as_str() && v["job_id"] == job_id.as_str()
 }
 
+/// Assign `base` patched by each case (`job_id`, top-level fields) and
+/// expect a `job.rejected`, not retryable, naming the case's field.
+fn assert_rejected_by_field(cp: &ControlPlane, base: &Value, cases: &[(&str, Value, &str)]) {
+    for (id, patch, field) in cases {
+        let mut spec = base.clone();
+        spec["job_id"] = json!(id);
+        for (k, v) in patch.as_object().expect("object") {
+            spec[k] = v.clone();
+        }
+        let expect_id = spec["job_id"].clone();
+        cp.assign(spec);
+        let rej = cp.wait_for(
+            |v| v["type"] == "job.rejected" && v["job_id"] == expect_id,
+            T,
+        );
+        assert_eq!(rej["retryable"], false, "{rej}");
+        let reason = rej["reason"].as_str().unwrap_or("");
+        assert!(reason.contains(&format!("`{field}`")), "{id}: {reason}");
+    }
+}
+
 #[test]
 fn every_invalid_field_is_rejected_by_name_and_not_retryable() {
     let cp = start_cp(15);
@@ -98,22 +119,7 @@ fn every_invalid_field_is_rejected_by_name_and_not_retryable() {
         ),
         ("bad-11", json!({"merge_mode": "yolo"}), "merge_mode"),
     ];
-    for (id, patch, field) in &cases {
-        let mut spec = base.clone();
-        spec["job_id"] = json!(id);
-        for (k, v) in patch.as_object().expect("object") {
-            spec[k] = v.clone();
-        }
-        let expect_id = spec["job_id"].clone();
-        cp.assign(spec);
-        let rej = cp.wait_for(
-            |v| v["type"] == "job.rejected" && v["job_id"] == expect_id,
-            T,
-        );
-        assert_eq!(rej["retryable"], false, "{rej}");
-        let reason = rej["reason"].as_str().unwrap_or("");
-        assert!(reason.contains(&format!("`{field}`")), "{id}: {reason}");
-    }
+    assert_rejected_by_field(&cp, &base, &cases);
     // A missing job_id is answered with null.
     let mut spec = base.clone();
     spec.as_object_mut().expect("object").remove("job_id");
@@ -122,6 +128,49 @@ fn every_invalid_field_is_rejected_by_name_and_not_retryable() {
     assert!(rej["reason"].as_str().unwrap_or("").contains("job_id"));
     // No job was started for any of them.
     assert!(!cp.frames().iter().any(|f| f["type"] == "job.event"));
+}
+
+/// A timeout of 2^63 s used to overflow `Instant + Duration` in a worker
+/// thread outside its `catch_unwind`: the worker died, the job stayed
+/// "running" and, with every slot taken, the dispatcher spun on the dead
+/// channel. Every number and branch name of a spec is now checked on
+/// arrival, and the runner keeps running jobs afterwards.
+#[test]
+fn hostile_numbers_and_branch_names_are_rejected_by_field_and_the_runner_keeps_working() {
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-hostile");
+    let repos = TempDir::new("daemon-hostile-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let url = repo.to_str().unwrap_or("").to_string();
+    let _r = RunnerProcess::start(Path::new(BIN), &[], &env_for(&cp, ws.path(), free_port()));
+    cp.wait_for(|v| v["type"] == "hello", T);
+    let huge = json!(1u64 << 63);
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("h-1", json!({"timeout_s": huge}), "timeout_s"),
+        ("h-2", json!({"timeout_s": huge}), "timeout_s"),
+        (
+            "h-3",
+            json!({"agent": {"name":"claude","timeout_s":huge}}),
+            "agent.timeout_s",
+        ),
+        ("h-4", json!({"idle_timeout_s": huge}), "idle_timeout_s"),
+        (
+            "h-5",
+            json!({"max_repair_attempts": huge}),
+            "max_repair_attempts",
+        ),
+        ("h-6", json!({"branch": "ados/\u{202E}txt.exe"}), "branch"),
+        (
+            "h-7",
+            json!({"repo": {"owner":"o","name":"r","clone_url":url,"target_branch":"main\u{200E}"}}),
+            "repo.target_branch",
+        ),
+    ];
+    assert_rejected_by_field(&cp, &job("h", &url, "p"), &cases);
+    // Both slots are still free and a job still runs to its result.
+    cp.assign(job("h-ok", &url, "FAKE: write a.txt hello"));
+    let res = cp.wait_for(is("job.result", "h-ok"), T);
+    assert_eq!(res["status"], "completed", "{res}");
 }
 
 #[test]
@@ -497,4 +546,66 @@ fn a_refused_token_is_never_logged_even_at_trace_in_json() {
         let v: Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert!(v.get("level").is_some() && v.get("msg").is_some(), "{line}");
     }
+}
+
+/// Where `name` is on this process's PATH.
+fn on_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|f| f.is_file())
+    })
+}
+
+/// `setpriv` arguments that run a program as `nobody` with no capabilities:
+/// the position of an agent running as the runner's own (non-root) uid.
+const AS_NOBODY: [&str; 3] = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+
+#[test]
+fn a_same_uid_process_cannot_read_the_runners_environment() {
+    let setpriv = on_path("setpriv").expect("setpriv (util-linux) runs the runner as nobody");
+    let cp = start_cp(1);
+    let ws = TempDir::new("daemon-dumpable");
+    // The runner runs as nobody: a reader of the same uid without
+    // CAP_SYS_PTRACE is what an agent is (root may read any process).
+    std::os::unix::fs::chown(ws.path(), Some(65534), Some(65534)).expect("chown workspace");
+    let mut args = AS_NOBODY.to_vec();
+    args.push(BIN);
+    let r = RunnerProcess::start(&setpriv, &args, &env_for(&cp, ws.path(), free_port()));
+    cp.wait_for(|v| v["type"] == "hello", T);
+
+    let read_as_nobody = |pid: u32| {
+        std::process::Command::new(&setpriv)
+            .args(AS_NOBODY)
+            .args(["cat", &format!("/proc/{pid}/environ")])
+            .output()
+            .expect("run cat as nobody")
+    };
+    // The reader can read a dumpable process of its uid: a refusal below
+    // is the runner's doing, not a missing permission of the reader.
+    let mut control = std::process::Command::new(&setpriv)
+        .args(AS_NOBODY)
+        .args(["sleep", "30"])
+        .env("CONTROL_MARK", "1")
+        .spawn()
+        .expect("spawn a control process");
+    let seen = (0..200).find_map(|_| {
+        let out = read_as_nobody(control.id());
+        let found = String::from_utf8_lossy(&out.stdout).contains("CONTROL_MARK=1");
+        std::thread::sleep(Duration::from_millis(10));
+        found.then_some(())
+    });
+    let _ = control.kill();
+    let _ = control.wait();
+    assert!(
+        seen.is_some(),
+        "a same-uid reader must read a dumpable process's environ"
+    );
+
+    let out = read_as_nobody(r.pid() as u32);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && !text.contains("ADOS_TOKEN"),
+        "a same-uid process read the runner's environment: {text:.80}"
+    );
 }

@@ -7,11 +7,11 @@ use ados_test_support::fixtures::{
     try_git, TempDir,
 };
 use ados_test_support::git_server::{base64, GitServer};
+use ados_work_runner::cancel::{CancelReason, CancelToken};
 use ados_work_runner::git::{
     Author, ChangeKind, Checkout, Git, GitAuth, GitEnv, GitError, GitStep, Mirror, PushMode,
     PushOutcome,
 };
-use ados_work_runner::job::cancel::{CancelReason, CancelToken};
 use ados_work_runner::job::spec::RemotePolicy;
 use ados_work_runner::redact::Redactor;
 use ados_work_runner::workspace::{JobDir, MirrorKey, MirrorLock, Workspace};
@@ -143,7 +143,10 @@ fn clone_commit_push_and_rerun_leave_the_token_nowhere() {
             .unwrap()
             .expect("a commit");
         assert_eq!(co.commit(&mut git, &author(), "nothing").unwrap(), None);
-        let who = run_git(co.dir(), &["log", "-1", "--format=%an <%ae>|%cn <%ce>|%B"]);
+        let who = run_git(
+            co.git_dir(),
+            &["log", "-1", "--format=%an <%ae>|%cn <%ce>|%B"],
+        );
         assert_eq!(
             who.trim_end(),
             "ADOS <ados@ados.dev>|ADOS <ados@ados.dev>|Add feature\n\nbody"
@@ -404,7 +407,7 @@ fn force_push_only_for_ados_branches_and_protected_rejection_is_typed() {
     let mut sink = |_: &str| {};
     let mut git = Git::new(&env, &cancel, &redactor(), &mut sink);
     let mirror = Mirror::ensure(&f.ws, &f.url, &mut git).unwrap();
-    let mut co = Checkout::clone(&mut git, &mirror, job.repo(), "main").unwrap();
+    let co = Checkout::clone(&mut git, &mirror, job.repo(), "main").unwrap();
     fs::write(co.dir().join("x.txt"), "x\n").unwrap();
     co.commit(&mut git, &author(), "x").unwrap().unwrap();
     f.server.clear_requests();
@@ -542,7 +545,7 @@ fn existing_branch_checkout_for_repair_and_review() {
 #[test]
 fn cancelled_job_stops_git() {
     let f = fixture();
-    let (canceller, cancel) = ados_work_runner::job::cancel::cancel_pair();
+    let (canceller, cancel) = ados_work_runner::cancel::cancel_pair();
     canceller.cancel(CancelReason::Server);
     let job = f.ws.create_job_dir("j").unwrap();
     let env = f.env(&job, Some(TOKEN));
@@ -562,4 +565,70 @@ fn cancelled_job_stops_git() {
     assert!(f.server.requests().is_empty());
     // Nothing half-made is left behind.
     assert_eq!(fs::read_dir(f.ws.mirrors_dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_base_that_is_not_on_the_branch_upstream_is_never_pushed() {
+    let f = fixture();
+    let cancel = CancelToken::never();
+    let mut on_line = |_: &str| {};
+    let job = f.ws.create_job_dir("job-poisoned").unwrap();
+    let env = f.env(&job, Some(TOKEN));
+    let mut git = Git::new(&env, &cancel, &redactor(), &mut on_line);
+    let mirror = Mirror::ensure(&f.ws, &f.url, &mut git).unwrap();
+    // Something other than the runner moves the mirror's main onto a
+    // commit upstream does not have (an agent that found the mirror).
+    let evil = commit_to_bare(mirror.path(), "main", &[("evil.txt", "evil\n")]);
+    let mut co = Checkout::clone(&mut git, &mirror, job.repo(), "main").unwrap();
+    assert_eq!(
+        co.base(),
+        evil,
+        "the checkout started from the poisoned main"
+    );
+    co.start_branch(&mut git, "ados/issue-9").unwrap();
+    fs::write(co.dir().join("work.txt"), "work\n").unwrap();
+    co.commit(&mut git, &author(), "work")
+        .unwrap()
+        .expect("a commit");
+    let err = co
+        .push(
+            &mut git,
+            "ados/issue-9",
+            &PushMode::ForceWithLease { expected: None },
+        )
+        .expect_err("a base that is not upstream must not be pushed");
+    assert!(
+        matches!(err, GitError::BaseNotUpstream { ref branch, .. } if branch == "main"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nothing was pushed"), "{err}");
+    assert!(
+        !try_git(
+            &f.bare,
+            &["rev-parse", "--verify", "refs/heads/ados/issue-9"]
+        )
+        .0
+    );
+
+    // Upstream moving on while a job runs is fine: a base that is an
+    // ancestor of the new tip is pushed.
+    let job2 = f.ws.create_job_dir("job-moved-on").unwrap();
+    let env2 = f.env(&job2, Some(TOKEN));
+    let mut git = Git::new(&env2, &cancel, &redactor(), &mut on_line);
+    let mirror = Mirror::ensure(&f.ws, &f.url, &mut git).unwrap();
+    let mut co = Checkout::clone(&mut git, &mirror, job2.repo(), "main").unwrap();
+    co.start_branch(&mut git, "ados/issue-10").unwrap();
+    commit_to_bare(&f.bare, "main", &[("upstream.txt", "later\n")]);
+    fs::write(co.dir().join("work.txt"), "work\n").unwrap();
+    co.commit(&mut git, &author(), "work")
+        .unwrap()
+        .expect("a commit");
+    let out = co
+        .push(
+            &mut git,
+            "ados/issue-10",
+            &PushMode::ForceWithLease { expected: None },
+        )
+        .unwrap();
+    assert!(matches!(out, PushOutcome::Pushed { .. }), "{out:?}");
 }

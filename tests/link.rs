@@ -2,7 +2,8 @@
 //! handshake, hello, heartbeats, reconnects, auth failures, garbage and
 //! oversized frames, wss with a private CA, and the CONNECT proxy.
 //!
-//! Job-event delivery is not tested here: it needs the journal.
+//! Job-event delivery is tested with the journal in tests/journal.rs; here
+//! only `welcome`'s acks meet a real journal.
 
 use ados_test_support::control_plane::{ControlPlane, Options};
 use ados_test_support::proxy::ConnectProxy;
@@ -11,6 +12,7 @@ use ados_work_runner::journal::Outbox;
 use ados_work_runner::link::proto::{self, HelloInfo, RunnerState, ServerMessage};
 use ados_work_runner::link::{self, FromLink, Link, LinkConfig, ToLink};
 use ados_work_runner::metrics::Metrics;
+use ados_work_runner::net::{NoProxy, Proxy};
 use crossbeam_channel::Receiver;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, Once};
@@ -505,13 +507,16 @@ fn wss_through_an_http_connect_proxy_with_credentials() {
     let mut cfg = config(&cp);
     cfg.ca_cert = Some(ados_test_support::tls::ca_cert_path());
     cfg.proxy = ProxySettings {
-        https_proxy: Some(format!(
-            "http://proxy-user:pr0xy%3Apass@127.0.0.1:{}",
-            proxy.port()
-        )),
+        https_proxy: Some(
+            Proxy::parse(
+                "HTTPS_PROXY",
+                &format!("http://proxy-user:pr0xy%3Apass@127.0.0.1:{}", proxy.port()),
+            )
+            .unwrap(),
+        ),
         // Not for wss: must not be used.
-        http_proxy: Some("http://127.0.0.1:1".into()),
-        no_proxy: vec!["example.internal".into()],
+        http_proxy: Some(Proxy::parse("HTTP_PROXY", "http://127.0.0.1:1").unwrap()),
+        no_proxy: NoProxy::parse("example.internal"),
     };
     let runner = Runner::start(cfg);
     runner.expect_state("connected", T);
@@ -540,6 +545,58 @@ fn an_absurd_heartbeat_from_welcome_is_clamped_not_fatal() {
         .link
         .send(ToLink::Frame(proto::accepted("still-alive")));
     cp.wait_for(|f| f["job_id"] == "still-alive", T);
+}
+
+/// A `welcome` whose `heartbeat_s` is a float, zero, negative, a string
+/// or huge was discarded whole, acks included: the runner ran jobs but
+/// never saw itself welcomed (so never reported them) and reconnected
+/// every 45 s forever. Now the field is read on its own and the acks
+/// still release the job the server already stored.
+#[test]
+fn a_welcome_with_an_odd_heartbeat_still_welcomes_and_acks() {
+    use ados_work_runner::job::event::JobResult;
+    use ados_work_runner::job::{JobId, Reporter};
+    use ados_work_runner::journal::{Journal, JournalSink};
+    use ados_work_runner::redact::Redactor;
+
+    for raw in ["15.0", "0", "-1", "\"15\"", "1e30"] {
+        let tmp = ados_test_support::fixtures::TempDir::new("welcome-heartbeat");
+        let journal = Journal::open(tmp.path()).unwrap();
+        let job = JobId::parse("stored").unwrap();
+        let stream = journal.create(&job).unwrap();
+        let mut reporter = Reporter::resume(
+            job.clone(),
+            stream.next_seq(),
+            Box::new(JournalSink::new(stream.clone(), link::Waker::noop())),
+            Arc::new(Redactor::empty()),
+        );
+        reporter.finish(JobResult::failed("x"));
+        let last = stream.last_written();
+
+        let cp = cp_with(|o| o.welcome = false);
+        let runner = Runner::start(config(&cp));
+        runner.link.send(ToLink::Track(stream.clone()));
+        cp.wait_for_type(0, "hello", T);
+        let welcome = format!(
+            r#"{{"type":"welcome","heartbeat_s":{raw},"acks":[{{"job_id":"stored","seq":{last}}}]}}"#
+        );
+        assert!(cp.send_raw(&welcome));
+        // `Released` (the welcome's ack) comes first, then `Connected`.
+        let (mut released, mut connected) = (None, false);
+        let deadline = Instant::now() + T;
+        while !(connected && released.is_some()) {
+            match runner.from.recv_deadline(deadline) {
+                Ok(FromLink::Released(id)) => released = Some(id),
+                Ok(FromLink::Connected) => connected = true,
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        assert!(connected, "heartbeat_s {raw}: the welcome was discarded");
+        assert_eq!(released, Some(job), "heartbeat_s {raw}: the acks were lost");
+        // Still connected and heartbeating after the welcome.
+        cp.wait_for(|f| f["type"] == "heartbeat", T);
+    }
 }
 
 #[test]

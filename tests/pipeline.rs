@@ -844,3 +844,92 @@ fn a_timeout_too_large_for_the_clock_does_not_take_a_worker_down() {
         assert_eq!(res["status"], "completed", "{res}");
     }
 }
+
+/// A hostile agent's moves, as one `FAKE: sh` line: find the shared mirror
+/// through the checkout's alternates, put a commit of its own on the
+/// mirror's `main`, and narrow the mirror's fetch refspec so `main` is never
+/// refreshed from upstream again. It prints the subject of the mirror's
+/// `main` last (`evil` when the attack worked).
+const POISON_THE_MIRROR: &str = "FAKE: sh M=$(sed 's#/objects$##' .git/objects/info/alternates) \
+    && export GIT_INDEX_FILE=$TMPDIR/evil-index && git read-tree HEAD \
+    && git update-index --add --cacheinfo 100644,$(echo evil | git hash-object -w --stdin),evil.txt \
+    && E=$(git -c user.name=E -c user.email=e@example.com commit-tree -p HEAD -m evil $(git write-tree)) \
+    && unset GIT_INDEX_FILE && git push -q \"$M\" $E:refs/heads/main \
+    && git --git-dir=\"$M\" config --replace-all remote.origin.fetch +refs/tags/*:refs/tags/* \
+    && git --git-dir=\"$M\" log --format=poisoned-%s -1 main";
+
+#[test]
+fn a_poisoned_mirror_never_reaches_upstream_through_a_later_job() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (_, upstream_main, _) = try_git(&h.bare(), &["rev-parse", "refs/heads/main"]);
+    let upstream_main = upstream_main.trim().to_string();
+
+    let (events, res) = h.run(h.spec(
+        "poison",
+        "claude",
+        &format!("FAKE: write a.txt from the hostile job\n{POISON_THE_MIRROR}"),
+        "",
+    ));
+    // The attack itself worked: the mirror's main was the agent's commit.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"]["kind"] == "agent" && e.to_string().contains("poisoned-evil")),
+        "the agent's moves did not all run: {events:?} {res}"
+    );
+
+    // A later, unrelated job with a harmless agent on the same repository.
+    let (_, res) = h.run(h.spec("later", "claude", "FAKE: write b.txt harmless", ""));
+    assert_eq!(res["status"], "completed", "{res}");
+    let (_, parent, _) = try_git(&h.bare(), &["rev-parse", "refs/heads/ados/later^"]);
+    assert_eq!(
+        parent.trim(),
+        upstream_main,
+        "the later job's commit sits on upstream main, not on the agent's commit"
+    );
+    assert!(
+        h.branch_file("ados/later", "evil.txt").is_none(),
+        "the poisoned commit reached upstream"
+    );
+    let (_, main_now, _) = try_git(&h.bare(), &["rev-parse", "refs/heads/main"]);
+    assert_eq!(main_now.trim(), upstream_main);
+    // And the mirror is the runner's again.
+    let mirrors: Vec<PathBuf> = std::fs::read_dir(h.ws.path().join("mirrors"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(mirrors.len(), 1, "{mirrors:?}");
+    let (_, refspecs, _) = try_git(&mirrors[0], &["config", "--get-all", "remote.origin.fetch"]);
+    assert_eq!(
+        refspecs.trim(),
+        "+refs/heads/*:refs/heads/*\n+refs/tags/*:refs/tags/*"
+    );
+}
+
+#[test]
+fn a_clean_filter_planted_by_the_agent_never_runs_in_the_runners_git() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let marker_dir = ados_test_support::fixtures::TempDir::new("pipeline-filter");
+    let marker = marker_dir.path().join("the-filter-ran");
+    let plant = format!(
+        "FAKE: sh printf '* filter=pwn\\n' > .git/info/attributes \
+         && git config filter.pwn.clean \"sh -c 'touch {m}; tr a-z A-Z'\" \
+         && git config filter.pwn.required true",
+        m = marker.display()
+    );
+    let (_, res) = h.run(h.spec(
+        "filter",
+        "claude",
+        &format!("FAKE: write a.txt plain text\n{plant}"),
+        "",
+    ));
+    assert_eq!(res["status"], "completed", "{res}");
+    assert!(
+        !marker.exists(),
+        "the agent's clean filter ran inside the runner's git"
+    );
+    // What was committed is the file as the agent left it, not filtered.
+    assert_eq!(
+        h.branch_file("ados/filter", "a.txt").as_deref(),
+        Some("plain text\n")
+    );
+}

@@ -3,8 +3,8 @@
 //! killed, secrets are redacted across reads, the environment is exactly
 //! the one given.
 
-use ados_work_runner::job::cancel::cancel_pair;
-use ados_work_runner::job::{CancelReason, CancelToken};
+use ados_work_runner::cancel::cancel_pair;
+use ados_work_runner::cancel::{CancelReason, CancelToken};
 use ados_work_runner::process::{
     self, CommandSpec, Ended, OutputStream, ProcessOutcome, RunOptions, SpawnObserver, Stdin,
 };
@@ -152,16 +152,33 @@ fn a_member_that_closed_its_pipes_is_killed_too_without_a_leak() {
 }
 
 #[test]
-fn a_five_mib_line_arrives_whole() {
-    let spec = sh("head -c 5242880 /dev/zero | tr '\\0' x; echo; printf tail");
+fn a_line_at_the_cap_arrives_whole() {
+    let spec = sh(&format!(
+        "head -c {} /dev/zero | tr '\\0' x; echo; printf tail",
+        process::MAX_LINE
+    ));
     let (outcome, out, _) = run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
     assert!(outcome.success());
     assert_eq!(outcome.lines_truncated, 0);
     assert_eq!(out.len(), 2);
-    assert_eq!(out[0].len(), 5 * 1024 * 1024);
+    assert_eq!(out[0].len(), process::MAX_LINE);
     assert!(out[0].bytes().all(|b| b == b'x'));
     // A last line without a newline still counts.
     assert_eq!(out[1], "tail");
+}
+
+#[test]
+fn a_five_mib_line_is_cut_at_one_mib_with_a_note() {
+    let spec = sh("head -c 5242880 /dev/zero | tr '\\0' x; echo; printf tail");
+    let (outcome, out, _) = run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
+    assert!(outcome.success());
+    assert_eq!(outcome.lines_truncated, 1);
+    assert_eq!(out.len(), 3, "the cut line, the note, the tail");
+    assert_eq!(out[0].len(), 1024 * 1024);
+    assert!(out[0].bytes().all(|b| b == b'x'));
+    let dropped = 5 * 1024 * 1024 - 1024 * 1024;
+    assert_eq!(out[1], process::truncation_note(dropped));
+    assert_eq!(out[2], "tail");
 }
 
 #[test]
@@ -185,6 +202,10 @@ fn the_environment_is_exactly_the_given_one() {
     let (outcome, mut out, _) =
         run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
     assert!(outcome.success());
+    // Plus the run's marker, which finds the processes that leave the group.
+    let marker = format!("{}=", process::MARKER_VAR);
+    assert_eq!(out.iter().filter(|l| l.starts_with(&marker)).count(), 1);
+    out.retain(|l| !l.starts_with(&marker));
     out.sort();
     assert_eq!(out, vec!["FOO=bar baz", "PATH=/usr/bin:/bin"]);
     let base = process::allowlisted_env(None);
@@ -390,4 +411,94 @@ fn a_missing_working_directory_is_named() {
         msg,
         "could not start `sh`: its working directory /nonexistent/ados-dir does not exist"
     );
+}
+
+/// Kills the listed pids on drop, so a failing test leaves no sleeper.
+struct KillOnDrop(Vec<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Whether `pid` is a zombie child of this process (not reaped).
+fn is_our_zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let rest: Vec<&str> = stat[stat.rfind(')').expect("stat") + 1..]
+        .split_whitespace()
+        .collect();
+    rest[0] == "Z" && rest[1] == std::process::id().to_string()
+}
+
+#[test]
+fn processes_that_leave_the_group_die_with_the_run_and_are_reaped() {
+    // As the runner binary does at start.
+    process::become_subreaper().expect("PR_SET_CHILD_SUBREAPER");
+    let dir = std::env::temp_dir().join(format!("ados-setsid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pids = dir.join("pids");
+    let _ = std::fs::remove_file(&pids);
+    // 1. setsid in the background; 2. a double fork (the middle shell exits
+    // at once, so the sleeper is orphaned); 3. setsid holding stdout open.
+    let script = format!(
+        r#"
+        setsid sh -c 'echo $$ >> {p}; exec sleep 1000' </dev/null >/dev/null 2>&1 &
+        sh -c "setsid sh -c 'echo \$\$ >> {p}; exec sleep 1001' </dev/null >/dev/null 2>&1 &"
+        setsid sh -c 'echo $$ >> {p}; exec sleep 1002' &
+        while [ "$(wc -l < {p} 2>/dev/null || echo 0)" -lt 3 ]; do sleep 0.02; done
+        "#,
+        p = pids.display()
+    );
+    let (outcome, _, _) = run_lines(
+        &sh(&script),
+        &CancelToken::never(),
+        &Redactor::empty(),
+        |_, _| {},
+    );
+    let escaped: Vec<i32> = std::fs::read_to_string(&pids)
+        .expect("pids")
+        .lines()
+        .map(|l| l.trim().parse().expect("pid"))
+        .collect();
+    let _cleanup = KillOnDrop(escaped.clone());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(escaped.len(), 3);
+    assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
+    for pid in escaped {
+        assert!(
+            is_dead(pid),
+            "process {pid} left the group and outlived the run"
+        );
+        assert!(
+            !is_our_zombie(pid),
+            "process {pid} was killed but not reaped"
+        );
+    }
+}
+
+#[test]
+fn reaping_orphans_never_steals_a_leaders_exit_status() {
+    process::become_subreaper().expect("PR_SET_CHILD_SUBREAPER");
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..15 {
+                    // Each run leaves an orphan that exits at once: a zombie
+                    // for the sweeps of the other threads' runs to reap.
+                    let spec = sh("(sh -c 'exit 0' &); exit 3");
+                    let (outcome, _, _) =
+                        run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
+                    assert_eq!(outcome.exit_code, Some(3), "{outcome:?}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no stolen status");
+    }
 }

@@ -11,6 +11,7 @@
 use ados_test_support::fixtures::{try_git, TempDir};
 use ados_work_runner::job::spec::{check_branch, check_clone_url, JobSpec, Provider, RemotePolicy};
 use ados_work_runner::link::proto::{parse_server_message, ServerMessage};
+use ados_work_runner::net::Url;
 use ados_work_runner::redact::{Redactor, REDACTED};
 use ados_work_runner::run::workdir_of;
 use ados_work_runner::workspace::Workspace;
@@ -706,6 +707,20 @@ fn check_clone_url_never_accepts_a_forbidden_remote() {
     check(512, (url_like(), policy()), |(url, p)| {
         if check_clone_url("repo.clone_url", &url, p).is_ok() {
             remote_is_allowed(&url, p)?;
+        }
+        Ok(())
+    });
+}
+
+/// The runner's one URL parser (`net::Url`) finds the host git (curl)
+/// connects to: on every http URL it accepts, it agrees with the
+/// independent reading above about whether that host is loopback.
+#[test]
+fn the_url_parser_reads_the_host_git_connects_to() {
+    check(512, url_like(), |url| {
+        let lower = url.to_ascii_lowercase();
+        if let (Some(rest), Ok(parsed)) = (lower.strip_prefix("http://"), Url::parse(&url)) {
+            prop_assert_eq!(parsed.is_loopback(), host_is_loopback(rest), "{}", url);
         }
         Ok(())
     });

@@ -140,3 +140,52 @@ mod testing {
         (events, logs, v)
     }
 }
+
+#[cfg(test)]
+mod cut_lines {
+    //! A line past `process::MAX_LINE` reaches a parser cut, followed by
+    //! the supervisor's note line: both must be unknown output (logs),
+    //! never a half-parsed event.
+
+    use super::testing::{exited, run_parser};
+    use super::{AgentParser, ClaudeParser, CodexParser, CopilotParser};
+    use crate::process::truncation_note;
+
+    fn cut(line: &str) -> String {
+        // Cut in the middle of the text, as the splitter does at the cap.
+        let at = line.len() / 2;
+        format!("{}\n{}", &line[..at], truncation_note(123_456))
+    }
+
+    #[test]
+    fn a_cut_json_line_and_its_note_are_logs_for_every_parser() {
+        let big = "x".repeat(4096);
+        let cases: Vec<(Box<dyn AgentParser>, String)> = vec![
+            (
+                Box::new(ClaudeParser::default()),
+                format!(
+                    r#"{{"type":"assistant","message":{{"content":[{{"type":"text","text":"{big}"}}]}}}}"#
+                ),
+            ),
+            (
+                Box::new(CodexParser::default()),
+                format!(
+                    r#"{{"type":"item.completed","item":{{"id":"i1","type":"agent_message","text":"{big}"}}}}"#
+                ),
+            ),
+            (
+                Box::new(CopilotParser::default()),
+                format!(r#"{{"type":"assistant.message","data":{{"content":"{big}"}}}}"#),
+            ),
+        ];
+        for (mut parser, whole) in cases {
+            // The whole line is an event: the cut one must not be.
+            let (events, _, _) = run_parser(parser.as_mut(), &whole, &exited(0));
+            assert_eq!(events.len(), 1, "{whole:.60}");
+            let (events, logs, _) = run_parser(parser.as_mut(), &cut(&whole), &exited(0));
+            assert!(events.is_empty(), "{events:?}");
+            assert_eq!(logs.len(), 2, "{logs:?}");
+            assert_eq!(logs[1], truncation_note(123_456));
+        }
+    }
+}

@@ -11,11 +11,28 @@
 //! reported at once. Unknown fields are refused: a typo such as
 //! `"timeout"` would otherwise be silently ignored.
 
-use super::resolved::CustomAgent;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
+
+/// A command agent defined in the runner's configuration
+/// (`ADOS_CUSTOM_AGENTS`, see README), so any CLI can be plugged in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomAgent {
+    /// The name jobs use in `agent.name`.
+    pub name: String,
+    /// Program and fixed arguments (argv, never a shell line).
+    pub command: Vec<String>,
+    /// How the prompt is given: as the last argument, or on stdin.
+    pub prompt_on_stdin: bool,
+    /// Default model, passed with `model_flag` when set.
+    pub default_model: Option<String>,
+    /// The flag that sets the model (`--model`), if the CLI has one.
+    pub model_flag: Option<String>,
+    /// Per-attempt timeout.
+    pub timeout: Option<Duration>,
+}
 
 /// Names of the built-in adapters; a custom agent may not shadow them.
 pub const BUILTIN_AGENTS: [&str; 3] = ["claude", "codex", "copilot"];
@@ -129,11 +146,17 @@ fn agent(at: &str, a: &Map<String, Value>, errs: &mut Vec<String>) -> Option<Cus
     }
     let timeout = match a.get("timeout_s") {
         None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64().filter(|n| *n > 0) {
+        // Bounded like a job spec's: a deadline far past any real run
+        // would overflow `Instant + Duration`.
+        Some(v) => match v
+            .as_u64()
+            .filter(|n| (1..=crate::job::spec::MAX_TIMEOUT_S).contains(n))
+        {
             Some(n) => Some(Duration::from_secs(n)),
             None => {
                 errs.push(format!(
-                    "{at}.timeout_s: must be a positive whole number of seconds, e.g. 1800"
+                    "{at}.timeout_s: must be a whole number of seconds from 1 to {} (7 days), e.g. 1800",
+                    crate::job::spec::MAX_TIMEOUT_S
                 ));
                 None
             }
@@ -196,7 +219,8 @@ mod tests {
     fn every_bad_field_is_named() {
         let errs = parse(
             r#"{"agents":[{"name":"claude","command":[],"prompt":"pipe","timeout_s":-1,"timeout":5},
-               {"name":"a b","command":["x"],"model_flag":"model"}]}"#,
+               {"name":"a b","command":["x"],"model_flag":"model"},
+               {"name":"slow","command":["x"],"timeout_s":9223372036854775808}]}"#,
         )
         .unwrap_err();
         for needle in [
@@ -207,6 +231,7 @@ mod tests {
             "agents[0].timeout: unknown field",
             "agents[1].name:",
             "agents[1].model_flag:",
+            "agents[2].timeout_s:",
         ] {
             assert!(
                 errs.iter().any(|e| e.starts_with(needle)),

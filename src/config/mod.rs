@@ -1,19 +1,29 @@
 //! Configuration: the ADOS environment variables turned into a validated
-//! [`Config`]. Reading (`raw`) is separate from checking (`resolved`) so that
-//! every problem can be reported at once.
+//! [`Config`]. Reading (`raw`) is separate from checking (`resolved`, which
+//! assembles the `Config` with the readers in `vars` and collects every
+//! `error` before failing) so that every problem can be reported at once.
+//! `settings` holds the small types, `custom` the `ADOS_CUSTOM_AGENTS` file.
 
 mod custom;
 mod detect;
+mod error;
 mod memory;
 mod raw;
 mod resolved;
+mod settings;
+#[cfg(test)]
+mod tests;
 mod validate;
+mod vars;
 
-pub use custom::BUILTIN_AGENTS;
+pub use crate::net::ProxySettings;
+pub use custom::{CustomAgent, BUILTIN_AGENTS};
+pub use error::{ConfigError, ConfigErrors};
 pub use memory::{format_memory, parse_memory};
 pub use raw::RawEnv;
-pub use resolved::{
-    default_max_jobs, AgentKeys, Config, ConfigError, ConfigErrors, CustomAgent, LogFormat, Mode,
-    ProxySettings, Purpose, VcsCredentials, DEFAULT_MIN_FREE_DISK, MAX_JOBS_LIMIT, MEMORY_PER_JOB,
+pub use resolved::Config;
+pub use settings::{
+    default_max_jobs, AgentKeys, LogFormat, Mode, Purpose, VcsCredentials, DEFAULT_MIN_FREE_DISK,
+    MAX_JOBS_LIMIT, MEMORY_PER_JOB,
 };
-pub use validate::{parse_http_url, HttpUrl};
+pub use validate::parse_http_url;

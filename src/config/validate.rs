@@ -2,94 +2,27 @@
 //! the parsed value or a message saying what is wrong; the caller adds the
 //! variable's name and an example. Messages never echo a secret.
 
+use crate::net::url::{Url, UrlError};
 use std::time::Duration;
 
-/// The parts of an `http(s)://host[:port][/path]` URL the runner needs.
-#[derive(Debug, PartialEq, Eq)]
-pub struct HttpUrl {
-    /// `https` or `http`.
-    pub secure: bool,
-    /// Host name or IP (IPv6 without brackets).
-    pub host: String,
-    /// Explicit port, else the scheme's default.
-    pub port: u16,
-}
-
-/// Split `http(s)://authority/...`. Credentials in the authority are
-/// refused: the runner authenticates with `ADOS_TOKEN`, and a password in a
-/// URL ends up in logs.
-pub fn parse_http_url(s: &str) -> Result<HttpUrl, String> {
-    let lower = s.to_ascii_lowercase();
-    let (secure, rest) = if lower.starts_with("https://") {
-        (true, &s[8..])
-    } else if lower.starts_with("http://") {
-        (false, &s[7..])
-    } else {
+/// An `http(s)://host[:port][/path]` URL (`ADOS_API_URL`). Credentials
+/// in the authority are refused: the runner authenticates with
+/// `ADOS_TOKEN`, and a password in a URL ends up in logs.
+pub fn parse_http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| match e {
+        UrlError::NoScheme => "must start with https:// or http://".to_string(),
+        e => e.to_string(),
+    })?;
+    if !matches!(url.scheme(), "https" | "http") {
         return Err("must start with https:// or http://".into());
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    if tail.contains(['?', '#']) {
+    }
+    if url.rest().contains(['?', '#']) {
         return Err("must not contain a query (?) or fragment (#)".into());
     }
-    if authority.contains('@') {
+    if url.userinfo().is_some() {
         return Err("must not contain credentials (user@ or user:password@)".into());
     }
-    let (host, port) = split_host_port(authority)?;
-    Ok(HttpUrl {
-        secure,
-        host,
-        port: port.unwrap_or(if secure { 443 } else { 80 }),
-    })
-}
-
-/// A proxy URL: `http://[user:password@]host:port`. Never echoes the
-/// value, which may hold a password.
-pub fn check_proxy_url(s: &str) -> Result<(), String> {
-    let rest = if s.to_ascii_lowercase().starts_with("http://") {
-        &s[7..]
-    } else {
-        return Err("must be an http:// proxy URL".into());
-    };
-    let authority = rest.trim_end_matches('/');
-    if authority.contains(['/', '?', '#']) {
-        return Err("must be only http://host:port, without a path".into());
-    }
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    match split_host_port(hostport)? {
-        (_, Some(_)) => Ok(()),
-        (_, None) => Err("must include a port (http://host:port)".into()),
-    }
-}
-
-fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6
-            .split_once(']')
-            .ok_or("has an unclosed `[` in its host")?;
-        (h, after.strip_prefix(':'))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err("has no host".into());
-    }
-    if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("has whitespace in its host".into());
-    }
-    let port = match port {
-        None => None,
-        Some(p) => Some(
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or("has a port that is not a number from 1 to 65535")?,
-        ),
-    };
-    Ok((host.to_string(), port))
+    Ok(url)
 }
 
 /// A duration: plain seconds (`600`) or a number with `s`, `m` or `h`
@@ -164,19 +97,18 @@ mod tests {
 
     #[test]
     fn http_urls() {
+        let u = parse_http_url("https://api.ados.dev").unwrap();
         assert_eq!(
-            parse_http_url("https://api.ados.dev"),
-            Ok(HttpUrl {
-                secure: true,
-                host: "api.ados.dev".into(),
-                port: 443
-            })
+            (u.is_tls(), u.host(), u.port_or_default()),
+            (true, "api.ados.dev", Some(443))
         );
         assert_eq!(
-            parse_http_url("http://127.0.0.1:8080/api/v1").unwrap().port,
-            8080
+            parse_http_url("http://127.0.0.1:8080/api/v1")
+                .unwrap()
+                .port(),
+            Some(8080)
         );
-        assert_eq!(parse_http_url("HTTP://[::1]:9/").unwrap().host, "::1");
+        assert_eq!(parse_http_url("HTTP://[::1]:9/").unwrap().host(), "::1");
         for bad in [
             "api.ados.dev",
             "ftp://x",
@@ -191,17 +123,6 @@ mod tests {
         ] {
             assert!(parse_http_url(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn proxy_urls() {
-        assert!(check_proxy_url("http://proxy:3128").is_ok());
-        assert!(check_proxy_url("http://user:pw@proxy:3128/").is_ok());
-        let e = check_proxy_url("http://user:s3cr3t@proxy").unwrap_err();
-        assert!(e.contains("port") && !e.contains("s3cr3t"));
-        assert!(check_proxy_url("socks5://p:1").is_err());
-        assert!(check_proxy_url("proxy:3128").is_err());
-        assert!(check_proxy_url("http://p:1/path").is_err());
     }
 
     #[test]

@@ -1,134 +1,166 @@
 //! The dispatcher: the daemon's main loop and the sole owner of its job
-//! table.
+//! table, its disk state and its shutdown state.
 //!
-//! Every other thread talks to it through messages ([`Event`]): the link
-//! forwards what the server says, workers report finished jobs, the signal
-//! thread reports signals. [`Dispatcher::handle`] is a plain method over
-//! owned state, so the decisions (accept, reject, drain, shut down) are
-//! testable without threads. See `docs/architecture.md`.
+//! Every other thread talks to it through messages: the link forwards what
+//! the server says, workers report finished jobs (and their own death), the
+//! signal thread reports signals. The loop is two calls, the rust-analyzer
+//! way: [`Inbox::next_event`] waits (the only blocking call) and
+//! [`Dispatcher::handle`] decides, mutating state only the dispatcher owns.
+//! `handle` is given the time (`now`) rather than reading a clock, and
+//! reaches the other threads through seams ([`Workers`] for the pool, the
+//! channel end inside [`Link`]), so every decision (accept, reject, drain,
+//! shut down, replace a dead worker) is unit-tested without threads or
+//! sleeps. See `docs/architecture.md`.
 
+mod event;
 mod state;
+#[cfg(test)]
+mod tests;
 
+pub use event::{Event, Inbox};
 pub use state::{Decision, JobTable};
 
+use crate::cancel::CancelReason;
 use crate::config::Config;
-use crate::job::spec::{JobId, JobSpec};
-use crate::job::{CancelReason, ResultStatus};
+use crate::job::spec::{JobId, JobKind, JobSpec};
 use crate::journal::Journal;
 use crate::link::proto::{self, RunnerState, ServerMessage};
 use crate::link::{FromLink, Link, ToLink};
 use crate::metrics::Metrics;
-use crate::pool::{Pool, Task};
+use crate::pool::{Pool, Task, WorkerReport};
 use crate::signal::SignalEvent;
-use crossbeam_channel::{select_biased, Receiver};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Everything the dispatcher reacts to.
-#[derive(Debug)]
-pub enum Event {
-    /// The link said something.
-    Link(FromLink),
-    /// A signal arrived.
-    Signal(SignalEvent),
-    /// A worker finished a job (its result is in the journal).
-    JobDone(JobId, ResultStatus),
-    /// Time passed (shutdown deadlines, disk checks).
-    Tick,
-}
 
 /// How often the dispatcher wakes without an event.
 const TICK: Duration = Duration::from_millis(500);
 /// How long unsent frames may take to flush at shutdown.
 const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+/// How often free disk space is measured.
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// Where the dispatcher starts jobs: the worker [`Pool`], or a fake that
+/// records tasks in tests.
+pub trait Workers {
+    /// Hand a task to a free worker (the dispatcher has counted a free
+    /// slot, so this does not block).
+    fn submit(&mut self, task: Task);
+    /// Start a new worker in place of dead worker `worker`.
+    ///
+    /// # Errors
+    /// The thread cannot be created.
+    fn replace(&mut self, worker: usize) -> std::io::Result<()>;
+}
+
+impl Workers for Pool {
+    fn submit(&mut self, task: Task) {
+        Pool::submit(self, task);
+    }
+
+    fn replace(&mut self, worker: usize) -> std::io::Result<()> {
+        Pool::replace(self, worker)
+    }
+}
+
+/// Measures free space under a directory, in bytes: the disk guard's probe
+/// ([`crate::workspace::free_space`]; tests give a fixed answer).
+pub type DiskProbe = Box<dyn FnMut(&Path) -> std::io::Result<u64> + Send>;
 
 /// Where shutdown is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shutdown {
     /// Running normally.
     No,
-    /// First signal: draining, waiting for jobs until `deadline`.
-    Draining { deadline: Instant },
+    /// First signal: draining, waiting for jobs until `deadline` (`None`:
+    /// a grace too long to represent, so no deadline).
+    Draining { deadline: Option<Instant> },
     /// Jobs were cancelled; waiting for their results.
     Cancelling,
     /// Every job is done: close the link.
     Done,
 }
 
+/// The disk guard's state: when it last measured, and what it found.
+struct Disk {
+    probe: DiskProbe,
+    last_check: Option<Instant>,
+    /// Why new jobs are refused for lack of space, if they are.
+    problem: Option<String>,
+}
+
 /// The dispatcher's state and its connections to the other threads.
-pub struct Dispatcher {
+pub struct Dispatcher<W: Workers = Pool> {
     cfg: Arc<Config>,
     table: JobTable,
     link: Link,
-    pool: Pool,
+    workers: W,
     journal: Journal,
+    /// Exported to: the dispatcher writes, never reads back.
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
-    last_disk_check: Option<Instant>,
+    disk: Disk,
+    /// Why the runner is degraded (a worker thread died), if it is.
+    degraded: Option<String>,
 }
 
-impl Dispatcher {
-    /// A dispatcher over a started link and pool.
+impl<W: Workers> Dispatcher<W> {
+    /// A dispatcher over a started link and pool, measuring disk space with
+    /// [`crate::workspace::free_space`].
     pub fn new(
         cfg: Arc<Config>,
         table: JobTable,
         link: Link,
-        pool: Pool,
+        workers: W,
         journal: Journal,
         metrics: Arc<Metrics>,
-    ) -> Dispatcher {
+    ) -> Dispatcher<W> {
         Dispatcher {
             cfg,
             table,
             link,
-            pool,
+            workers,
             journal,
             metrics,
             shutdown: Shutdown::No,
-            last_disk_check: None,
+            disk: Disk {
+                probe: Box::new(crate::workspace::free_space),
+                last_check: None,
+                problem: None,
+            },
+            degraded: None,
         }
     }
 
-    /// Run until shutdown completes. Returns the pool (to be joined) when
-    /// every job is done and the link has been told to close.
-    pub fn run(
-        mut self,
-        link_rx: Receiver<FromLink>,
-        signal_rx: Receiver<SignalEvent>,
-        done_rx: Receiver<(JobId, ResultStatus)>,
-    ) -> Pool {
+    /// The same dispatcher measuring free space with `probe`.
+    pub fn with_disk_probe(mut self, probe: DiskProbe) -> Dispatcher<W> {
+        self.disk.probe = probe;
+        self
+    }
+
+    /// Run until shutdown completes. Returns the workers (to be joined)
+    /// when every job is done and the link has been told to close.
+    pub fn run(mut self, mut inbox: Inbox) -> W {
         self.push_state();
-        loop {
-            // Signals and control first (style.md: select_biased!).
-            let event = select_biased! {
-                recv(signal_rx) -> s => match s {
-                    Ok(s) => Event::Signal(s),
-                    Err(_) => Event::Tick,
-                },
-                recv(done_rx) -> d => match d {
-                    Ok((id, st)) => Event::JobDone(id, st),
-                    Err(_) => Event::Tick,
-                },
-                recv(link_rx) -> m => match m {
-                    Ok(m) => Event::Link(m),
-                    Err(_) => Event::Tick,
-                },
-                default(TICK) => Event::Tick,
-            };
-            self.handle(event);
-            if self.shutdown == Shutdown::Done {
-                break;
-            }
+        while !self.is_done() {
+            let event = inbox.next_event(TICK);
+            self.handle(event, Instant::now());
         }
         log::info!("all jobs done; closing the control-plane link");
+        let now = Instant::now();
         self.link.send(ToLink::Close {
-            deadline: Instant::now() + FLUSH_DEADLINE,
+            deadline: now.checked_add(FLUSH_DEADLINE).unwrap_or(now),
         });
-        self.pool
+        self.workers
     }
 
-    /// React to one event.
-    pub fn handle(&mut self, event: Event) {
+    /// Whether shutdown is complete: no job left, the link may close.
+    pub fn is_done(&self) -> bool {
+        self.shutdown == Shutdown::Done
+    }
+
+    /// React to one event that happened at `now`.
+    pub fn handle(&mut self, event: Event, now: Instant) {
         match event {
             Event::Link(FromLink::Message(msg)) => self.on_message(msg),
             Event::Link(FromLink::Connected) => {
@@ -139,16 +171,17 @@ impl Dispatcher {
                 log::warn!("lost the control-plane connection; reconnecting");
             }
             Event::Link(FromLink::Released(id)) => self.table.release(&id),
-            Event::JobDone(id, status) => {
+            Event::Worker(WorkerReport::Done(id, status)) => {
                 log::info!("job {id} ended: {}", status.as_str());
                 self.table.finished(&id);
                 self.push_state();
             }
-            Event::Signal(s) => self.on_signal(s),
+            Event::Worker(WorkerReport::Died { worker, job }) => self.on_worker_died(worker, job),
+            Event::Signal(s) => self.on_signal(s, now),
             Event::Tick => {}
         }
-        self.check_disk();
-        self.advance_shutdown();
+        self.check_disk(now);
+        self.advance_shutdown(now);
     }
 
     fn on_message(&mut self, msg: ServerMessage) {
@@ -194,8 +227,10 @@ impl Dispatcher {
 
     fn on_assign(&mut self, raw: serde_json::Value) {
         let raw_id = JobSpec::raw_job_id(&raw);
-        let disk_problem = self.metrics.health().disk_problem;
-        match self.table.decide(&raw, &self.cfg, disk_problem.as_deref()) {
+        match self
+            .table
+            .decide(&raw, &self.cfg, self.disk.problem.as_deref())
+        {
             Decision::AlreadyHeld(id) => {
                 log::info!("job {id} assigned again: already held, answering accepted");
                 self.link.send(ToLink::Frame(proto::accepted(id.as_str())));
@@ -238,19 +273,19 @@ impl Dispatcher {
         // channel frames before journal frames it has not yet seen).
         self.link.send(ToLink::Frame(proto::accepted(id.as_str())));
         self.link.send(ToLink::Track(stream.clone()));
-        let (canceller, token) = crate::job::cancel::cancel_pair();
+        let (canceller, token) = crate::cancel::cancel_pair();
         self.table.started(id.clone(), canceller);
         log::info!(
             "job {id} accepted: {} {}/{} with {}",
             match spec.kind {
-                crate::job::spec::JobKind::Issue => "issue job",
-                crate::job::spec::JobKind::Chat => "chat session",
+                JobKind::Issue => "issue job",
+                JobKind::Chat => "chat session",
             },
             spec.repo.owner,
             spec.repo.name,
             spec.agent.name
         );
-        self.pool.submit(Task {
+        self.workers.submit(Task {
             spec,
             stream,
             cancel: token,
@@ -258,7 +293,32 @@ impl Dispatcher {
         self.push_state();
     }
 
-    fn on_signal(&mut self, s: SignalEvent) {
+    /// A worker thread died outside its job's `catch_unwind` (a bug). Its
+    /// job already has its `failed` result; replace the thread so the slot
+    /// is not lost, and say the runner is degraded until restarted.
+    fn on_worker_died(&mut self, worker: usize, job: Option<JobId>) {
+        let why = match &job {
+            Some(id) => format!(
+                "worker thread {worker} died running job {id} (reported failed); restart the runner and report the bug with its log"
+            ),
+            None => format!(
+                "worker thread {worker} died; restart the runner and report the bug with its log"
+            ),
+        };
+        log::error!("{why}");
+        if let Some(id) = &job {
+            self.table.finished(id);
+        }
+        if let Err(e) = self.workers.replace(worker) {
+            log::error!("cannot start a worker thread in its place: {e}; one job slot fewer");
+            self.table.lose_slot();
+        }
+        self.degraded = Some(why);
+        self.metrics.set_degraded(self.degraded.clone());
+        self.push_state();
+    }
+
+    fn on_signal(&mut self, s: SignalEvent, now: Instant) {
         match s {
             SignalEvent::Shutdown => {
                 let grace = self.cfg.shutdown_grace;
@@ -269,7 +329,7 @@ impl Dispatcher {
                 );
                 self.table.draining = true;
                 self.shutdown = Shutdown::Draining {
-                    deadline: Instant::now() + grace,
+                    deadline: now.checked_add(grace),
                 };
                 self.push_state();
             }
@@ -288,13 +348,13 @@ impl Dispatcher {
         }
     }
 
-    fn advance_shutdown(&mut self) {
+    fn advance_shutdown(&mut self, now: Instant) {
         match self.shutdown {
             Shutdown::No | Shutdown::Done => {}
             Shutdown::Draining { deadline } => {
                 if self.table.running_count() == 0 {
                     self.shutdown = Shutdown::Done;
-                } else if Instant::now() >= deadline {
+                } else if deadline.is_some_and(|d| now >= d) {
                     log::warn!(
                         "shutdown grace period over: cancelling {} job(s)",
                         self.table.running_count()
@@ -312,17 +372,18 @@ impl Dispatcher {
     }
 
     /// Disk guard: below `ADOS_MIN_FREE_DISK`, new jobs are rejected as
-    /// retryable and `/health` says why. Checked at most every 5 s.
-    fn check_disk(&mut self) {
+    /// retryable and `/health` says why. Measured at most every 5 s; the
+    /// finding is the dispatcher's, exported to [`Metrics`] for `/health`.
+    fn check_disk(&mut self, now: Instant) {
         let due = self
-            .last_disk_check
-            .map(|t| t.elapsed() >= Duration::from_secs(5))
-            .unwrap_or(true);
+            .disk
+            .last_check
+            .is_none_or(|t| now.saturating_duration_since(t) >= DISK_CHECK_EVERY);
         if !due {
             return;
         }
-        self.last_disk_check = Some(Instant::now());
-        let problem = match crate::workspace::free_space(&self.cfg.workspace_dir) {
+        self.disk.last_check = Some(now);
+        let problem = match (self.disk.probe)(&self.cfg.workspace_dir) {
             Ok(free) if free < self.cfg.min_free_disk => Some(format!(
                 "only {} free in WORKSPACE_DIR {} (ADOS_MIN_FREE_DISK is {}): new jobs are refused until space is freed",
                 crate::config::format_memory(free),
@@ -335,10 +396,18 @@ impl Dispatcher {
                 None
             }
         };
-        if problem.is_some() && self.metrics.health().disk_problem.is_none() {
-            log::warn!("{}", problem.as_deref().unwrap_or_default());
+        if problem == self.disk.problem {
+            return;
         }
-        self.metrics.set_disk_problem(problem);
+        match (&problem, &self.disk.problem) {
+            (Some(p), None) => log::warn!("{p}"),
+            (None, Some(_)) => {
+                log::info!("free space in WORKSPACE_DIR is back above ADOS_MIN_FREE_DISK")
+            }
+            _ => {}
+        }
+        self.disk.problem = problem;
+        self.metrics.set_disk_problem(self.disk.problem.clone());
     }
 
     fn push_state(&mut self) {

@@ -1,10 +1,9 @@
 //! The job table and the accept/reject decision, free of I/O so every rule
 //! can be unit-tested.
 
+use crate::cancel::{CancelReason, Canceller};
 use crate::config::{Config, Mode};
-use crate::job::cancel::Canceller;
 use crate::job::spec::{JobId, JobKind, JobSpec};
-use crate::job::CancelReason;
 use crate::link::proto::RunnerState;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -117,6 +116,11 @@ impl JobTable {
         Decision::Accept(Box::new(spec))
     }
 
+    /// A worker thread is gone for good: one slot fewer.
+    pub fn lose_slot(&mut self) {
+        self.max_jobs = self.max_jobs.saturating_sub(1);
+    }
+
     /// A job was started.
     pub fn started(&mut self, id: JobId, canceller: Canceller) {
         self.jobs.insert(id, Held::Running(canceller));
@@ -193,8 +197,8 @@ impl JobTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cancel::cancel_pair;
     use crate::config::{Purpose, RawEnv};
-    use crate::job::cancel::cancel_pair;
     use serde_json::json;
 
     fn cfg(mode: &str) -> Config {

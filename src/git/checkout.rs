@@ -6,16 +6,33 @@
 //! without credentials. The agent works here, so nothing that carries the
 //! credential runs here: [`Checkout::push`] first fetches the branch into
 //! the mirror over the local file transport and pushes from the mirror.
+//!
+//! # Two git directories
+//!
+//! The checkout's own `.git` belongs to the agent: it may commit, branch,
+//! and also plant configuration (`filter.<x>.clean`, attributes, hooks,
+//! `core.*`) that a git process run there would obey. So once the agent
+//! has run, the runner never runs git in that `.git` again. It keeps a git
+//! directory of its own beside the checkout (`jobs/<id>/git`), written
+//! only by the runner: its config is the runner's, its objects borrow the
+//! mirror's, its index and `HEAD` are copied from the checkout *before* the
+//! agent starts. Status, staging, commit, the diff for the secret scan and
+//! the push all use it with the checkout as work tree (`GIT_DIR` +
+//! `GIT_WORK_TREE`); git never treats the agent's `.git` as content. The
+//! change is what the work tree holds compared with the branch's start,
+//! whatever the agent did to its own `.git` (its own commits included).
 
 use super::env::{Access, Author};
 use super::error::{GitError, GitStep};
 use super::mirror::Mirror;
-use super::parse::{parse_added_lines, parse_created_paths, parse_status, push_rejection};
-use super::run::{Capture, Git, Invocation};
+use super::parse::{
+    parse_added_lines, parse_created_paths, parse_status, push_rejection, AddedLine, ChangedFile,
+};
+use super::run::{Capture, Git, GitOutput, Invocation};
 use crate::workspace::{read_regular, MirrorLock};
 
-/// The most read of a small file in the checkout's `.git` (`HEAD`, a loose
-/// ref, `info/exclude`): the agent can write there.
+/// The most read of a small file in a `.git` (`HEAD`, a loose ref,
+/// `info/exclude`): the agent can write in its own.
 const REF_FILE_MAX: usize = 64 * 1024;
 use std::fs;
 use std::io::Write;
@@ -24,49 +41,16 @@ use std::path::{Path, PathBuf};
 /// The temporary ref in the mirror that holds the commit being pushed.
 const PUSH_REF: &str = "refs/ados-push/head";
 
+/// The temporary ref in the mirror that holds the upstream tip the job's
+/// base is verified against.
+const VERIFY_REF: &str = "refs/ados-verify/tip";
+
+/// The runner's git directory, beside the checkout in the job directory.
+const RUNNER_GIT_DIR: &str = "git";
+
 /// Only branches under this prefix may be force-pushed: they are the
 /// runner's own.
 const FORCE_PREFIX: &str = "ados/";
-
-/// How a changed file changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeKind {
-    /// New and staged.
-    Added,
-    /// Changed.
-    Modified,
-    /// Removed.
-    Deleted,
-    /// New and not yet known to git (not ignored).
-    Untracked,
-}
-
-/// One file that differs from `HEAD`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChangedFile {
-    /// Path relative to the repository root.
-    pub path: String,
-    /// How it changed.
-    pub kind: ChangeKind,
-}
-
-/// One line added since the branch's start point.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AddedLine {
-    /// File, relative to the repository root.
-    pub path: String,
-    /// Line number in the new file (1-based).
-    pub line: u32,
-    /// The line's text (may hold a secret: never log it).
-    pub text: String,
-}
-
-impl std::fmt::Debug for AddedLine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The text is what the secret guard inspects: keep it out of logs.
-        write!(f, "AddedLine({}:{})", self.path, self.line)
-    }
-}
 
 /// The lines a set of commits adds, for the secret guard.
 #[derive(Clone, Debug, Default)]
@@ -124,12 +108,15 @@ pub enum PushOutcome {
 #[derive(Debug)]
 pub struct Checkout {
     dir: PathBuf,
+    /// The runner's own git directory for `dir` (see the module docs).
+    git_dir: PathBuf,
     mirror: Mirror,
     target: String,
     /// Where the current branch started: the diff for the scan begins here.
     base: String,
-    /// The last commit [`Checkout::commit`] made, if any.
-    last_commit: Option<String>,
+    /// The remote branch `base` was taken from: before a push, `base` must
+    /// still be on it upstream.
+    base_branch: String,
 }
 
 impl Checkout {
@@ -147,37 +134,7 @@ impl Checkout {
     ) -> Result<Checkout, GitError> {
         let step = GitStep::Checkout;
         let parent = dest.parent().unwrap_or(Path::new("/"));
-        let mirror_s = mirror.path().display().to_string();
-        let dest_s = dest.display().to_string();
-        {
-            // A concurrent mirror fetch may rewrite refs while we read them.
-            let _lock = MirrorLock::acquire(mirror.lock_path(), git.cancel())?;
-            let inv = Invocation::new(
-                step,
-                parent,
-                Access::LocalFile,
-                &[
-                    "clone",
-                    "--quiet",
-                    "--shared",
-                    "--no-tags",
-                    "--branch",
-                    target_branch,
-                    "--",
-                    &mirror_s,
-                    &dest_s,
-                ],
-            );
-            let out = git.exec(inv)?;
-            if !out.success() {
-                if out.stderr.contains("not found in upstream") {
-                    return Err(GitError::BranchNotFound {
-                        branch: target_branch.to_string(),
-                    });
-                }
-                return Err(out.into_error());
-            }
-        }
+        clone_from_mirror(git, step, mirror, dest, target_branch, &[])?;
         local(
             git,
             step,
@@ -188,18 +145,119 @@ impl Checkout {
             Some(sha) => sha,
             None => rev_parse(git, step, dest, "HEAD")?,
         };
-        Ok(Checkout {
+        let checkout = Checkout {
             dir: dest.to_path_buf(),
+            git_dir: parent.join(RUNNER_GIT_DIR),
             mirror: mirror.clone(),
             target: target_branch.to_string(),
             base,
-            last_commit: None,
-        })
+            base_branch: target_branch.to_string(),
+        };
+        checkout.init_runner_git_dir()?;
+        checkout.sync_runner_git_dir(target_branch)?;
+        Ok(checkout)
+    }
+
+    /// Creates the runner's git directory: a fresh config of the runner's,
+    /// the mirror's objects borrowed (read only: nothing is written there
+    /// but through the mirror's own fetches), no hooks, no attributes.
+    fn init_runner_git_dir(&self) -> Result<(), GitError> {
+        let gd = &self.git_dir;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| GitError::Io {
+                step: GitStep::Checkout,
+                path,
+                error,
+            }
+        };
+        if gd.exists() {
+            fs::remove_dir_all(gd).map_err(io(gd))?;
+        }
+        for d in [
+            "objects/info",
+            "objects/pack",
+            "refs/heads",
+            "refs/tags",
+            "info",
+        ] {
+            let p = gd.join(d);
+            fs::create_dir_all(&p).map_err(io(&p))?;
+        }
+        let config = gd.join("config");
+        fs::write(
+            &config,
+            "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = false\n",
+        )
+        .map_err(io(&config))?;
+        let alternates = gd.join("objects/info/alternates");
+        let objects = self.mirror.path().join("objects");
+        fs::write(&alternates, format!("{}\n", objects.display())).map_err(io(&alternates))?;
+        Ok(())
+    }
+
+    /// Points the runner's git directory at `branch` = [`Checkout::base`]
+    /// and copies the checkout's index (its stat data spares hashing every
+    /// file on the first status). Only called before the agent runs, or
+    /// after the runner itself reset the tree.
+    fn sync_runner_git_dir(&self, branch: &str) -> Result<(), GitError> {
+        let gd = &self.git_dir;
+        let io = |path: PathBuf| {
+            move |error| GitError::Io {
+                step: GitStep::Branch,
+                path,
+                error,
+            }
+        };
+        let refname = format!("refs/heads/{branch}");
+        let ref_path = gd.join(&refname);
+        if let Some(parent) = ref_path.parent() {
+            fs::create_dir_all(parent).map_err(io(parent.to_path_buf()))?;
+        }
+        fs::write(&ref_path, format!("{}\n", self.base)).map_err(io(ref_path.clone()))?;
+        let head = gd.join("HEAD");
+        fs::write(&head, format!("ref: {refname}\n")).map_err(io(head.clone()))?;
+        let index = gd.join("index");
+        match fs::copy(self.dir.join(".git").join("index"), &index) {
+            Ok(_) => Ok(()),
+            // An empty repository has no index yet: git starts one.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = fs::remove_file(&index);
+                Ok(())
+            }
+            Err(e) => Err(io(index)(e)),
+        }
+    }
+
+    /// Runs git with the runner's git directory and the checkout as its
+    /// work tree (see the module docs).
+    fn runner_git(
+        &self,
+        git: &mut Git<'_>,
+        step: GitStep,
+        args: &[&str],
+    ) -> Result<Vec<String>, GitError> {
+        let mut inv = Invocation::new(step, &self.dir, Access::Local, args).capture(Capture::Keep);
+        inv.extra_env = self.runner_git_env();
+        Ok(git.exec(inv)?.check()?.stdout)
+    }
+
+    fn runner_git_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("GIT_DIR".into(), self.git_dir.display().to_string()),
+            ("GIT_WORK_TREE".into(), self.dir.display().to_string()),
+        ]
     }
 
     /// The working directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The runner's git directory (`jobs/<id>/git`): the job's commits
+    /// are made here, not in the agent's `.git`.
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
     }
 
     /// The target branch.
@@ -217,7 +275,19 @@ impl Checkout {
     /// # Errors
     /// When git fails (no commit yet, broken repository).
     pub fn head(&self, git: &mut Git<'_>) -> Result<String, GitError> {
-        rev_parse(git, GitStep::Branch, &self.dir, "HEAD")
+        if let Some(sha) = self.runner_head() {
+            return Ok(sha);
+        }
+        let verify = "HEAD^{commit}";
+        let out = self.runner_git(git, GitStep::Branch, &["rev-parse", "--verify", verify])?;
+        first_sha(out, GitStep::Branch, "HEAD")
+    }
+
+    /// `HEAD` of the runner's git directory, from its files.
+    fn runner_head(&self) -> Option<String> {
+        let head = read_regular(&self.git_dir.join("HEAD"), REF_FILE_MAX).ok()?;
+        let head = String::from_utf8(head).ok()?;
+        loose_ref_in(&self.git_dir, head.trim().strip_prefix("ref: ")?)
     }
 
     /// The remote's current sha of `branch`, asked of the server now
@@ -267,7 +337,9 @@ impl Checkout {
     /// Git failures tagged `branch`.
     pub fn start_branch(&mut self, git: &mut Git<'_>, branch: &str) -> Result<(), GitError> {
         let start = format!("refs/remotes/origin/{}", self.target);
-        self.switch(git, branch, &start)
+        self.switch(git, branch, &start)?;
+        self.base_branch = self.target.clone();
+        Ok(())
     }
 
     /// Checks out an existing remote branch (repair and review stages work
@@ -290,9 +362,12 @@ impl Checkout {
                 branch: branch.to_string(),
             });
         }
-        self.switch(git, branch, &start)
+        self.switch(git, branch, &start)?;
+        self.base_branch = branch.to_string();
+        Ok(())
     }
 
+    /// Runs in the agent's `.git`, so only before the agent has run.
     fn switch(&mut self, git: &mut Git<'_>, branch: &str, start: &str) -> Result<(), GitError> {
         let step = GitStep::Branch;
         local(
@@ -301,12 +376,11 @@ impl Checkout {
             &self.dir,
             &["switch", "--quiet", "--no-track", "-C", branch, start],
         )?;
-        self.last_commit = None;
         self.base = match head_from_files(&self.dir) {
             Some(sha) => sha,
             None => rev_parse(git, step, &self.dir, "HEAD")?,
         };
-        Ok(())
+        self.sync_runner_git_dir(branch)
     }
 
     /// Copies the borrowed objects into the checkout and drops its link to
@@ -329,17 +403,17 @@ impl Checkout {
         }
     }
 
-    /// Files that differ from the branch's start point: changes in the
-    /// working tree, untracked files, and commits the agent made itself.
-    /// Files matched by `.gitignore` or `.git/info/exclude` are left out.
+    /// Files that differ from the branch's start point: what the work tree
+    /// holds now, whatever the agent did to its own `.git` (its own commits
+    /// included). Files matched by `.gitignore` or the runner's exclude
+    /// list are left out.
     ///
     /// # Errors
     /// Git failures tagged `status`.
     pub fn changed_files(&self, git: &mut Git<'_>) -> Result<Vec<ChangedFile>, GitError> {
-        let out = local(
+        let out = self.runner_git(
             git,
             GitStep::Status,
-            &self.dir,
             &[
                 "status",
                 "--porcelain=v1",
@@ -348,50 +422,77 @@ impl Checkout {
             ],
         )?;
         let mut files = parse_status(&out);
-        // An agent that committed on its own moved HEAD away from the base:
-        // what it committed is part of the change too. (Checked from the
-        // ref files first, to spare a git process on every job.)
-        if head_from_files(&self.dir).as_deref() == Some(self.base.as_str()) {
-            return Ok(files);
-        }
-        let committed = local(
-            git,
-            GitStep::Status,
-            &self.dir,
-            &[
-                "diff",
-                "--name-only",
-                "--no-renames",
-                &self.base,
-                "HEAD",
-                "--",
-            ],
-        )?;
-        for path in committed {
-            if !path.is_empty() && !files.iter().any(|f| f.path == path) {
-                files.push(ChangedFile {
-                    path,
-                    kind: ChangeKind::Modified,
-                });
-            }
-        }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
     }
 
     /// Back to the branch's start point with a clean tree (untracked and
-    /// ignored files removed): every agent attempt starts from here.
+    /// ignored files removed) and a fresh `.git` for the next agent: every
+    /// agent attempt starts from here. Nothing runs in the previous
+    /// agent's `.git`: the tree is reset through the runner's git directory
+    /// and the agent's `.git` is replaced by a new clone's.
     ///
     /// # Errors
     /// Git failures tagged `branch`.
     pub fn reset_clean(&self, git: &mut Git<'_>) -> Result<(), GitError> {
+        let step = GitStep::Branch;
+        self.runner_git(git, step, &["reset", "--quiet", "--hard", &self.base])?;
+        self.runner_git(git, step, &["clean", "-q", "-ffdx"])?;
+        self.fresh_agent_git_dir(git)
+    }
+
+    /// Replaces the checkout's `.git` with a new one from the mirror, on
+    /// the current branch at [`Checkout::base`], its index the runner's.
+    fn fresh_agent_git_dir(&self, git: &mut Git<'_>) -> Result<(), GitError> {
+        let step = GitStep::Branch;
+        let parent = self.git_dir.parent().unwrap_or(Path::new("/"));
+        let tmp = parent.join("agent-git.tmp");
+        let io = |path: PathBuf| {
+            move |error| GitError::Io {
+                step: GitStep::Branch,
+                path,
+                error,
+            }
+        };
+        if tmp.exists() {
+            crate::workspace::remove_tree(&tmp).map_err(io(tmp.clone()))?;
+        }
+        clone_from_mirror(
+            git,
+            step,
+            &self.mirror,
+            &tmp,
+            &self.target,
+            &["--no-checkout"],
+        )?;
+        let dot_git = self.dir.join(".git");
+        crate::workspace::remove_tree(&dot_git).map_err(io(dot_git.clone()))?;
+        fs::rename(tmp.join(".git"), &dot_git).map_err(io(dot_git.clone()))?;
+        let _ = crate::workspace::remove_tree(&tmp);
         local(
             git,
-            GitStep::Branch,
+            step,
             &self.dir,
-            &["reset", "--quiet", "--hard", &self.base],
+            &["remote", "set-url", "origin", self.mirror.url()],
         )?;
-        local(git, GitStep::Branch, &self.dir, &["clean", "-q", "-ffdx"])?;
+        let head =
+            fs::read_to_string(self.git_dir.join("HEAD")).map_err(io(self.git_dir.join("HEAD")))?;
+        let refname = head
+            .trim()
+            .strip_prefix("ref: ")
+            .unwrap_or("HEAD")
+            .to_string();
+        let ref_path = dot_git.join(&refname);
+        if let Some(p) = ref_path.parent() {
+            fs::create_dir_all(p).map_err(io(p.to_path_buf()))?;
+        }
+        fs::write(&ref_path, format!("{}\n", self.base)).map_err(io(ref_path.clone()))?;
+        fs::write(dot_git.join("HEAD"), format!("ref: {refname}\n"))
+            .map_err(io(dot_git.join("HEAD")))?;
+        let index = self.git_dir.join("index");
+        if index.exists() {
+            fs::copy(&index, dot_git.join("index")).map_err(io(index.clone()))?;
+        }
         Ok(())
     }
 
@@ -401,50 +502,24 @@ impl Checkout {
     /// # Errors
     /// Git failures tagged `branch`.
     pub fn point_branch_at_head(&self, git: &mut Git<'_>, name: &str) -> Result<(), GitError> {
-        local(
+        self.runner_git(
             git,
             GitStep::Branch,
-            &self.dir,
             &["branch", "--force", "--no-track", name, "HEAD"],
         )?;
         Ok(())
     }
 
-    /// Adds `patterns` to `.git/info/exclude` (once each), so files the
+    /// Adds `patterns` to the exclude list of the runner's git directory
+    /// (which decides what is committed) and of the agent's `.git` (so the
+    /// agent's own `git status` does not offer them), once each: files the
     /// runner writes (registry configs) are never committed.
     ///
     /// # Errors
-    /// I/O errors on the exclude file.
+    /// I/O errors on an exclude file.
     pub fn add_exclude(&self, patterns: &[&str]) -> Result<(), GitError> {
-        let info = self.dir.join(".git").join("info");
-        let path = info.join("exclude");
-        let io = |error| GitError::Io {
-            step: GitStep::Exclude,
-            path: path.clone(),
-            error,
-        };
-        fs::create_dir_all(&info).map_err(io)?;
-        let existing = match read_regular(&path, REF_FILE_MAX) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io(e)),
-        };
-        let mut add = String::new();
-        if !existing.is_empty() && !existing.ends_with('\n') {
-            add.push('\n');
-        }
-        for p in patterns {
-            if !existing.lines().any(|l| l == *p) && !add.lines().any(|l| l == *p) {
-                add.push_str(p);
-                add.push('\n');
-            }
-        }
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        f.write_all(add.as_bytes()).map_err(io)
+        add_exclude_in(&self.git_dir.join("info"), patterns)?;
+        add_exclude_in(&self.dir.join(".git").join("info"), patterns)
     }
 
     /// Stages everything (`add -A`, so ignored and excluded files stay
@@ -454,28 +529,16 @@ impl Checkout {
     /// # Errors
     /// Git failures tagged `commit`.
     pub fn commit(
-        &mut self,
+        &self,
         git: &mut Git<'_>,
         author: &Author,
         message: &str,
     ) -> Result<Option<String>, GitError> {
         let step = GitStep::Commit;
-        // Commits the agent made on its own (HEAD moved past the branch's
-        // start, or past this checkout's last commit) are folded into this
-        // one, which carries the spec's author and message.
-        let since = self
-            .last_commit
-            .clone()
-            .unwrap_or_else(|| self.base.clone());
-        if head_from_files(&self.dir).as_deref() != Some(since.as_str()) {
-            local(
-                git,
-                step,
-                &self.dir,
-                &["reset", "--soft", "--quiet", &since],
-            )?;
-        }
-        local(git, step, &self.dir, &["add", "--all"])?;
+        // Staged through the runner's git directory: commits the agent made
+        // on its own are folded into this one (the work tree holds their
+        // content), and nothing the agent configured runs.
+        self.runner_git(git, step, &["add", "--all"])?;
         let mut inv = Invocation::new(
             step,
             &self.dir,
@@ -490,6 +553,7 @@ impl Checkout {
             ],
         );
         inv.extra_env = author.vars();
+        inv.extra_env.extend(self.runner_git_env());
         inv.stdin = Some(message.as_bytes().to_vec());
         let inv = inv.capture(Capture::Keep);
         let out = git.exec(inv)?;
@@ -504,11 +568,7 @@ impl Checkout {
             }
             return Err(out.into_error());
         }
-        let sha = match head_from_files(&self.dir) {
-            Some(sha) => sha,
-            None => rev_parse(git, step, &self.dir, "HEAD")?,
-        };
-        self.last_commit = Some(sha.clone());
+        let sha = self.head(git)?;
         Ok(Some(sha))
     }
 
@@ -547,6 +607,7 @@ impl Checkout {
         )
         .capture(Capture::KeepRaw);
         inv.stdout_cap = max_bytes;
+        inv.extra_env = self.runner_git_env();
         let out = git.exec(inv)?.check()?;
         Ok(ScanDiff {
             lines: parse_added_lines(&out.stdout),
@@ -576,13 +637,22 @@ impl Checkout {
             });
         }
         let local_ref = format!("refs/heads/{branch}");
-        let sha = match loose_ref(&self.dir, &local_ref) {
+        let sha = match loose_ref_in(&self.git_dir, &local_ref) {
             Some(sha) => sha,
-            None => rev_parse(git, step, &self.dir, &local_ref)?,
+            None => {
+                let verify = format!("{local_ref}^{{commit}}");
+                let out = self.runner_git(git, step, &["rev-parse", "--verify", &verify])?;
+                first_sha(out, step, &local_ref)?
+            }
         };
         let _lock = MirrorLock::acquire(self.mirror.lock_path(), git.cancel())?;
+        // The mirror's configuration is the runner's before every command
+        // that carries the credential (an agent may have found the mirror).
+        self.mirror.restore_config()?;
+        self.verify_base(git)?;
         let mirror = self.mirror.path();
-        let dir_s = self.dir.display().to_string();
+        // From the runner's git directory, never from the agent's `.git`.
+        let dir_s = self.git_dir.display().to_string();
         let into_mirror = format!("+{local_ref}:{PUSH_REF}");
         let fetch = Invocation::new(
             step,
@@ -638,27 +708,170 @@ impl Checkout {
     }
 }
 
+impl Checkout {
+    /// Before anything is pushed: the commit this job's branch started from
+    /// must still be on its branch upstream (the tip, or an ancestor of a
+    /// tip that moved on while the job ran). The base came from the shared
+    /// mirror, which an earlier job's agent could have reached and poisoned
+    /// (a commit of its own on `main`): such a base is refused here, so no
+    /// later job carries the poisoned commit upstream. The caller holds the
+    /// mirror's lock.
+    fn verify_base(&self, git: &mut Git<'_>) -> Result<(), GitError> {
+        let step = GitStep::Verify;
+        let mirror = self.mirror.path();
+        let refname = format!("refs/heads/{}", self.base_branch);
+        let out = git
+            .exec(
+                Invocation::new(
+                    step,
+                    mirror,
+                    Access::Network,
+                    &["ls-remote", "--refs", "--", self.mirror.url(), &refname],
+                )
+                .capture(Capture::Keep),
+            )?
+            .check()?;
+        let tip = out.stdout.iter().find_map(|l| {
+            let (sha, name) = l.split_once('\t')?;
+            (name.trim() == refname).then(|| sha.trim().to_string())
+        });
+        let not_upstream = |tip: Option<String>| GitError::BaseNotUpstream {
+            branch: self.base_branch.clone(),
+            base: self.base.clone(),
+            tip,
+        };
+        let Some(tip) = tip else {
+            return Err(not_upstream(None));
+        };
+        if tip == self.base {
+            return Ok(());
+        }
+        // Upstream moved on while the job ran: fetch its tip and ask
+        // whether the base is one of its ancestors.
+        let into = format!("+{refname}:{VERIFY_REF}");
+        let fetch = Invocation::new(
+            step,
+            mirror,
+            Access::Network,
+            &[
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--",
+                self.mirror.url(),
+                &into,
+            ],
+        );
+        let fetched = git.exec(fetch).and_then(GitOutput::check);
+        let answer = fetched.and_then(|_| {
+            git.exec(
+                Invocation::new(
+                    step,
+                    mirror,
+                    Access::Local,
+                    &["merge-base", "--is-ancestor", &self.base, VERIFY_REF],
+                )
+                .capture(Capture::Keep),
+            )
+        });
+        let _ = fs::remove_file(mirror.join(VERIFY_REF));
+        match answer?.exit_code {
+            Some(0) => Ok(()),
+            Some(1) => Err(not_upstream(Some(tip))),
+            code => Err(GitError::Failed {
+                step,
+                exit_code: code,
+                message: format!("git merge-base could not compare {} with {tip}", self.base),
+            }),
+        }
+    }
+}
+
 /// `HEAD`'s sha read from `.git/HEAD` and a loose ref, or `None` when that
 /// is not simple (detached, packed ref, anything unusual): the caller then
 /// asks git.
 fn head_from_files(dir: &Path) -> Option<String> {
-    let head = read_regular(&dir.join(".git").join("HEAD"), REF_FILE_MAX).ok()?;
+    let git_dir = dir.join(".git");
+    let head = read_regular(&git_dir.join("HEAD"), REF_FILE_MAX).ok()?;
     let head = String::from_utf8(head).ok()?;
-    loose_ref(dir, head.trim().strip_prefix("ref: ")?)
+    loose_ref_in(&git_dir, head.trim().strip_prefix("ref: ")?)
 }
 
-/// A branch's sha from its loose ref file in `dir/.git`, or `None` (packed,
+/// A branch's sha from its loose ref file in `git_dir`, or `None` (packed,
 /// missing, unusual name: ask git).
-fn loose_ref(dir: &Path, refname: &str) -> Option<String> {
+fn loose_ref_in(git_dir: &Path, refname: &str) -> Option<String> {
     if !refname.starts_with("refs/heads/") || refname.split('/').any(|c| c == ".." || c.is_empty())
     {
         return None;
     }
-    // The checkout is the agent's: its ref files may be links or FIFOs.
-    let sha = read_regular(&dir.join(".git").join(refname), REF_FILE_MAX).ok()?;
+    // The agent can write its `.git`: a ref file may be a link or a FIFO.
+    let sha = read_regular(&git_dir.join(refname), REF_FILE_MAX).ok()?;
     let sha = String::from_utf8(sha).ok()?;
     let sha = sha.trim();
     (sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha.to_string())
+}
+
+/// `git clone --shared` of `branch` from the mirror into `dest`, under the
+/// mirror's lock (a concurrent mirror fetch may rewrite refs while the
+/// clone reads them).
+fn clone_from_mirror(
+    git: &mut Git<'_>,
+    step: GitStep,
+    mirror: &Mirror,
+    dest: &Path,
+    branch: &str,
+    extra: &[&str],
+) -> Result<(), GitError> {
+    let parent = dest.parent().unwrap_or(Path::new("/"));
+    let mirror_s = mirror.path().display().to_string();
+    let dest_s = dest.display().to_string();
+    let mut args = vec!["clone", "--quiet", "--shared", "--no-tags"];
+    args.extend_from_slice(extra);
+    args.extend(["--branch", branch, "--", &mirror_s, &dest_s]);
+    let _lock = MirrorLock::acquire(mirror.lock_path(), git.cancel())?;
+    let out = git.exec(Invocation::new(step, parent, Access::LocalFile, &args))?;
+    if out.success() {
+        return Ok(());
+    }
+    if out.stderr.contains("not found in upstream") {
+        return Err(GitError::BranchNotFound {
+            branch: branch.to_string(),
+        });
+    }
+    Err(out.into_error())
+}
+
+/// Appends the patterns not yet in `info/exclude`.
+fn add_exclude_in(info: &Path, patterns: &[&str]) -> Result<(), GitError> {
+    let path = info.join("exclude");
+    let io = |error| GitError::Io {
+        step: GitStep::Exclude,
+        path: path.clone(),
+        error,
+    };
+    fs::create_dir_all(info).map_err(io)?;
+    let existing = match read_regular(&path, REF_FILE_MAX) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io(e)),
+    };
+    let mut add = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        add.push('\n');
+    }
+    for p in patterns {
+        if !existing.lines().any(|l| l == *p) && !add.lines().any(|l| l == *p) {
+            add.push_str(p);
+            add.push('\n');
+        }
+    }
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io)?;
+    f.write_all(add.as_bytes()).map_err(io)
 }
 
 fn local(
@@ -673,6 +886,10 @@ fn local(
 fn rev_parse(git: &mut Git<'_>, step: GitStep, dir: &Path, rev: &str) -> Result<String, GitError> {
     let verify = format!("{rev}^{{commit}}");
     let out = local(git, step, dir, &["rev-parse", "--verify", &verify])?;
+    first_sha(out, step, rev)
+}
+
+fn first_sha(out: Vec<String>, step: GitStep, rev: &str) -> Result<String, GitError> {
     out.into_iter().next().ok_or_else(|| GitError::Failed {
         step,
         exit_code: Some(0),

@@ -13,6 +13,7 @@
 
 use super::auth::GitAuth;
 use crate::job::spec::RemotePolicy;
+use crate::net::Url;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -94,13 +95,13 @@ impl GitEnv {
         extra_path: Option<&Path>,
     ) -> GitEnv {
         let mut env = GitEnv::local(home, extra_path);
-        let lower = remote_url.to_ascii_lowercase();
-        env.allow_http = policy.allow_http
-            || lower
-                .strip_prefix("http://")
-                .is_some_and(|rest| is_loopback(host_of(rest)));
+        // The host git (curl) will connect to: the authority ends at the
+        // first `/`, `?` or `#` (see `crate::net::url`).
+        let url = Url::parse(remote_url).ok();
+        let http = url.as_ref().filter(|u| u.scheme() == "http");
+        env.allow_http = policy.allow_http || http.is_some_and(Url::is_loopback);
         env.allow_file = policy.allow_file;
-        env.auth = match (auth, header_scope(remote_url)) {
+        env.auth = match (auth, url.as_ref().and_then(header_scope)) {
             (Some(a), Some(scope)) => Some((format!("http.{scope}.extraHeader"), a)),
             // ssh and file remotes take no HTTP header.
             _ => None,
@@ -129,6 +130,10 @@ impl GitEnv {
             ("GIT_PAGER".into(), "cat".into()),
             ("GIT_EDITOR".into(), "true".into()),
             ("GIT_MERGE_AUTOEDIT".into(), "no".into()),
+            // Replace refs (`refs/replace/*`) swap one object for another
+            // everywhere git reads it; the runner never uses them, and an
+            // agent that reached the mirror could plant one.
+            ("GIT_NO_REPLACE_OBJECTS".into(), "1".into()),
             // No tty: ssh must fail instead of asking about host keys or passwords.
             ("GIT_SSH_COMMAND".into(), "ssh -o BatchMode=yes".into()),
         ]);
@@ -209,36 +214,11 @@ impl fmt::Debug for GitEnv {
     }
 }
 
-/// `scheme://host[:port]/` of an http(s) URL, without user info.
-fn header_scope(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "https" && scheme != "http" {
-        return None;
-    }
-    let authority = rest.split('/').next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if hostport.is_empty() {
-        return None;
-    }
-    Some(format!("{scheme}://{hostport}/"))
-}
-
-fn host_of(rest: &str) -> &str {
-    let authority = rest.split('/').next().unwrap_or("");
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if let Some(v6) = hostport.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("");
-    }
-    hostport.split(':').next().unwrap_or("")
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+/// `scheme://host[:port]/` of an http(s) URL, without user info: the
+/// scope of the credential header, which git matches against the URL it
+/// actually fetches.
+fn header_scope(url: &Url) -> Option<String> {
+    matches!(url.scheme(), "https" | "http").then(|| url.origin())
 }
 
 #[cfg(test)]
@@ -305,10 +285,57 @@ mod tests {
             proto(&GitEnv::new(h, allow, "http://example.com/o/r", None, None)).as_deref(),
             Some("https:ssh:http:file")
         );
+        let scope = |u: &str| Url::parse(u).ok().as_ref().and_then(header_scope);
         assert_eq!(
-            header_scope("https://u@h.x:8443/a/b"),
+            scope("https://u@h.x:8443/a/b"),
             Some("https://h.x:8443/".into())
         );
-        assert_eq!(header_scope("git@h:o/r"), None);
+        assert_eq!(scope("ssh://git@h/o/r"), None);
+        assert_eq!(scope("git@h:o/r"), None);
+    }
+
+    /// `http://evil.invalid?@127.0.0.1/…`: git (curl) connects to
+    /// `evil.invalid`, since `?` ends the authority. Reading the host up to
+    /// `/` only took it for loopback: plain http was allowed to a remote
+    /// host and the credential was scoped to 127.0.0.1 instead of the host
+    /// git talks to. Shown with the real git: it must refuse the transport,
+    /// not go looking for evil.invalid over cleartext http.
+    #[test]
+    fn the_host_is_the_one_git_connects_to() {
+        let tmp = std::env::temp_dir();
+        let url = "http://evil.invalid?@127.0.0.1:9/o/r.git";
+        let env = GitEnv::new(
+            &tmp,
+            RemotePolicy::default(),
+            url,
+            Some(GitAuth::new("x-access-token", "tok-123456")),
+            None,
+        );
+        let vars = env.vars(Access::Network, &[]);
+        assert_eq!(get(&vars, "GIT_ALLOW_PROTOCOL"), Some("https:ssh"));
+        let scopes: Vec<&str> = vars
+            .iter()
+            .filter(|(_, v)| v.ends_with(".extraHeader"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(scopes, ["http.http://evil.invalid/.extraHeader"]);
+
+        let cancel = crate::cancel::CancelToken::never();
+        let redactor = crate::redact::Redactor::empty();
+        let mut sink = |_: &str| {};
+        let mut git = super::super::run::Git::new(&env, &cancel, &redactor, &mut sink);
+        let inv = super::super::run::Invocation::new(
+            super::super::error::GitStep::LsRemote,
+            &tmp,
+            Access::Network,
+            &["ls-remote", url],
+        );
+        let out = git.exec(inv).unwrap();
+        assert!(!out.success());
+        assert!(
+            out.stderr.contains("transport 'http' not allowed"),
+            "git was let speak http to a remote host: {}",
+            out.stderr
+        );
     }
 }

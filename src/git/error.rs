@@ -1,6 +1,6 @@
 //! Errors of git operations; each names the step that failed.
 
-use crate::job::cancel::CancelReason;
+use crate::cancel::CancelReason;
 use crate::workspace::LockError;
 use std::fmt;
 use std::path::PathBuf;
@@ -31,6 +31,8 @@ pub enum GitStep {
     Diff,
     /// Pushing a branch.
     Push,
+    /// Verifying, before a push, that the job's base is on its branch upstream.
+    Verify,
 }
 
 impl GitStep {
@@ -48,6 +50,7 @@ impl GitStep {
             GitStep::Commit => "commit",
             GitStep::Diff => "diff",
             GitStep::Push => "push",
+            GitStep::Verify => "base verification",
         }
     }
 }
@@ -111,6 +114,16 @@ pub enum GitError {
     },
     /// The clone URL carries a password or token.
     CredentialsInUrl,
+    /// The commit the job's branch started from is not on its branch
+    /// upstream: the shared mirror was tampered with. Nothing is pushed.
+    BaseNotUpstream {
+        /// The upstream branch the base was taken from.
+        branch: String,
+        /// The job's base commit.
+        base: String,
+        /// The branch's upstream tip (`None`: the branch is gone).
+        tip: Option<String>,
+    },
     /// A file or directory operation failed.
     Io {
         /// The step.
@@ -136,6 +149,7 @@ impl GitError {
             | GitError::Io { step, .. } => Some(*step),
             GitError::BranchNotFound { .. } => Some(GitStep::Checkout),
             GitError::ForcePushRefused { .. } => Some(GitStep::Push),
+            GitError::BaseNotUpstream { .. } => Some(GitStep::Verify),
             GitError::CredentialsInUrl | GitError::Lock(_) => None,
         }
     }
@@ -180,6 +194,21 @@ impl fmt::Display for GitError {
             GitError::CredentialsInUrl => f.write_str(
                 "repo.clone_url contains a password or token; pass it in credentials.vcs_token instead",
             ),
+            GitError::BaseNotUpstream { branch, base, tip } => {
+                let short = |s: &str| s.chars().take(10).collect::<String>();
+                let upstream = match tip {
+                    Some(tip) => format!("its tip {} does not contain it", short(tip)),
+                    None => "the branch no longer exists there".to_string(),
+                };
+                write!(
+                    f,
+                    "nothing was pushed: the job started from {} but that commit is not on `{branch}` \
+                     upstream ({upstream}); the runner's mirror of the repository was changed by \
+                     something other than the runner (an earlier job's agent?) and is fetched \
+                     afresh by the next job",
+                    short(base)
+                )
+            }
             GitError::Io { step, path, error } => {
                 write!(f, "git {step}: {}: {error}", path.display())
             }

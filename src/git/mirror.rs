@@ -11,10 +11,23 @@
 //! mirror under the real name; leftovers are removed under the lock.
 //! `gc.pruneExpire=never` keeps objects that job checkouts borrow (through
 //! `objects/info/alternates`) even after their branch is deleted upstream.
+//!
+//! The mirror is the runner's state, but a job's agent can find it (its
+//! checkout borrows the mirror's objects, and `.git/objects/info/alternates`
+//! names the path). So the runner trusts nothing the mirror's files say:
+//! [`Mirror::restore_config`] rewrites its whole configuration (URL,
+//! refspecs; a narrowed `remote.origin.fetch`, a planted `http.proxy` or
+//! `insteadOf` are gone) and removes files that change what git sees
+//! (`objects/info/alternates`, `info/grafts`, `shallow`) before every
+//! fetch and push; the fetch's forced refspecs put every branch back where
+//! upstream has it; replace refs are ignored (`GIT_NO_REPLACE_OBJECTS`);
+//! and a job's base is verified upstream before its push
+//! (`Checkout::push`).
 
 use super::env::Access;
 use super::error::{GitError, GitStep};
 use super::run::{Capture, Git, Invocation};
+use crate::net::Url;
 use crate::workspace::{MirrorKey, MirrorLock, Workspace};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,7 +69,7 @@ impl Mirror {
         };
         if mirror.path.exists() {
             if looks_like_bare_repo(&mirror.path) {
-                match mirror.fetch(git) {
+                match mirror.restore_config().and_then(|()| mirror.fetch(git)) {
                     Ok(()) => {
                         mirror.reused = true;
                         return Ok(mirror);
@@ -107,6 +120,37 @@ impl Mirror {
         &self.lock_path
     }
 
+    /// Writes the mirror's whole configuration as the runner made it and
+    /// removes files that would change which objects or history git sees.
+    /// Called under the repository's lock before every command that talks
+    /// to the remote.
+    ///
+    /// # Errors
+    /// I/O errors writing the configuration or removing a planted file.
+    pub(crate) fn restore_config(&self) -> Result<(), GitError> {
+        write_config(&self.path, &self.url, GitStep::MirrorFetch)?;
+        for planted in [
+            "objects/info/alternates",
+            "objects/info/http-alternates",
+            "info/grafts",
+            "shallow",
+        ] {
+            let path = self.path.join(planted);
+            match fs::remove_file(&path) {
+                Ok(()) => log::warn!("mirror {}: removed a planted {planted}", self.key),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    return Err(GitError::Io {
+                        step: GitStep::MirrorFetch,
+                        path,
+                        error,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn fetch(&self, git: &mut Git<'_>) -> Result<(), GitError> {
         let inv = Invocation::new(
             GitStep::MirrorFetch,
@@ -133,24 +177,7 @@ impl Mirror {
                 mirrors_dir,
                 &["init", "--bare", "--quiet", "--template=", &tmp_s],
             )?;
-            // One write instead of four `git config` processes: the file
-            // is ours, fresh from `init --template=`, and the URL was
-            // validated (no control characters, no spaces); it is quoted
-            // and escaped the way git-config(1) reads values.
-            let quoted = self.url.replace('\\', "\\\\").replace('"', "\\\"");
-            let extra = format!(
-                "[remote \"origin\"]\n\turl = \"{quoted}\"\n\tfetch = +refs/heads/*:refs/heads/*\n\tfetch = +refs/tags/*:refs/tags/*\n[gc]\n\tpruneExpire = never\n"
-            );
-            let config = tmp.join("config");
-            fs::OpenOptions::new()
-                .append(true)
-                .open(&config)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, extra.as_bytes()))
-                .map_err(|error| GitError::Io {
-                    step,
-                    path: config.clone(),
-                    error,
-                })?;
+            write_config(&tmp, &self.url, step)?;
             let inv = Invocation::new(
                 step,
                 &tmp,
@@ -171,14 +198,34 @@ impl Mirror {
     }
 }
 
+/// Writes a mirror's whole configuration (one write instead of several
+/// `git config` processes; written to a temporary file and renamed, so a
+/// crash leaves the old or the new file, never half of one). The URL was
+/// validated (no control characters, no spaces); it is quoted and escaped
+/// the way git-config(1) reads values.
+fn write_config(mirror: &Path, url: &str, step: GitStep) -> Result<(), GitError> {
+    let quoted = url.replace('\\', "\\\\").replace('"', "\\\"");
+    let text = format!(
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n\
+         [remote \"origin\"]\n\turl = \"{quoted}\"\n\tfetch = +refs/heads/*:refs/heads/*\n\tfetch = +refs/tags/*:refs/tags/*\n\
+         [gc]\n\tpruneExpire = never\n"
+    );
+    let config = mirror.join("config");
+    let tmp = mirror.join("config.ados-tmp");
+    fs::write(&tmp, text)
+        .and_then(|()| fs::rename(&tmp, &config))
+        .map_err(|error| GitError::Io {
+            step,
+            path: config,
+            error,
+        })
+}
+
 /// Refuses URLs git could take as an option, and http(s) URLs with user
 /// info: a token there would be written to `.git/config`.
 fn check_url(url: &str) -> Result<(), GitError> {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") || lower.starts_with("http://") {
-        let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
-        let authority = rest.split('/').next().unwrap_or("");
-        if authority.contains('@') {
+    if let Ok(parsed) = Url::parse(url) {
+        if matches!(parsed.scheme(), "https" | "http") && parsed.userinfo().is_some() {
             return Err(GitError::CredentialsInUrl);
         }
     }

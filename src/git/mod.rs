@@ -27,8 +27,9 @@ mod parse;
 mod run;
 
 pub use auth::GitAuth;
-pub use checkout::{AddedLine, ChangeKind, ChangedFile, Checkout, PushMode, PushOutcome, ScanDiff};
+pub use checkout::{Checkout, PushMode, PushOutcome, ScanDiff};
 pub use env::{Author, GitEnv};
 pub use error::{GitError, GitStep};
 pub use mirror::Mirror;
-pub use run::{git_version, Git, MIN_GIT_VERSION};
+pub use parse::{AddedLine, ChangeKind, ChangedFile};
+pub use run::{git_version, git_version_line, parse_version, Git, MIN_GIT_VERSION};

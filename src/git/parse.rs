@@ -1,6 +1,46 @@
-//! Parsers for git's porcelain output (status, diff, ls-remote, push).
+//! Parsers for git's porcelain output (status, diff, ls-remote, push), and
+//! the types they produce. The types live here, not in `checkout`, so the
+//! parsers depend on nothing above them and `checkout` only calls down.
 
-use super::checkout::{AddedLine, ChangeKind, ChangedFile};
+/// How a changed file changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New and staged.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+    /// New and not yet known to git (not ignored).
+    Untracked,
+}
+
+/// One file that differs from `HEAD`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangedFile {
+    /// Path relative to the repository root.
+    pub path: String,
+    /// How it changed.
+    pub kind: ChangeKind,
+}
+
+/// One line added since the branch's start point.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AddedLine {
+    /// File, relative to the repository root.
+    pub path: String,
+    /// Line number in the new file (1-based).
+    pub line: u32,
+    /// The line's text (may hold a secret: never log it).
+    pub text: String,
+}
+
+impl std::fmt::Debug for AddedLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The text is what the secret guard inspects: keep it out of logs.
+        write!(f, "AddedLine({}:{})", self.path, self.line)
+    }
+}
 
 /// Undoes git's C-style quoting of a path (`"a\"b\303\251"`); unquoted
 /// paths are returned as they are.

@@ -2,7 +2,7 @@
 
 use super::env::{Access, GitEnv};
 use super::error::{looks_like_auth_failure, GitError, GitStep};
-use crate::job::cancel::CancelToken;
+use crate::cancel::CancelToken;
 use crate::process::{self, CommandSpec, Ended, OutputStream, RunOptions, Stdin};
 use crate::redact::Redactor;
 use std::collections::VecDeque;
@@ -263,20 +263,34 @@ impl<'a> Git<'a> {
     }
 }
 
-/// The installed git's version, for the doctor (`None`: no usable git).
-pub fn git_version() -> Option<(u32, u32, u32)> {
+/// The first line of `git --version`, run exactly as the runner runs git
+/// for a job (its environment, its process handling): `check` reports
+/// what the daemon will find.
+///
+/// # Errors
+/// git cannot be run, or printed nothing.
+pub fn git_version_line() -> Result<String, String> {
     let tmp = std::env::temp_dir();
     let env = GitEnv::local(&tmp, None);
     let cancel = CancelToken::never();
     let mut sink = |_: &str| {};
     let mut git = Git::new(&env, &cancel, &Redactor::empty(), &mut sink)
         .with_timeout(Some(Duration::from_secs(10)));
-    let out = git.run_local(GitStep::Version, &tmp, &["--version"]).ok()?;
-    parse_version(out.first()?)
+    let out = git
+        .run_local(GitStep::Version, &tmp, &["--version"])
+        .map_err(|e| e.to_string())?;
+    out.first()
+        .map(|l| l.trim().to_string())
+        .ok_or_else(|| "`git --version` printed nothing".to_string())
+}
+
+/// The installed git's version (`None`: no usable git).
+pub fn git_version() -> Option<(u32, u32, u32)> {
+    parse_version(&git_version_line().ok()?)
 }
 
 /// `git version 2.39.2.windows.1` → `(2, 39, 2)`.
-pub(crate) fn parse_version(line: &str) -> Option<(u32, u32, u32)> {
+pub fn parse_version(line: &str) -> Option<(u32, u32, u32)> {
     let v = line.trim().strip_prefix("git version ")?;
     let v = v.split_whitespace().next()?;
     let mut parts = v.split('.').map(|p| {

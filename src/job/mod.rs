@@ -1,14 +1,16 @@
 //! Jobs, as vocabulary: what the control plane asks for ([`spec`] and its
-//! validation), what a job says while it runs ([`event`], [`reporter`]),
-//! and how it is stopped ([`cancel`]). Nothing here imports the layers
-//! above; the run of a job is [`crate::run`].
+//! validation) and what a job says while it runs ([`event`],
+//! [`reporter`]). Nothing here imports the layers above; the run of a job
+//! is [`crate::run`].
 
-pub mod cancel;
 pub mod event;
 pub mod reporter;
 pub mod spec;
 
-pub use cancel::{CancelReason, CancelToken};
+/// Cancellation lives at the crate root ([`crate::cancel`]) so `process/`,
+/// `git/` and `workspace` need not import `job/`; re-exported here as part
+/// of the jobs' vocabulary.
+pub use crate::cancel::{CancelReason, CancelToken};
 pub use event::{Event, JobResult, ResultStatus, Status};
 pub use reporter::{EventSink, Reporter};
 pub use spec::{JobId, JobSpec, SpecError};

@@ -8,11 +8,11 @@
 //! never makes memory grow and never loses an event.
 
 pub mod backoff;
-pub mod conn;
+pub mod connect;
 pub mod proto;
-pub mod proxy;
-pub mod tls;
+pub mod session;
 pub mod url;
+mod worker;
 
 use crate::config::ProxySettings;
 use crate::job::spec::JobId;
@@ -46,6 +46,22 @@ pub struct LinkConfig {
     pub max_backoff: Duration,
 }
 
+impl LinkConfig {
+    /// The link configuration of a runner configured by `cfg`.
+    pub fn from_config(cfg: &crate::config::Config, hello: HelloInfo) -> LinkConfig {
+        LinkConfig {
+            url: cfg.ws_url(),
+            token: cfg.token.clone(),
+            runner_id: cfg.runner_id.clone(),
+            tenant_id: cfg.tenant_id.clone(),
+            ca_cert: cfg.ca_cert.clone(),
+            proxy: cfg.proxy.clone(),
+            hello,
+            max_backoff: cfg.max_backoff,
+        }
+    }
+}
+
 /// Log targets that must never be let log at `trace`: tungstenite traces
 /// the raw handshake request, `Authorization: Bearer <ADOS_TOKEN>`
 /// included. The logger setup caps these at `debug` whatever `RUST_LOG`
@@ -58,7 +74,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 impl std::fmt::Debug for LinkConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LinkConfig")
-            .field("url", &conn::display_url(&self.url))
+            .field("url", &crate::net::url::without_credentials(&self.url))
             .field("token", &"[REDACTED]")
             .field("runner_id", &self.runner_id)
             .field("tenant_id", &self.tenant_id)
@@ -70,7 +86,7 @@ impl std::fmt::Debug for LinkConfig {
 
 /// Start the link thread (named `ados-link`). It connects at once and
 /// keeps reconnecting until it is sent [`ToLink::Close`] (or every [`Link`]
-/// is dropped); see [`conn`] for how it works.
+/// is dropped); see [`session`] for how it works.
 ///
 /// # Errors
 /// The URL is not `ws://`/`wss://`, `ADOS_CA_CERT` cannot be used, or the
@@ -81,9 +97,9 @@ pub fn start(
     metrics: Arc<Metrics>,
     from_link: crossbeam_channel::Sender<FromLink>,
 ) -> std::io::Result<(Link, std::thread::JoinHandle<()>)> {
-    let target = conn::target(&cfg.url)
+    let target = connect::target(&cfg.url)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-    let tls = tls::client_config(cfg.ca_cert.as_deref())?;
+    let tls = crate::net::tls::client_config(cfg.ca_cert.as_deref())?;
     let poller = Arc::new(polling::Poller::new()?);
     let (tx, rx) = crossbeam_channel::unbounded();
     let waker = {
@@ -94,7 +110,7 @@ pub fn start(
             }
         })
     };
-    let worker = conn::Worker::new(cfg, target, tls, outbox, metrics, from_link, rx, poller);
+    let worker = worker::Worker::new(cfg, target, tls, outbox, metrics, from_link, rx, poller);
     let handle = std::thread::Builder::new()
         .name("ados-link".into())
         .spawn(move || worker.run())?;

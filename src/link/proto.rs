@@ -97,6 +97,55 @@ fn opt_str(v: &Value, field: &str) -> Option<String> {
     v.get(field).and_then(Value::as_str).map(str::to_string)
 }
 
+/// `welcome.heartbeat_s` when absent or not a number.
+pub const HEARTBEAT_DEFAULT_S: u64 = 15;
+/// The shortest heartbeat accepted: below it the runner would spend its
+/// time on heartbeats (0 or a negative number would spin).
+pub const HEARTBEAT_MIN_S: u64 = 1;
+/// The longest heartbeat accepted: a dead connection must still be
+/// noticed within 3 × this, and the deadline arithmetic must not overflow.
+pub const HEARTBEAT_MAX_S: u64 = 3600;
+
+/// `welcome.heartbeat_s`, never a reason to drop the frame: a number (an
+/// integer or not: `15.0` is 15) is rounded and clamped to
+/// [`HEARTBEAT_MIN_S`]..=[`HEARTBEAT_MAX_S`]; anything else (absent,
+/// `null`, `"15"`, `true`) is [`HEARTBEAT_DEFAULT_S`]. A `welcome` carries
+/// the acks; discarding it whole for this one field made the runner resend
+/// everything and reconnect forever.
+fn welcome_heartbeat(v: Option<&Value>) -> u64 {
+    let Some(n) = v.and_then(Value::as_f64) else {
+        return HEARTBEAT_DEFAULT_S;
+    };
+    let (min, max) = (HEARTBEAT_MIN_S as f64, HEARTBEAT_MAX_S as f64);
+    // Clamped first, so the cast is exact; JSON has no NaN.
+    n.round().clamp(min, max) as u64
+}
+
+/// `welcome.acks`: each entry read on its own; an entry without a string
+/// `job_id` and a whole non-negative `seq` is skipped, never the others.
+fn welcome_acks(v: Option<&Value>) -> Vec<(String, u64)> {
+    let Some(list) = v.and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|a| {
+            let job_id = a.get("job_id")?.as_str()?;
+            Some((job_id.to_string(), whole_number(a.get("seq")?)?))
+        })
+        .collect()
+}
+
+/// A JSON number that is a whole number from 0 to `u64::MAX` (`56` or
+/// `56.0`).
+fn whole_number(v: &Value) -> Option<u64> {
+    if let Some(n) = v.as_u64() {
+        return Some(n);
+    }
+    let f = v.as_f64()?;
+    // Below 2^53 a whole f64 converts exactly.
+    (f >= 0.0 && f.fract() == 0.0 && f < 9_007_199_254_740_992.0).then_some(f as u64)
+}
+
 /// Parse one text frame.
 pub fn parse_server_message(text: &str) -> Result<ServerMessage, FrameError> {
     let v: Value = serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
@@ -113,24 +162,10 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage, FrameError> {
         field,
     };
     Ok(match kind.as_str() {
-        "welcome" => {
-            let heartbeat_s = match v.get("heartbeat_s") {
-                None | Some(Value::Null) => 15,
-                Some(h) => h.as_u64().filter(|h| *h > 0).ok_or(bad("heartbeat_s"))?,
-            };
-            let mut acks = Vec::new();
-            if let Some(list) = v.get("acks").and_then(Value::as_array) {
-                for a in list {
-                    if let (Some(j), Some(s)) = (
-                        a.get("job_id").and_then(Value::as_str),
-                        a.get("seq").and_then(Value::as_u64),
-                    ) {
-                        acks.push((j.to_string(), s));
-                    }
-                }
-            }
-            ServerMessage::Welcome { heartbeat_s, acks }
-        }
+        "welcome" => ServerMessage::Welcome {
+            heartbeat_s: welcome_heartbeat(v.get("heartbeat_s")),
+            acks: welcome_acks(v.get("acks")),
+        },
         "job.assign" => match v.get("job") {
             Some(job @ Value::Object(_)) => ServerMessage::Assign(job.clone()),
             _ => return Err(bad("job")),
@@ -284,6 +319,67 @@ mod tests {
         assert!(matches!(
             parse_server_message(r#"{"type":"ack","job_id":"j"}"#),
             Err(FrameError::BadField { field: "seq", .. })
+        ));
+    }
+
+    /// Every odd `heartbeat_s` gives a usable interval and keeps the acks.
+    #[test]
+    fn a_bad_heartbeat_never_drops_the_welcome() {
+        let table: &[(&str, u64)] = &[
+            ("15", 15),
+            ("15.0", 15),
+            ("14.6", 15),
+            ("0", HEARTBEAT_MIN_S),
+            ("-1", HEARTBEAT_MIN_S),
+            ("0.2", HEARTBEAT_MIN_S),
+            ("1e30", HEARTBEAT_MAX_S),
+            ("-1e30", HEARTBEAT_MIN_S),
+            ("18446744073709551615", HEARTBEAT_MAX_S),
+            ("\"15\"", HEARTBEAT_DEFAULT_S),
+            ("true", HEARTBEAT_DEFAULT_S),
+            ("null", HEARTBEAT_DEFAULT_S),
+            ("{}", HEARTBEAT_DEFAULT_S),
+        ];
+        for (raw, want) in table {
+            let frame = format!(
+                r#"{{"type":"welcome","heartbeat_s":{raw},"acks":[{{"job_id":"j","seq":56}}]}}"#
+            );
+            assert_eq!(
+                parse_server_message(&frame),
+                Ok(ServerMessage::Welcome {
+                    heartbeat_s: *want,
+                    acks: vec![("j".into(), 56)]
+                }),
+                "heartbeat_s {raw}"
+            );
+        }
+        assert_eq!(
+            parse_server_message(r#"{"type":"welcome"}"#),
+            Ok(ServerMessage::Welcome {
+                heartbeat_s: HEARTBEAT_DEFAULT_S,
+                acks: vec![]
+            })
+        );
+    }
+
+    /// A bad ack entry is skipped on its own; the others still count.
+    #[test]
+    fn acks_are_read_one_by_one() {
+        let frame = r#"{"type":"welcome","heartbeat_s":"x","acks":[
+            {"job_id":"a","seq":1},{"job_id":"b","seq":-1},{"job_id":"c","seq":2.5},
+            {"job_id":7,"seq":1},{"seq":3},"junk",{"job_id":"d","seq":4.0},
+            {"job_id":"e","seq":1e300},{"job_id":"f","seq":18446744073709551615}]}"#;
+        assert_eq!(
+            parse_server_message(frame),
+            Ok(ServerMessage::Welcome {
+                heartbeat_s: HEARTBEAT_DEFAULT_S,
+                acks: vec![("a".into(), 1), ("d".into(), 4), ("f".into(), u64::MAX)]
+            })
+        );
+        let not_a_list = r#"{"type":"welcome","heartbeat_s":5,"acks":{"job_id":"a"}}"#;
+        assert!(matches!(
+            parse_server_message(not_a_list),
+            Ok(ServerMessage::Welcome { heartbeat_s: 5, .. })
         ));
     }
 

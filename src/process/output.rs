@@ -23,11 +23,19 @@ use std::thread::JoinHandle;
 /// Bytes read from a pipe at once.
 pub const READ_CHUNK: usize = 64 * 1024;
 
-/// A single line longer than this is cut: the bytes past it are dropped,
-/// the line is delivered cut and followed by a note line
-/// `[ados: line truncated: N bytes dropped]`. Agent CLIs print tool
-/// results of several MiB on one line, so the cap is far above that.
-pub const MAX_LINE: usize = 64 * 1024 * 1024;
+/// A single line longer than this is cut: the first `MAX_LINE` bytes are
+/// kept, the rest of the line is discarded as it streams in (never held),
+/// and the cut line is followed by a note line
+/// `[ados: line truncated: N bytes dropped]`.
+///
+/// Why 1 MiB: nothing the runner does with a line needs more. A frame to
+/// the control plane never exceeds 1 MiB (event text is cut to 128 KiB),
+/// so a longer line could never be reported whole anyway; a cut JSON line
+/// of an agent CLI no longer parses and is reported as unknown output (a
+/// log line), which is what it then is. A bigger cap only costs memory
+/// per stream of every running child (a 100 MB line once took the runner
+/// from 6 MB to 205 MB).
+pub const MAX_LINE: usize = 1024 * 1024;
 
 /// How long a blocked reader or writer sleeps before it checks `abandon`.
 const POLL_MS: i32 = 200;
@@ -98,8 +106,18 @@ impl LineSplitter {
     fn take(&mut self, bytes: &[u8]) {
         let room = self.cap.saturating_sub(self.current.len());
         let n = room.min(bytes.len());
-        self.current.extend_from_slice(&bytes[..n]);
-        self.dropped += (bytes.len() - n) as u64;
+        if n > 0 {
+            // Grow by doubling, but never past `cap`: `Vec`'s own growth
+            // could reserve up to twice the cap for a line at the limit.
+            let len = self.current.len();
+            let want = len.saturating_add(n);
+            if want > self.current.capacity() {
+                let target = want.max(len.saturating_mul(2)).min(self.cap);
+                self.current.reserve_exact(target - len);
+            }
+            self.current.extend_from_slice(&bytes[..n]);
+        }
+        self.dropped = self.dropped.saturating_add((bytes.len() - n) as u64);
     }
 
     fn flush(&mut self, emit: &mut dyn FnMut(Piece) -> bool) -> bool {
@@ -285,6 +303,37 @@ mod tests {
             truncation_note(6),
             "[ados: line truncated: 6 bytes dropped]"
         );
+    }
+
+    #[test]
+    fn a_hundred_mib_line_is_cut_at_the_cap_and_never_buffered_past_it() {
+        // Far below the 64 MiB that once let one line grow the runner by
+        // 200 MB.
+        const BOUND: usize = 1024 * 1024;
+        let mut s = LineSplitter::new(MAX_LINE);
+        let chunk = vec![b'x'; READ_CHUNK];
+        let chunks = 100 * 1024 * 1024 / READ_CHUNK;
+        let mut out = Vec::new();
+        for _ in 0..chunks {
+            assert!(s.push(&chunk, &mut |p| {
+                out.push(p);
+                true
+            }));
+            assert!(s.current.capacity() <= BOUND, "{}", s.current.capacity());
+        }
+        assert!(out.is_empty(), "nothing is emitted before the newline");
+        assert!(s.push(b"\nnext\n", &mut |p| {
+            out.push(p);
+            true
+        }));
+        assert_eq!(out.len(), 3);
+        let Piece::Line(cut) = &out[0] else {
+            panic!("the cut line comes first: {:?}", out[0]);
+        };
+        assert_eq!(cut.len(), MAX_LINE);
+        let dropped = (chunks * READ_CHUNK - MAX_LINE) as u64;
+        assert_eq!(out[1], Piece::Truncated(dropped));
+        assert_eq!(out[2], Piece::Line("next".into()));
     }
 
     #[test]

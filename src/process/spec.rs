@@ -1,7 +1,7 @@
 //! The types of the process API: what to run ([`CommandSpec`]), how to run
 //! it ([`RunOptions`]) and what happened ([`ProcessOutcome`]).
 
-use crate::job::{CancelReason, CancelToken};
+use crate::cancel::{CancelReason, CancelToken};
 use crate::redact::Redactor;
 use std::fmt;
 use std::io;

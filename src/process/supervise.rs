@@ -6,8 +6,9 @@ use super::spec::{
     Captured, CommandSpec, Ended, OutputStream, ProcessOutcome, RunOptions, SpawnError,
     SpawnObserver, Stdin,
 };
+use super::sweep::{self, RunMarker};
 use super::unix::{group_alive, kill_group};
-use crate::job::CancelReason;
+use crate::cancel::CancelReason;
 use crossbeam_channel::{bounded, never, Receiver};
 use std::io;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -52,11 +53,14 @@ pub fn run(
         program: spec.program.clone(),
         source,
     };
+    let marker = RunMarker::new();
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        // How `sweep` finds the run's processes that left the group.
+        .env(sweep::MARKER_VAR, marker.value())
         .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -64,7 +68,7 @@ pub fn run(
             Stdin::Null => Stdio::null(),
             Stdin::Bytes(_) => Stdio::piped(),
         });
-    let child = cmd.spawn().map_err(|e| {
+    let child = sweep::spawn_leader(&mut cmd).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound && !spec.cwd.is_dir() {
             // Not `NotFound`: the PATH hint would point the wrong way.
             io::Error::other(format!(
@@ -81,7 +85,7 @@ pub fn run(
     if let Some(o) = opts.observer {
         o.spawned(pgid);
     }
-    let mut group = Group::new(pgid, opts.observer);
+    let mut group = Group::new(pgid, marker.clone(), opts.observer);
     let abandon = group.abandon.clone();
 
     let (out_tx, out_rx) = bounded(LINE_CHANNEL_CAP);
@@ -138,7 +142,9 @@ pub fn run(
         .spawn(move || {
             let mut reaper = reaper;
             if let Some(mut child) = reaper.child.take() {
-                let _ = exit_tx.send(child.wait());
+                let status = child.wait();
+                sweep::leader_reaped(pgid);
+                let _ = exit_tx.send(status);
             }
         });
     match waiter {
@@ -154,6 +160,7 @@ pub fn run(
         spec,
         opts,
         pgid,
+        marker,
         start,
         deadline: spec.timeout.and_then(|t| start.checked_add(t)),
         phase: Phase::Running,
@@ -223,6 +230,7 @@ pub fn run_captured(
 fn reap_now(pgid: i32, mut child: Child) {
     kill_group(pgid, libc::SIGKILL);
     let _ = child.wait();
+    sweep::leader_reaped(pgid);
 }
 
 /// Owns the child until the waiter thread has reaped it; if that thread
@@ -246,6 +254,7 @@ impl Drop for Reaper {
 /// no process or thread of a run outlives it.
 struct Group<'a> {
     pgid: i32,
+    marker: RunMarker,
     observer: Option<&'a dyn SpawnObserver>,
     threads: Vec<JoinHandle<()>>,
     abandon: Arc<AtomicBool>,
@@ -253,9 +262,10 @@ struct Group<'a> {
 }
 
 impl<'a> Group<'a> {
-    fn new(pgid: i32, observer: Option<&'a dyn SpawnObserver>) -> Group<'a> {
+    fn new(pgid: i32, marker: RunMarker, observer: Option<&'a dyn SpawnObserver>) -> Group<'a> {
         Group {
             pgid,
+            marker,
             observer,
             threads: Vec::new(),
             abandon: Arc::new(AtomicBool::new(false)),
@@ -279,6 +289,14 @@ impl<'a> Group<'a> {
         // Always: a member that closed its pipes (`cmd >/dev/null &`) would
         // otherwise outlive the job.
         kill_group(self.pgid, libc::SIGKILL);
+        // And what left the group (`setsid`), found by the run's marker.
+        let escaped = sweep::sweep(&self.marker, self.pgid);
+        if escaped > 0 {
+            log::warn!(
+                "{escaped} process(es) of group {} had left the group (setsid?): killed",
+                self.pgid
+            );
+        }
         // Readers end on EOF, which the SIGKILL brings; a member that left
         // the group can keep the pipe open, so they also end on `abandon`.
         // Usually they are already done or end within microseconds of the
@@ -337,6 +355,7 @@ struct Supervisor<'s, 'o> {
     spec: &'s CommandSpec,
     opts: &'s RunOptions<'o>,
     pgid: i32,
+    marker: RunMarker,
     start: Instant,
     deadline: Option<Instant>,
     phase: Phase,
@@ -503,6 +522,9 @@ impl Supervisor<'_, '_> {
     fn kill(&mut self) {
         self.signalling(libc::SIGKILL);
         kill_group(self.pgid, libc::SIGKILL);
+        // A process that left the group may be what holds the output open:
+        // kill it now rather than abandon the pipes a second later.
+        sweep::sweep(&self.marker, self.pgid);
         if self.phase != Phase::Killed {
             self.phase = Phase::Killed;
         }

@@ -1,9 +1,32 @@
-//! Process groups: signalling a whole group and asking whether it lives.
+//! Process groups: signalling a whole group and asking whether it lives;
+//! and keeping the runner's own memory and environment from its children.
 //!
 //! Every child is the leader of its own group (`process_group(0)`), so
 //! `kill(-pgid)` reaches every descendant that did not leave the group.
 
 use std::io;
+
+/// Make this process non-dumpable (`PR_SET_DUMPABLE` 0): a process of the
+/// same uid (an agent the runner started) can then neither read
+/// `/proc/<runner>/environ` (`ADOS_TOKEN`, provider keys) or its memory nor
+/// ptrace it, and no core dump holds its secrets. Only a process with
+/// `CAP_SYS_PTRACE` (root, in practice) still can.
+///
+/// The flag is reset to dumpable by `execve` for every child: a `git`
+/// carrying a credential is readable by a same-uid process again. Only
+/// running jobs under another uid (or in a container) closes that.
+///
+/// # Errors
+///
+/// The `prctl` call failed (not Linux, or a seccomp filter).
+pub fn make_non_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// Send `sig` to every process of group `pgid`.
 ///
@@ -52,34 +75,61 @@ pub fn group_alive(pgid: i32) -> bool {
 /// How many non-zombie processes are in group `pgid`, from `/proc`
 /// (`None` when `/proc` cannot be read).
 fn live_members(pgid: i32) -> Option<usize> {
-    let dir = std::fs::read_dir("/proc").ok()?;
-    let mut n = 0;
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        if let Some((state, pgrp)) = parse_stat(&stat) {
-            if pgrp == pgid && state != 'Z' && state != 'X' {
-                n += 1;
-            }
-        }
-    }
-    Some(n)
+    std::fs::metadata("/proc").ok()?;
+    Some(
+        scan()
+            .iter()
+            .filter(|p| p.pgrp == pgid && p.is_live())
+            .count(),
+    )
 }
 
-/// State and process group from a `/proc/<pid>/stat` line. The command name
-/// can hold spaces and parentheses, so parsing starts after the last `)`.
-fn parse_stat(stat: &str) -> Option<(char, i32)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let _ppid = fields.next()?;
-    let pgrp = fields.next()?.parse().ok()?;
-    Some((state, pgrp))
+/// What the runner needs of one `/proc/<pid>/stat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ProcStat {
+    pub(super) pid: i32,
+    pub(super) state: char,
+    pub(super) ppid: i32,
+    pub(super) pgrp: i32,
+    /// Clock ticks after boot.
+    pub(super) start_ticks: u64,
+}
+
+impl ProcStat {
+    /// Running or sleeping: not a zombie waiting to be reaped.
+    pub(super) fn is_live(&self) -> bool {
+        self.state != 'Z' && self.state != 'X'
+    }
+}
+
+/// Every process in `/proc` (those that vanish meanwhile are skipped).
+pub(super) fn scan() -> Vec<ProcStat> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            parse_stat(pid, &stat)
+        })
+        .collect()
+}
+
+/// State, parent and start time from a `/proc/<pid>/stat` line. The
+/// command name can hold spaces and parentheses, so parsing starts after
+/// the last `)`; start time is field 22.
+pub(super) fn parse_stat(pid: i32, stat: &str) -> Option<ProcStat> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state), so field N is fields[N - 3].
+    Some(ProcStat {
+        pid,
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -87,9 +137,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_with_odd_command_name() {
-        let s = "123 (a) b (c)) S 1 456 456 0 -1 4194560";
-        assert_eq!(parse_stat(s), Some(('S', 456)));
+    fn stat_fields_past_an_odd_command_name() {
+        let s = "77 (a) b (c)) S 12 77 77 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 98765 100 200";
+        assert_eq!(
+            parse_stat(77, s),
+            Some(ProcStat {
+                pid: 77,
+                state: 'S',
+                ppid: 12,
+                pgrp: 77,
+                start_ticks: 98765
+            })
+        );
+        assert_eq!(parse_stat(1, "1 (x) S 0"), None);
     }
 
     #[test]

@@ -5,12 +5,13 @@
 //! results ([`Stop`]).
 
 use crate::agents::AgentRegistry;
+use crate::cancel::{CancelReason, CancelToken};
 use crate::config::Config;
 use crate::executors::{Executor, ExecutorKind};
 use crate::git::{Git, GitEnv, GitError};
 use crate::job::event::{JobResult, LogStream, ResultStatus};
 use crate::job::spec::JobSpec;
-use crate::job::{CancelReason, CancelToken, Reporter};
+use crate::job::Reporter;
 use crate::journal::JobStream;
 use crate::link::Waker;
 use crate::metrics::Metrics;

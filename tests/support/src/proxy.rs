@@ -23,6 +23,8 @@ struct Shared {
     sockets: Mutex<Vec<TcpStream>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     stopping: AtomicBool,
+    /// Where every tunnel goes instead of the CONNECT target.
+    upstream: Option<SocketAddr>,
 }
 
 /// A running proxy; dropping it closes every tunnel.
@@ -38,9 +40,26 @@ impl ConnectProxy {
     /// # Panics
     /// Cannot bind.
     pub fn start() -> ConnectProxy {
+        ConnectProxy::start_with(None)
+    }
+
+    /// Like [`ConnectProxy::start`], but every tunnel goes to `upstream`
+    /// whatever host the CONNECT names: the proxy resolves names the test
+    /// machine cannot (`api.corp.invalid`), as a corporate proxy does.
+    ///
+    /// # Panics
+    /// Cannot bind.
+    pub fn start_to(upstream: SocketAddr) -> ConnectProxy {
+        ConnectProxy::start_with(Some(upstream))
+    }
+
+    fn start_with(upstream: Option<SocketAddr>) -> ConnectProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let port = listener.local_addr().expect("bound").port();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            upstream,
+            ..Shared::default()
+        });
         let s = shared.clone();
         let accept = std::thread::Builder::new()
             .name("proxy-accept".into())
@@ -129,7 +148,11 @@ fn tunnel(mut client: TcpStream, shared: &Shared) {
         target: target.to_string(),
         proxy_authorization,
     });
-    let Ok(upstream) = TcpStream::connect(target) else {
+    let upstream = match shared.upstream {
+        Some(addr) => TcpStream::connect(addr),
+        None => TcpStream::connect(target),
+    };
+    let Ok(upstream) = upstream else {
         let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
         return;
     };

@@ -4,6 +4,9 @@
 //! supervisor in its `select!` loop, so a cancel reaches a running child
 //! within one loop turn. The severity order matters: a later, stronger
 //! request (a second SIGTERM) upgrades an earlier one, never the reverse.
+//!
+//! It sits at the crate root, below everything that uses it: `process/`,
+//! `git/` and `workspace` take a token without importing the job layer.
 
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -1,8 +1,7 @@
-//! The link thread: the one thread that owns the control-plane WebSocket
-//! (protocol.md §1–3). It connects (through an HTTP CONNECT proxy and TLS
-//! when they apply), says `hello`, waits for `welcome`, then delivers the
-//! outbox, sends heartbeats, hands server messages to the dispatcher, and
-//! reconnects with backoff whenever the connection is lost.
+//! One connection of the link thread ([`super::worker`]), from `hello` to
+//! its end (protocol.md §1–3): say `hello`, wait for `welcome`, then
+//! deliver the outbox, send heartbeats, hand server messages to the
+//! dispatcher, until the connection is lost or closed for shutdown.
 //!
 //! # How it waits
 //!
@@ -33,65 +32,33 @@
 //! idle link wakes only for heartbeats (every `heartbeat_s`, default 15 s)
 //! and the server's frames, so its idle CPU is ~0.
 //!
-//! # What is dropped
-//!
-//! Control frames ([`ToLink::Frame`]: `job.accepted`, `job.rejected`) that
-//! arrive while no connection is up (from [`FromLink::Disconnected`] to
-//! the next `welcome`, i.e. [`FromLink::Connected`]) are dropped: on
-//! reconnect the server re-assigns what it has not seen accepted. Job
-//! events are never dropped: they live in the journal until acknowledged.
-//!
-//! # Shutdown
-//!
-//! [`ToLink::Close`] makes the thread deliver the outbox until everything
-//! is sent and acknowledged (or the deadline passes), close with a proper
-//! close handshake, and end. While disconnected it keeps trying to connect
-//! until the deadline, but only if something is left to deliver. A
-//! connection attempt already under way is not interrupted: it is bounded
-//! by its own timeouts (10 s connect, 10 s per handshake read or write),
-//! and no attempt starts after the deadline.
-//!
 //! # Extras beyond protocol.md
 //!
 //! A `heartbeat` is sent right after `welcome` (the server learns the
 //! runner's state at once), and at once whenever [`ToLink::State`] brings a
 //! new state.
-
-use super::backoff::{Backoff, Failure, XorShift};
-use super::proto::{self, RunnerState, ServerMessage};
-use super::{proxy, FromLink, LinkConfig, ToLink};
-use crate::journal::Outbox;
-use crate::metrics::Metrics;
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use polling::{Event, Events, Poller};
-use rustls::ClientConfig;
+use super::backoff::Failure;
+use super::connect::{tcp_of, would_block, Ws, MAX_INBOUND};
+use super::proto::{self, ServerMessage};
+use super::worker::Worker;
+use super::{FromLink, ToLink};
+use crossbeam_channel::TryRecvError;
+use polling::{Event, Poller};
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::HandshakeError;
-use tungstenite::http::{header, HeaderValue, Request, Uri};
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Connector, Message, WebSocket};
+use tungstenite::protocol::CloseFrame;
+use tungstenite::Message;
 
-/// TCP connect timeout (per address).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read/write timeout of the proxy, TLS and WebSocket handshakes.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Inbound frames and messages larger than this are refused (close 1009).
-pub const MAX_INBOUND: usize = 16 << 20;
 /// The runner never sends a frame larger than this (protocol.md §1).
 pub const MAX_OUTBOUND: usize = 1 << 20;
 /// Heartbeat interval until `welcome` says otherwise.
-const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
-/// The longest heartbeat interval accepted from `welcome` (a bigger value
-/// is clamped: a dead connection must still be noticed, and the deadline
-/// arithmetic must not overflow).
-const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(proto::HEARTBEAT_DEFAULT_S);
+/// The longest heartbeat interval accepted from `welcome` (already clamped
+/// by [`proto`]; kept here so the deadline arithmetic never overflows).
+const MAX_HEARTBEAT: Duration = Duration::from_secs(proto::HEARTBEAT_MAX_S);
 /// How long to wait for the server's answer to our close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Close codes after which retrying fast is pointless (protocol.md §1).
@@ -101,124 +68,8 @@ const READS_PER_TURN: usize = 256;
 /// The poller key of the socket.
 const SOCKET_KEY: usize = 0;
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-/// Why a connection attempt failed. Messages never contain the token or
-/// proxy credentials.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// The configuration cannot work (bad URL, proxy variable, header).
-    Config(String),
-    /// DNS or TCP connect failed.
-    Connect(String),
-    /// The proxy refused or broke the tunnel.
-    Proxy(String),
-    /// A phase took longer than its timeout.
-    Timeout(&'static str),
-    /// TLS failed (e.g. `invalid peer certificate: UnknownIssuer`).
-    Tls(String),
-    /// The server answered the handshake with 401 or 403.
-    Auth(u16),
-    /// The server answered the handshake with another HTTP status.
-    Http(u16),
-    /// Any other WebSocket failure.
-    WebSocket(String),
-}
-
-impl ConnectError {
-    /// Whether the server refused our identity (retry with the maximum backoff).
-    pub fn is_auth(&self) -> bool {
-        matches!(self, ConnectError::Auth(_))
-    }
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::Config(m) | ConnectError::Connect(m) | ConnectError::Proxy(m) => {
-                f.write_str(m)
-            }
-            ConnectError::Timeout(phase) => write!(f, "{phase} timed out"),
-            ConnectError::Tls(m) => write!(
-                f,
-                "TLS failed: {m} (for a private CA, set ADOS_CA_CERT to its PEM file)"
-            ),
-            ConnectError::Auth(401) => {
-                f.write_str("the server refused the token (HTTP 401): check ADOS_TOKEN")
-            }
-            ConnectError::Auth(status) => write!(
-                f,
-                "the server refused this runner (HTTP {status}): check ADOS_TOKEN, \
-                 ADOS_RUNNER_ID and ADOS_TENANT_ID"
-            ),
-            ConnectError::Http(status) => {
-                write!(
-                    f,
-                    "the server answered the WebSocket handshake with HTTP {status}"
-                )
-            }
-            ConnectError::WebSocket(m) => write!(f, "WebSocket handshake failed: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {}
-
-/// The URL without any `user:pass@`, for messages.
-pub fn display_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            format!("{scheme}://{host}{path}")
-        }
-        None => url.to_string(),
-    }
-}
-
-/// Where to connect, from [`LinkConfig::url`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    /// `wss`.
-    pub tls: bool,
-    /// Host name or address (no brackets).
-    pub host: String,
-    /// Port (default 80/443).
-    pub port: u16,
-}
-
-/// Parse and check the link URL.
-///
-/// # Errors
-/// Not a `ws://` or `wss://` URL with a host.
-pub fn target(url: &str) -> Result<Target, ConnectError> {
-    let bad = |why: &str| {
-        ConnectError::Config(format!(
-            "the control-plane URL {} {why}; check ADOS_API_URL (e.g. https://api.ados.dev)",
-            display_url(url)
-        ))
-    };
-    let uri: Uri = url.parse().map_err(|_| bad("is not a valid URL"))?;
-    let tls = match uri.scheme_str() {
-        Some("wss") => true,
-        Some("ws") => false,
-        _ => return Err(bad("is not a ws:// or wss:// URL")),
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| bad("has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    Ok(Target { tls, host, port })
-}
-
 /// Why a session (one connection) ended.
-enum End {
+pub(super) enum End {
     /// We closed for shutdown: the thread ends.
     Shutdown,
     /// Lost or refused: reconnect after a backoff.
@@ -231,7 +82,7 @@ enum End {
 }
 
 /// The per-connection state.
-struct Session {
+pub(super) struct Session {
     welcomed: bool,
     welcomed_at: Option<Instant>,
     heartbeat: Duration,
@@ -262,24 +113,6 @@ impl Session {
             up: self.up(),
         }
     }
-}
-
-/// The state of the link thread.
-pub(crate) struct Worker {
-    cfg: LinkConfig,
-    url: String,
-    target: Target,
-    tls: Arc<ClientConfig>,
-    outbox: Outbox,
-    metrics: Arc<Metrics>,
-    from_link: Sender<FromLink>,
-    rx: Receiver<ToLink>,
-    poller: Arc<Poller>,
-    events: Events,
-    state: RunnerState,
-    backoff: Backoff,
-    /// Shutdown requested: flush until this deadline, then exit.
-    closing: Option<Instant>,
 }
 
 /// A socket registered in the poller; removed on drop, before the socket
@@ -313,284 +146,9 @@ impl Drop for Registration {
     }
 }
 
-fn would_block(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
-}
-
-fn tcp_of(ws: &Ws) -> Option<&TcpStream> {
-    match ws.get_ref() {
-        MaybeTlsStream::Plain(s) => Some(s),
-        MaybeTlsStream::Rustls(s) => Some(s.get_ref()),
-        _ => None,
-    }
-}
-
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(MAX_INBOUND))
-        .max_frame_size(Some(MAX_INBOUND))
-}
-
-/// Turn a handshake error into a [`ConnectError`].
-fn classify(e: tungstenite::Error) -> ConnectError {
-    match e {
-        tungstenite::Error::Http(resp) => match resp.status().as_u16() {
-            s @ (401 | 403) => ConnectError::Auth(s),
-            s => ConnectError::Http(s),
-        },
-        tungstenite::Error::Io(io) => {
-            if let Some(tls) = io
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                ConnectError::Tls(tls.to_string())
-            } else if would_block(&io) {
-                ConnectError::Timeout("the TLS/WebSocket handshake")
-            } else {
-                ConnectError::WebSocket(io.to_string())
-            }
-        }
-        tungstenite::Error::Tls(t) => ConnectError::Tls(t.to_string()),
-        other => ConnectError::WebSocket(other.to_string()),
-    }
-}
-
 impl Worker {
-    /// A worker for `cfg`; `target` was checked by the caller.
-    #[expect(clippy::too_many_arguments, reason = "one call site, in `start`")]
-    pub(crate) fn new(
-        cfg: LinkConfig,
-        target: Target,
-        tls: Arc<ClientConfig>,
-        outbox: Outbox,
-        metrics: Arc<Metrics>,
-        from_link: Sender<FromLink>,
-        rx: Receiver<ToLink>,
-        poller: Arc<Poller>,
-    ) -> Worker {
-        let backoff = Backoff::new(cfg.max_backoff, XorShift::from_time());
-        Worker {
-            url: display_url(&cfg.url),
-            cfg,
-            target,
-            tls,
-            outbox,
-            metrics,
-            from_link,
-            rx,
-            poller,
-            events: Events::new(),
-            state: RunnerState::default(),
-            backoff,
-            closing: None,
-        }
-    }
-
-    /// The thread body: connect, serve, reconnect, until shut down.
-    pub(crate) fn run(mut self) {
-        let mut after_failure = false;
-        loop {
-            self.take_messages_offline();
-            if self.should_exit_offline() {
-                break;
-            }
-            if after_failure {
-                self.metrics.inc_reconnects();
-            }
-            let end = match self.connect() {
-                Ok(ws) => self.session(ws),
-                Err(e) => {
-                    let failure = if e.is_auth() {
-                        Failure::Auth
-                    } else {
-                        Failure::Ordinary
-                    };
-                    let delay = self.backoff.next_delay(failure);
-                    if e.is_auth() {
-                        log::error!(
-                            "cannot connect to the control plane at {}: {e}; retrying in {:.1}s",
-                            self.url,
-                            delay.as_secs_f64()
-                        );
-                    } else {
-                        log::warn!(
-                            "cannot connect to the control plane at {}: {e}; retrying in {:.1}s",
-                            self.url,
-                            delay.as_secs_f64()
-                        );
-                    }
-                    after_failure = true;
-                    self.wait_offline(delay);
-                    continue;
-                }
-            };
-            match end {
-                End::Shutdown => break,
-                End::Lost { failure, up } => {
-                    if Backoff::should_reset(up) {
-                        self.backoff.reset();
-                    }
-                    let delay = self.backoff.next_delay(failure);
-                    log::info!(
-                        "reconnecting to {} in {:.1}s",
-                        self.url,
-                        delay.as_secs_f64()
-                    );
-                    after_failure = true;
-                    self.wait_offline(delay);
-                }
-            }
-        }
-        log::info!("control-plane link closed");
-    }
-
-    /// Whether the thread may end while disconnected: shutdown requested
-    /// and its deadline passed, or nothing left to deliver.
-    fn should_exit_offline(&self) -> bool {
-        match self.closing {
-            None => false,
-            Some(deadline) => {
-                Instant::now() >= deadline
-                    || (self.outbox.unacked() == 0 && self.outbox.held_jobs().is_empty())
-            }
-        }
-    }
-
-    /// Note a shutdown request (the earliest deadline wins).
-    fn close_by(&mut self, deadline: Instant) {
-        self.closing = Some(self.closing.map_or(deadline, |d| d.min(deadline)));
-    }
-
-    /// Take every waiting message while no connection is up: control
-    /// frames are dropped (the server re-assigns on reconnect).
-    fn take_messages_offline(&mut self) {
-        loop {
-            match self.rx.try_recv() {
-                Ok(ToLink::Frame(frame)) => {
-                    log::debug!(
-                        "not connected: dropping a control frame of {} bytes",
-                        frame.len()
-                    );
-                }
-                Ok(ToLink::Track(stream)) => self.outbox.track(stream),
-                Ok(ToLink::State(state)) => self.state = state,
-                Ok(ToLink::Close { deadline }) => self.close_by(deadline),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    // Every `Link` is gone: nobody can ask us to close any more.
-                    self.close_by(Instant::now());
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Wait `delay` (or until shutdown makes waiting pointless) while
-    /// still taking messages.
-    fn wait_offline(&mut self, delay: Duration) {
-        let until = Instant::now() + delay;
-        loop {
-            let until = self.closing.map_or(until, |d| d.min(until));
-            let now = Instant::now();
-            if now >= until || self.should_exit_offline() {
-                return;
-            }
-            self.events.clear();
-            if let Err(e) = self.poller.wait(&mut self.events, Some(until - now)) {
-                log::debug!("poller wait: {e}");
-            }
-            self.take_messages_offline();
-        }
-    }
-
-    /// One connection attempt: TCP (through the proxy when one applies),
-    /// TLS for wss, the WebSocket handshake with our headers.
-    fn connect(&self) -> Result<Ws, ConnectError> {
-        let budget = match self.closing {
-            Some(deadline) => deadline
-                .saturating_duration_since(Instant::now())
-                .min(CONNECT_TIMEOUT),
-            None => CONNECT_TIMEOUT,
-        };
-        if budget.is_zero() {
-            return Err(ConnectError::Timeout(
-                "connecting before the shutdown deadline",
-            ));
-        }
-        let t = &self.target;
-        let proxy = proxy::select(&self.cfg.proxy, t.tls, &t.host).map_err(ConnectError::Config)?;
-        let (dial_host, dial_port) = match &proxy {
-            Some(p) => (p.host.as_str(), p.port),
-            None => (t.host.as_str(), t.port),
-        };
-        let mut tcp = dial(dial_host, dial_port, budget)?;
-        let handshake_timeout = Some(budget.min(HANDSHAKE_TIMEOUT));
-        let setup = |e: io::Error| ConnectError::Connect(format!("socket setup failed: {e}"));
-        tcp.set_nodelay(true).map_err(setup)?;
-        tcp.set_read_timeout(handshake_timeout).map_err(setup)?;
-        tcp.set_write_timeout(handshake_timeout).map_err(setup)?;
-        if let Some(p) = &proxy {
-            proxy::tunnel(&mut tcp, p, &t.host, t.port).map_err(|e| {
-                if would_block(&e) {
-                    ConnectError::Timeout("the proxy CONNECT")
-                } else {
-                    ConnectError::Proxy(format!(
-                        "through the proxy {}:{} ({}): {e}",
-                        p.host, p.port, p.var
-                    ))
-                }
-            })?;
-        }
-        let request = self.request()?;
-        match tungstenite::client_tls_with_config(
-            request,
-            tcp,
-            Some(ws_config()),
-            Some(Connector::Rustls(self.tls.clone())),
-        ) {
-            Ok((ws, _response)) => Ok(ws),
-            Err(HandshakeError::Interrupted(_)) => {
-                Err(ConnectError::Timeout("the TLS/WebSocket handshake"))
-            }
-            Err(HandshakeError::Failure(e)) => Err(classify(e)),
-        }
-    }
-
-    /// The handshake request with protocol.md §1's headers.
-    fn request(&self) -> Result<Request<()>, ConnectError> {
-        let mut request = self.cfg.url.as_str().into_client_request().map_err(|e| {
-            ConnectError::Config(format!("bad control-plane URL {}: {e}", self.url))
-        })?;
-        let value = |var: &str, v: &str| {
-            HeaderValue::from_str(v).map_err(|_| {
-                ConnectError::Config(format!(
-                    "{var} contains characters that cannot be sent in an HTTP header"
-                ))
-            })
-        };
-        let mut auth = value("ADOS_TOKEN", &format!("Bearer {}", self.cfg.token))?;
-        auth.set_sensitive(true);
-        let headers = request.headers_mut();
-        headers.insert(header::AUTHORIZATION, auth);
-        headers.insert(
-            "x-ados-runner-id",
-            value("ADOS_RUNNER_ID", &self.cfg.runner_id)?,
-        );
-        if let Some(tenant) = &self.cfg.tenant_id {
-            headers.insert("x-ados-tenant-id", value("ADOS_TENANT_ID", tenant)?);
-        }
-        headers.insert(
-            header::USER_AGENT,
-            value("version", &format!("ados-work-runner/{}", crate::VERSION))?,
-        );
-        Ok(request)
-    }
-
     /// Serve one connection until it is lost or we close it.
-    fn session(&mut self, mut ws: Ws) -> End {
+    pub(super) fn session(&mut self, mut ws: Ws) -> End {
         let now = Instant::now();
         let mut s = Session {
             welcomed: false,
@@ -645,13 +203,6 @@ impl Worker {
             fd,
         })
     }
-
-    fn notify(&self, msg: FromLink) {
-        if self.from_link.send(msg).is_err() {
-            log::debug!("dispatcher gone; link message dropped");
-        }
-    }
-
     /// Queue a message; `WouldBlock` means "buffered, wait for writable".
     fn write(&self, ws: &mut Ws, s: &mut Session, msg: Message) -> Result<(), End> {
         if s.close_by.is_some() {
@@ -999,70 +550,5 @@ impl Worker {
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
         Ok(())
-    }
-}
-
-/// Resolve and connect with a timeout per address.
-fn dial(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, ConnectError> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| ConnectError::Connect(format!("cannot resolve {host}: {e}")))?
-        .collect();
-    let mut last = None;
-    for addr in &addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some((addr, e)),
-        }
-    }
-    Err(match last {
-        Some((addr, e)) if would_block(&e) => {
-            ConnectError::Connect(format!("connecting to {addr} timed out after {timeout:?}"))
-        }
-        Some((addr, e)) => ConnectError::Connect(format!("cannot connect to {addr}: {e}")),
-        None => ConnectError::Connect(format!("{host} resolved to no address")),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_from_urls() {
-        assert_eq!(
-            target("wss://api.ados.dev/api/v1/work/runners/ws").unwrap(),
-            Target {
-                tls: true,
-                host: "api.ados.dev".into(),
-                port: 443
-            }
-        );
-        assert_eq!(
-            target("ws://[::1]:9090/x").unwrap(),
-            Target {
-                tls: false,
-                host: "::1".into(),
-                port: 9090
-            }
-        );
-        assert!(target("https://h/x").is_err());
-        assert!(target("not a url").is_err());
-    }
-
-    #[test]
-    fn display_url_hides_userinfo() {
-        assert_eq!(display_url("wss://u:secret@h:1/p?q"), "wss://h:1/p?q");
-        assert_eq!(display_url("ws://h/p"), "ws://h/p");
-    }
-
-    #[test]
-    fn auth_errors_name_the_variable() {
-        assert!(ConnectError::Auth(401).to_string().contains("ADOS_TOKEN"));
-        assert!(ConnectError::Auth(403)
-            .to_string()
-            .contains("ADOS_TENANT_ID"));
-        assert!(ConnectError::Auth(401).is_auth());
-        assert!(!ConnectError::Http(500).is_auth());
     }
 }

@@ -1,4 +1,5 @@
-//! The rustls client configuration of the link: the ring provider only (no
+//! The rustls client configuration of every connection the runner makes
+//! (the link, `check`, the HTTP client): the ring provider only (no
 //! aws-lc-rs, builds for musl; rust-stack.md §1), Mozilla's roots compiled
 //! in (a `FROM scratch` image has no CA files), plus every certificate of
 //! the `ADOS_CA_CERT` PEM file for a control plane behind a private CA.

@@ -16,12 +16,12 @@
 //! The pool shuts down by closing its channel ([`Pool::join`]), then joining.
 
 use crate::cancel::CancelToken;
-use crate::job::pipeline::{JobContext, JobRunner};
 use crate::job::spec::{JobId, JobSpec};
 use crate::job::{JobResult, Reporter, ResultStatus};
 use crate::journal::{JobStream, JournalSink};
 use crate::link::Waker;
 use crate::redact::Redactor;
+use crate::run::{JobContext, JobRunner};
 use crossbeam_channel::{Receiver, Sender};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -346,6 +346,7 @@ mod tests {
         let ctx = Arc::new(JobContext::new(
             cfg,
             workspace,
+            crate::executors::ExecutorKind::Host,
             Arc::new(Metrics::new()),
             Waker::noop(),
         ));

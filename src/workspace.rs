@@ -54,9 +54,20 @@ impl Workspace {
     /// # Errors
     /// When a directory cannot be created (permissions, read-only disk).
     pub fn open(root: &Path) -> io::Result<Workspace> {
-        for sub in [JOBS, MIRRORS, LOCKS, STATE] {
+        // Job users (`ADOS_JOB_UID_BASE`) may pass through `jobs/` to their
+        // own directory and read the mirrors their checkouts borrow objects
+        // from; the journals (every job's events) and the locks are the
+        // runner's alone.
+        for (sub, mode) in [
+            (JOBS, 0o711),
+            (MIRRORS, 0o755),
+            (LOCKS, 0o700),
+            (STATE, 0o700),
+        ] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|e| with_path(e, "cannot create", &dir))?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+                .map_err(|e| with_path(e, "cannot set the mode of", &dir))?;
         }
         let root = fs::canonicalize(root).map_err(|e| with_path(e, "cannot resolve", root))?;
         Ok(Workspace { root })

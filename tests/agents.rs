@@ -191,7 +191,7 @@ fn attempt(r: Run) -> Done {
     let out = run_attempt(
         adapter,
         &ctx,
-        &HostExecutor::for_job("job-1"),
+        &HostExecutor::for_job("job-1", None),
         &opts,
         &mut reporter,
     )
@@ -523,7 +523,7 @@ fn a_missing_cli_is_a_spawn_error() {
     let err = run_attempt(
         registry.get("claude").unwrap(),
         &ctx,
-        &HostExecutor::for_job("j"),
+        &HostExecutor::for_job("j", None),
         &opts,
         &mut reporter,
     )

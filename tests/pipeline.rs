@@ -30,6 +30,11 @@ struct Harness {
 
 impl Harness {
     fn start(files: &[(&str, &str)]) -> Harness {
+        Harness::start_with(files, &[])
+    }
+
+    /// A harness whose runner also gets `extra` in its environment.
+    fn start_with(files: &[(&str, &str)], extra: &[(&str, &str)]) -> Harness {
         let cp = ControlPlane::start(Options {
             heartbeat_s: 1,
             ..Options::default()
@@ -65,6 +70,8 @@ impl Harness {
             ),
             ("PATH", path),
         ];
+        let mut env = env;
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         let runner = RunnerProcess::start(Path::new(BIN), &[], &env);
         cp.wait_for(|v| v["type"] == "hello", T);
         Harness {
@@ -860,7 +867,11 @@ const POISON_THE_MIRROR: &str = "FAKE: sh M=$(sed 's#/objects$##' .git/objects/i
 
 #[test]
 fn a_poisoned_mirror_never_reaches_upstream_through_a_later_job() {
-    let h = Harness::start(&[("README.md", "# r\n")]);
+    // As on a host where the runner is not root: the agent runs as the
+    // runner's own user and can write the mirror, which must defend itself.
+    // (A root runner gives the agent a user of its own, who cannot write
+    // the mirror at all: see `a_job_user_reaches_neither_the_runner_nor_another_job`.)
+    let h = Harness::start_with(&[("README.md", "# r\n")], &[("ADOS_JOB_UID_BASE", "off")]);
     let (_, upstream_main, _) = try_git(&h.bare(), &["rev-parse", "refs/heads/main"]);
     let upstream_main = upstream_main.trim().to_string();
 
@@ -932,4 +943,73 @@ fn a_clean_filter_planted_by_the_agent_never_runs_in_the_runners_git() {
         h.branch_file("ados/filter", "a.txt").as_deref(),
         Some("plain text\n")
     );
+}
+
+/// Hex of `s`, as `od -An -tx1 | tr -d ' \n'` prints it: a form no
+/// redactor knows, so a secret that leaks this way shows in the events.
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_job_user_reaches_neither_the_runner_nor_another_job() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: per-job users need a runner started as root (CI runs as root)");
+        return;
+    }
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let npm_token = "npm_OtherJobsToken_0123456789";
+    // Job A holds its registry credentials while job B's agent looks.
+    let mut a = h.spec("iso-a", "claude", "FAKE: sleep 6\nFAKE: write a.txt a", "");
+    a["registries"] = json!([{"type": "npm", "url": "https://npm.pkg.github.com", "scope": "@o",
+                              "token": npm_token}]);
+    h.cp.assign(a);
+    h.cp.wait_for(
+        |v| v["job_id"] == "iso-a" && v["event"]["status"] == "running_agent",
+        T,
+    );
+    let snoop = "FAKE: sh R=$(cut -d' ' -f4 /proc/$PPID/stat); \
+        echo runner-env:$(od -An -tx1 /proc/$R/environ | tr -d ' \\n'); \
+        echo other-job:$(od -An -tx1 ../../iso-a/home/.npmrc | tr -d ' \\n'); \
+        M=$(sed 's#/objects$##' .git/objects/info/alternates); \
+        git --git-dir=\"$M\" update-ref refs/heads/main HEAD && echo MIRROR-WRITTEN; \
+        touch \"$M/objects/planted\" && echo MIRROR-WRITTEN; \
+        echo uid:$(id -u)";
+    let (events, res) = h.run(h.spec(
+        "iso-b",
+        "claude",
+        &format!("FAKE: write b.txt b\n{snoop}"),
+        "",
+    ));
+    assert_eq!(res["status"], "completed", "{res}");
+    // What the agent's commands printed (not the commands themselves).
+    let text: String = events
+        .iter()
+        .filter(|e| e["event"]["type"] == "tool_result" && e["event"]["tool"] == "Bash")
+        .map(|e| e["event"]["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        text.contains("uid:2000"),
+        "the agent ran as a job user: {text}"
+    );
+    assert!(
+        text.contains("runner-env:"),
+        "the agent's moves ran: {text}"
+    );
+    assert!(
+        !text.contains(&hex(&h.cp.options().token)),
+        "the agent read ADOS_TOKEN from the runner's environment"
+    );
+    assert!(
+        !text.contains(&hex(npm_token)),
+        "the agent read another job's registry credentials"
+    );
+    assert!(
+        !text.contains("MIRROR-WRITTEN"),
+        "the agent wrote to the mirror"
+    );
+    let done =
+        h.cp.wait_for(|v| v["type"] == "job.result" && v["job_id"] == "iso-a", T);
+    assert_eq!(done["status"], "completed", "{done}");
 }

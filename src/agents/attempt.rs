@@ -51,7 +51,7 @@ pub fn run_attempt(
             ),
         })?;
     }
-    let placed = place_long_prompt(adapter, ctx).map_err(|e| SpawnError {
+    let placed = place_long_prompt(adapter, ctx, executor.run_as()).map_err(|e| SpawnError {
         program: adapter.program().to_string(),
         source: std::io::Error::new(e.kind(), format!("could not write the prompt file: {e}")),
     })?;
@@ -97,6 +97,7 @@ pub fn run_attempt(
 fn place_long_prompt<'a>(
     adapter: &dyn AgentAdapter,
     ctx: &AgentContext<'a>,
+    owner: Option<crate::process::RunAs>,
 ) -> std::io::Result<Option<AgentContext<'a>>> {
     if ctx.prompt.len() <= PROMPT_ARG_MAX || ctx.prompt_input != PromptInput::Argument {
         return Ok(None);
@@ -106,6 +107,10 @@ fn place_long_prompt<'a>(
         LongPrompt::File => {
             let path = ctx.tmp.join("ados-prompt.md");
             crate::registries::write_private(&path, ctx.prompt)?;
+            if let Some(user) = owner {
+                // Private to the agent's user, who must read it.
+                std::os::unix::fs::lchown(&path, Some(user.uid), Some(user.gid))?;
+            }
             PromptInput::File(path)
         }
     };

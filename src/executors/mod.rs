@@ -12,11 +12,13 @@
 //! journal).
 
 mod host;
+mod users;
 
 pub use host::HostExecutor;
+pub use users::{JobUsers, UserLease};
 
 use crate::job::JobId;
-use crate::process::{CommandSpec, OutputStream, ProcessOutcome, RunOptions, SpawnError};
+use crate::process::{CommandSpec, OutputStream, ProcessOutcome, RunAs, RunOptions, SpawnError};
 
 /// Runs commands somewhere, with the guarantees of [`crate::process::run`]:
 /// own process group, redacted line streams, timeout and cancel escalation,
@@ -27,6 +29,12 @@ pub trait Executor: Send + Sync {
 
     /// The job this executor runs commands for.
     fn job_id(&self) -> &str;
+
+    /// The user the job's commands run as, who must own what they write
+    /// to (`None`: the runner's own user).
+    fn run_as(&self) -> Option<RunAs> {
+        None
+    }
 
     /// Run `spec` to the end, calling `on_line` on this thread for each
     /// redacted output line.
@@ -58,10 +66,10 @@ impl ExecutorKind {
         }
     }
 
-    /// An executor for the job `job_id`.
-    pub fn for_job(self, job_id: &JobId) -> Box<dyn Executor> {
+    /// An executor for the job `job_id`, whose commands run as `run_as`.
+    pub fn for_job(self, job_id: &JobId, run_as: Option<RunAs>) -> Box<dyn Executor> {
         match self {
-            ExecutorKind::Host => Box::new(HostExecutor::for_job(job_id.as_str())),
+            ExecutorKind::Host => Box::new(HostExecutor::for_job(job_id.as_str(), run_as)),
         }
     }
 }
@@ -73,7 +81,7 @@ mod tests {
     #[test]
     fn each_job_gets_its_own_executor_that_knows_it() {
         let id = JobId::parse("job-7").expect("valid id");
-        let ex = ExecutorKind::Host.for_job(&id);
+        let ex = ExecutorKind::Host.for_job(&id, None);
         assert_eq!(ex.job_id(), "job-7");
         assert_eq!(ex.name(), ExecutorKind::Host.name());
         assert_eq!(ExecutorKind::default().name(), "host");

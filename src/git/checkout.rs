@@ -465,16 +465,18 @@ impl Checkout {
             &self.target,
             &["--no-checkout"],
         )?;
+        // While the new `.git` is still the runner's, in a directory of the
+        // runner's (the checkout may belong to the job's user by now).
+        local(
+            git,
+            step,
+            &tmp,
+            &["remote", "set-url", "origin", self.mirror.url()],
+        )?;
         let dot_git = self.dir.join(".git");
         crate::workspace::remove_tree(&dot_git).map_err(io(dot_git.clone()))?;
         fs::rename(tmp.join(".git"), &dot_git).map_err(io(dot_git.clone()))?;
         let _ = crate::workspace::remove_tree(&tmp);
-        local(
-            git,
-            step,
-            &self.dir,
-            &["remote", "set-url", "origin", self.mirror.url()],
-        )?;
         let head =
             fs::read_to_string(self.git_dir.join("HEAD")).map_err(io(self.git_dir.join("HEAD")))?;
         let refname = head

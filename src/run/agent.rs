@@ -110,6 +110,11 @@ pub fn attempt(
         )
     })?;
     let workdir = p.workdir(&job.spec.repo.path)?;
+    // The runner may have written there since (checkout, registries, a
+    // reset between agents): the job's user must own it all again.
+    p.job_dir
+        .hand_to(job.executor.run_as())
+        .map_err(|e| format!("cannot give the job directory to the job's user: {e}"))?;
     let base_env = process::allowlisted_env(None);
     let github_token = job.ctx.cfg.vcs.github_token.clone();
     let actx = AgentContext {

@@ -7,7 +7,7 @@
 use crate::agents::AgentRegistry;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::config::Config;
-use crate::executors::{Executor, ExecutorKind};
+use crate::executors::{Executor, ExecutorKind, JobUsers, UserLease};
 use crate::git::{Git, GitEnv, GitError};
 use crate::job::event::{JobResult, LogStream, ResultStatus};
 use crate::job::spec::JobSpec;
@@ -37,6 +37,8 @@ pub struct JobContext {
     pub agents: AgentRegistry,
     /// Where commands run; each job gets its own executor of this kind.
     pub executors: ExecutorKind,
+    /// The users jobs run as (`ADOS_JOB_UID_BASE`; `None`: as the runner).
+    pub users: Option<Arc<JobUsers>>,
     /// Metrics to update per job.
     pub metrics: Arc<Metrics>,
     /// Redactor for the runner's own secrets (jobs add theirs).
@@ -56,7 +58,11 @@ impl JobContext {
     ) -> Self {
         let redactor = Redactor::new(cfg.secrets());
         let agents = AgentRegistry::new(&cfg.custom_agents);
+        let users = cfg
+            .job_uid_base
+            .map(|base| JobUsers::new(base, cfg.max_jobs));
         JobContext {
+            users,
             cfg,
             workspace,
             agents,
@@ -81,6 +87,11 @@ pub struct JobRunner<'a> {
     pub cancel: &'a CancelToken,
     /// Where this job's commands run.
     pub executor: Box<dyn Executor>,
+    /// The job's own user while it runs (`None`: it runs as the runner).
+    pub user: Option<UserLease>,
+    /// Every job user was taken: the job must not run (as root or as
+    /// another job's user).
+    pub(crate) no_free_user: bool,
     stream: Option<Arc<JobStream>>,
     /// `None` when `timeout_s` is too large to add to the clock: no limit.
     deadline: Option<Instant>,
@@ -95,11 +106,16 @@ impl<'a> JobRunner<'a> {
         cancel: &'a CancelToken,
         stream: Option<Arc<JobStream>>,
     ) -> JobRunner<'a> {
+        let user = ctx.users.as_ref().and_then(|u| u.lease());
+        let no_free_user = ctx.users.is_some() && user.is_none();
+        let run_as = user.as_ref().map(UserLease::user);
         JobRunner {
             ctx,
             spec,
             cancel,
-            executor: ctx.executors.for_job(&spec.job_id),
+            executor: ctx.executors.for_job(&spec.job_id, run_as),
+            user,
+            no_free_user,
             stream,
             deadline: Instant::now().checked_add(spec.timeout()),
         }

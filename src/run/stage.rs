@@ -28,6 +28,9 @@ impl JobRunner<'_> {
     pub fn run(&self, r: &mut Reporter) -> JobResult {
         let started = Instant::now();
         let ended = match (self.spec.kind, self.spec.stage) {
+            _ if self.no_free_user => Ok(JobResult::failed(
+                "every job user (ADOS_JOB_UID_BASE + slot) is taken by another job: the job was not run; this is a bug, please report it",
+            )),
             (JobKind::Chat, _) => Ok(JobResult::failed(
                 "chat sessions are not supported by this runner version yet; run chat on another runner (ADOS_MODE=issue here)",
             )),

@@ -133,6 +133,12 @@ fn run_tests(
     let workdir = p
         .workdir(&job.spec.repo.path)
         .map_err(|e| fail_with(partial, e))?;
+    p.job_dir.hand_to(job.executor.run_as()).map_err(|e| {
+        fail_with(
+            partial,
+            format!("cannot give the job directory to the job's user: {e}"),
+        )
+    })?;
     let mut cmd = CommandSpec::new(program.as_str(), workdir);
     cmd.args = args.to_vec();
     cmd.env = env;

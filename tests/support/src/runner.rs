@@ -9,12 +9,34 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The fake agent CLIs (`claude`, `codex`, `copilot`) of `tests/fixtures/agents`.
+/// The fake agent CLIs (`claude`, `codex`, `copilot`) of `tests/fixtures/agents`,
+/// copied once per test process into a directory every user can read: a
+/// runner started as root runs each job's agent as a user of the job's own
+/// (`ADOS_JOB_UID_BASE`), who may not be able to reach the checkout the
+/// tests run from (a clone under `/root`, mode 0700).
 pub fn fake_agents_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/agents")
-        .canonicalize()
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/agents"))
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/agents");
+        let dir = std::env::temp_dir().join(format!("ados-fake-agents-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the fake agents' directory");
+        for entry in std::fs::read_dir(&source).expect("read tests/fixtures/agents") {
+            let entry = entry.expect("list tests/fixtures/agents");
+            let to = dir.join(entry.file_name());
+            std::fs::copy(entry.path(), &to).expect("copy a fake agent");
+            let mode = std::fs::metadata(entry.path())
+                .expect("stat a fake agent")
+                .permissions()
+                .mode();
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode | 0o444))
+                .expect("make a fake agent readable");
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .expect("make the fake agents' directory readable");
+        dir.canonicalize().unwrap_or(dir)
+    })
+    .clone()
 }
 
 /// A PATH with the fake agents first, then the system's.

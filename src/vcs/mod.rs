@@ -1,1 +1,3 @@
 //! (skeleton: filled in by its issue)
+
+pub mod forge;

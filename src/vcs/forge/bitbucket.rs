@@ -3,8 +3,8 @@
 //!
 //! The lookup asks for `state=OPEN` and `q=source.branch.name="…"`, pages
 //! by the answer's `next` URL, and checks each answer: OPEN, from this
-//! branch, from this very repository (`source.repository.full_name`, not a
-//! fork). A create always names `destination.branch.name`: without it
+//! branch to the target branch, from this very repository
+//! (`source.repository.full_name`: a fork's PR is not the runner's). A create always names `destination.branch.name`: without it
 //! Bitbucket targets the repository's main branch, which is not always
 //! the job's `target_branch`.
 
@@ -76,6 +76,11 @@ impl Forge for Bitbucket<'_> {
         let full = self.target.full_name();
         field_is(pr, &["state"], "OPEN")
             && field_is(pr, &["source", "branch", "name"], &self.target.branch)
+            && field_is(
+                pr,
+                &["destination", "branch", "name"],
+                &self.target.target_branch,
+            )
             && str_at(pr, &["source", "repository", "full_name"])
                 .is_some_and(|n| n.eq_ignore_ascii_case(&full))
     }

@@ -3,9 +3,11 @@
 //! The lookup filters on `head=owner:branch` (GitHub ignores a `head`
 //! filter without the owner and would list every open PR) and `state=open`,
 //! pages by the `Link` header, and still checks each answer itself: an
-//! open PR whose head is this very repository and branch. An update
-//! (PATCH) sets the title, the body and the base; REST cannot change a
-//! PR's draft state, so an existing PR keeps the one it has.
+//! open PR whose head is this very repository and branch and whose base is
+//! the target branch (one head may have open PRs to several bases). An
+//! update (PATCH) sets the title and the body (and restates the base);
+//! REST cannot change a PR's draft state, so an existing PR keeps the one
+//! it has.
 
 use super::http::{Answer, Method};
 use super::{encode, field_is, str_at, Forge, ForgeTarget, PullRequest};
@@ -56,6 +58,7 @@ impl Forge for GitHub<'_> {
         let full = self.target.full_name();
         field_is(pr, &["state"], "open")
             && field_is(pr, &["head", "ref"], &self.target.branch)
+            && field_is(pr, &["base", "ref"], &self.target.target_branch)
             && str_at(pr, &["head", "repo", "full_name"])
                 .is_some_and(|n| n.eq_ignore_ascii_case(&full))
     }

@@ -4,8 +4,9 @@
 //! The project id is the URL-encoded path (`grp%2Fsub%2Fname`, nested
 //! groups included). The lookup asks for `state=opened` (GitLab lists
 //! every state unless asked) and `source_branch`, pages by `X-Next-Page`,
-//! and checks each answer: opened, from this branch, and from this very
-//! project (`source_project_id == target_project_id`, not a fork). A draft
+//! and checks each answer: opened, from this branch to the target branch,
+//! and from this very project (`source_project_id == target_project_id`:
+//! a fork's MR of a branch with the same name is not the runner's). A draft
 //! is a title starting `Draft: `; an update sends the title of this run,
 //! so a re-run whose tests pass marks the MR ready.
 
@@ -73,6 +74,7 @@ impl Forge for GitLab<'_> {
         let project = |k: &str| mr.get(k).and_then(Value::as_u64);
         field_is(mr, &["state"], "opened")
             && field_is(mr, &["source_branch"], &self.target.branch)
+            && field_is(mr, &["target_branch"], &self.target.target_branch)
             && project("source_project_id").is_some()
             && project("source_project_id") == project("target_project_id")
     }

@@ -5,8 +5,9 @@
 //! the (fake) time of requests, never wall time.
 
 use ados_test_support::forge::{Auth, ForgeServer, Kind, Pr, PrState, Recorded, CLOCK_START};
+use ados_test_support::proxy::ConnectProxy;
 use ados_work_runner::job::spec::{Provider, RemotePolicy, RepoSpec};
-use ados_work_runner::net::{Network, ProxySettings};
+use ados_work_runner::net::{Network, Proxy, ProxySettings};
 use ados_work_runner::vcs::forge::{
     open_or_update, Clock, ErrorKind, ForgeCredentials, ForgeError, ForgeTarget, OpenedPr,
     PullRequest,
@@ -600,5 +601,79 @@ fn the_token_is_only_ever_in_the_credentials_header() {
                 "{kind:?}: every request authenticated"
             );
         }
+    }
+}
+
+#[test]
+fn a_next_page_on_another_host_is_not_followed() {
+    // GitLab pages by number (X-Next-Page) on the API URL; the others
+    // follow a link the server gives, which must stay on the API's origin.
+    for kind in [Kind::GitHub, Kind::Bitbucket] {
+        let c = setup(kind);
+        for i in 0..15 {
+            c.seed(BRANCH, &format!("release-{i}"), PrState::Open, &c.full());
+        }
+        c.server.set_link_origin("http://127.0.0.2:9");
+        let err = c.run(&pr("x", false)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Protocol, "{kind:?}: {err}");
+        assert!(
+            err.message().contains("outside its API URL"),
+            "{kind:?}: {err}"
+        );
+        assert_eq!(c.server.requests().len(), 1, "{kind:?}");
+    }
+}
+
+#[test]
+fn the_api_is_reached_through_the_runners_proxy() {
+    for kind in KINDS {
+        let mut c = setup(kind);
+        let proxy = ConnectProxy::start_to(c.server.addr());
+        let settings = ProxySettings {
+            http_proxy: Some(Proxy::parse("HTTP_PROXY", &proxy.url()).unwrap()),
+            ..ProxySettings::default()
+        };
+        c.net = Network::new(&settings, None).unwrap();
+        // A host only the proxy can reach; plain http needs ADOS_ALLOW_HTTP.
+        let port = c.server.addr().port();
+        let mut repo_api = c.server.api_url();
+        repo_api = repo_api.replace(
+            &format!("127.0.0.1:{port}"),
+            &format!("forge.corp.invalid:{port}"),
+        );
+        let (owner, name) = repo_of(kind);
+        let repo = RepoSpec {
+            provider: provider(kind),
+            base_url: "https://example.invalid".into(),
+            api_url: Some(repo_api),
+            owner: owner.into(),
+            name: name.into(),
+            clone_url: String::new(),
+            path: String::new(),
+            target_branch: "main".into(),
+        };
+        let refused = ForgeTarget::from_repo(&repo, BRANCH, RemotePolicy::default()).unwrap_err();
+        assert!(
+            refused.message().contains("ADOS_ALLOW_HTTP"),
+            "{kind:?}: {refused}"
+        );
+        let allow = RemotePolicy {
+            allow_http: true,
+            allow_file: false,
+        };
+        c.target = ForgeTarget::from_repo(&repo, BRANCH, allow).unwrap();
+        assert!(c.run(&pr("Via proxy", false)).unwrap().created, "{kind:?}");
+        let tunnels: Vec<String> = proxy.requests().into_iter().map(|r| r.target).collect();
+        assert_eq!(
+            tunnels.len(),
+            2,
+            "{kind:?}: one tunnel a request: {tunnels:?}"
+        );
+        assert!(
+            tunnels
+                .iter()
+                .all(|t| *t == format!("forge.corp.invalid:{port}")),
+            "{kind:?}: {tunnels:?}"
+        );
     }
 }

@@ -313,8 +313,8 @@ pub(crate) trait Forge {
     fn items<'a>(&self, page: &'a Value) -> Option<&'a Vec<Value>>;
     /// The next page's URL, when there is one.
     fn next_url(&self, answer: &http::Answer) -> Option<String>;
-    /// An open PR from the job's branch of this very repository (not a
-    /// fork's, not closed, merged or declined).
+    /// An open PR from the job's branch of this very repository to the
+    /// target branch (not a fork's, not closed, merged or declined).
     fn is_ours(&self, pr: &Value) -> bool;
     /// The create request: URL and JSON body.
     fn create(&self, pr: &PullRequest) -> (String, Value);

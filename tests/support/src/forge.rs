@@ -130,6 +130,8 @@ struct State {
     rate_limited_until: Option<u64>,
     fail_next: Vec<u16>,
     race_next_create: bool,
+    /// `scheme://host:port` of next-page links, when not the server's own.
+    link_origin: Option<String>,
     requests: Vec<Recorded>,
 }
 
@@ -168,6 +170,7 @@ impl ForgeServer {
             rate_limited_until: None,
             fail_next: Vec::new(),
             race_next_create: false,
+            link_origin: None,
             requests: Vec::new(),
         }));
         let clock = Arc::new(AtomicU64::new(CLOCK_START));
@@ -243,6 +246,17 @@ impl ForgeServer {
     /// The next requests are answered with these statuses, in order.
     pub fn fail_next(&self, statuses: &[u16]) {
         self.state.lock().expect("forge state").fail_next = statuses.to_vec();
+    }
+
+    /// Next-page links point at `origin` (`http://host:port`) instead of
+    /// the server: a server that sends the client elsewhere.
+    pub fn set_link_origin(&self, origin: &str) {
+        self.state.lock().expect("forge state").link_origin = Some(origin.to_string());
+    }
+
+    /// The addresses the server listens on: `127.0.0.1:<port>`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The next create finds that another run has just opened the same
@@ -600,8 +614,12 @@ fn list(s: &State, rec: &Recorded, addr: SocketAddr) -> Reply {
             .filter(|p| !p.starts_with("page=") && !p.is_empty())
             .map(str::to_string)
             .collect();
+        let origin = s
+            .link_origin
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
         format!(
-            "http://{addr}{}?{}&page={}",
+            "{origin}{}?{}&page={}",
             rec.path,
             others.join("&"),
             page + 1

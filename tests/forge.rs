@@ -63,6 +63,21 @@ fn provider(kind: Kind) -> Provider {
     }
 }
 
+/// The job's `repo`, its API at `api_url`.
+fn repo_spec(kind: Kind, api_url: String) -> RepoSpec {
+    let (owner, name) = repo_of(kind);
+    RepoSpec {
+        provider: provider(kind),
+        base_url: "https://example.invalid".into(),
+        api_url: Some(api_url),
+        owner: owner.into(),
+        name: name.into(),
+        clone_url: String::new(),
+        path: String::new(),
+        target_branch: "main".into(),
+    }
+}
+
 fn setup(kind: Kind) -> Case {
     let (owner, name) = repo_of(kind);
     let auth = match kind {
@@ -71,16 +86,7 @@ fn setup(kind: Kind) -> Case {
         Kind::Bitbucket => Auth::Basic(BB_USER.into(), TOKEN.into()),
     };
     let server = ForgeServer::start(kind, &format!("{owner}/{name}"), auth);
-    let repo = RepoSpec {
-        provider: provider(kind),
-        base_url: "https://example.invalid".into(),
-        api_url: Some(server.api_url()),
-        owner: owner.into(),
-        name: name.into(),
-        clone_url: String::new(),
-        path: String::new(),
-        target_branch: "main".into(),
-    };
+    let repo = repo_spec(kind, server.api_url());
     let target = ForgeTarget::from_repo(&repo, BRANCH, RemotePolicy::default()).unwrap();
     let creds = credentials(kind, TOKEN);
     let clock = FakeClock {
@@ -641,17 +647,7 @@ fn the_api_is_reached_through_the_runners_proxy() {
             &format!("127.0.0.1:{port}"),
             &format!("forge.corp.invalid:{port}"),
         );
-        let (owner, name) = repo_of(kind);
-        let repo = RepoSpec {
-            provider: provider(kind),
-            base_url: "https://example.invalid".into(),
-            api_url: Some(repo_api),
-            owner: owner.into(),
-            name: name.into(),
-            clone_url: String::new(),
-            path: String::new(),
-            target_branch: "main".into(),
-        };
+        let repo = repo_spec(kind, repo_api);
         let refused = ForgeTarget::from_repo(&repo, BRANCH, RemotePolicy::default()).unwrap_err();
         assert!(
             refused.message().contains("ADOS_ALLOW_HTTP"),

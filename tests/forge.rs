@@ -466,6 +466,13 @@ fn a_rejected_token_is_named_by_its_variable_never_its_value() {
             "{kind:?}: {err}"
         );
         assert_eq!(c.server.requests().len(), 1, "{kind:?}: no retry of a 401");
+        // The provider's own reason is quoted.
+        let reason = match kind {
+            Kind::GitHub => "Bad credentials",
+            Kind::GitLab => "401 Unauthorized",
+            Kind::Bitbucket => "Invalid credentials",
+        };
+        assert!(err.message().contains(reason), "{kind:?}: {err}");
 
         // A job token is named as the spec field.
         let vcs = ados_work_runner::config::VcsCredentials::default();

@@ -680,3 +680,21 @@ fn the_api_is_reached_through_the_runners_proxy() {
         );
     }
 }
+
+#[test]
+fn a_redirect_is_not_followed_and_says_the_repository_moved() {
+    for kind in KINDS {
+        let c = setup(kind);
+        let elsewhere = setup(kind);
+        c.server
+            .redirect_next(&format!("{}/moved", elsewhere.server.api_url()));
+        let err = c.run(&pr("x", false)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Refused, "{kind:?}: {err}");
+        assert!(err.message().contains("301 (moved)"), "{kind:?}: {err}");
+        assert!(err.message().contains("repo.api_url"), "{kind:?}: {err}");
+        assert!(
+            elsewhere.server.requests().is_empty(),
+            "{kind:?}: followed the redirect"
+        );
+    }
+}

@@ -14,6 +14,9 @@
 //! - 5xx and transport errors: retried [`RETRIES`] times with a doubling
 //!   backoff.
 //!
+//! - 3xx: an error; a redirect is never followed (the credentials header
+//!   would go with it).
+//!
 //! Waiting goes through a [`Clock`], so tests wait on a fake one. A next
 //! page the server links must stay on the API's origin: the credentials
 //! header is never sent to another host.
@@ -228,13 +231,13 @@ impl<'a> Api<'a> {
                     .header("Content-Type", "application/json")
                     .body(json.to_string())
                     .map_err(|e| self.protocol(&format!("the request could not be built: {e}")))?;
-                self.net.http.run(request)
+                self.run(request)
             }
             None => {
                 let request = builder
                     .body(())
                     .map_err(|e| self.protocol(&format!("the request could not be built: {e}")))?;
-                self.net.http.run(request)
+                self.run(request)
             }
         };
         let mut response = match sent {
@@ -308,9 +311,33 @@ impl<'a> Api<'a> {
                     self.provider, self.host, self.repo, self.creds.source
                 ),
             )),
+            300..=399 => Err(ForgeError::new(
+                ErrorKind::Refused,
+                format!(
+                    "{} at {} answered {status} (moved) for {}: the repository or the API \
+                     moved; set repo.api_url, repo.owner and repo.name to where it is now \
+                     (redirects are not followed: the token would go with them)",
+                    self.provider, self.host, self.repo
+                ),
+            )),
             500..=599 => Ok(Outcome::Retry(format!("{status}"))),
             _ => Ok(Outcome::Done(answer)),
         }
+    }
+
+    /// Run on the runner's agent, never following a redirect: ureq would
+    /// drop `Authorization` on the way but not `PRIVATE-TOKEN`, and a
+    /// redirect to another host is not where the job said the API is.
+    fn run(
+        &self,
+        request: ureq::http::Request<impl ureq::AsSendBody>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        use ureq::RequestExt as _;
+        request
+            .with_agent(&self.net.http)
+            .configure()
+            .max_redirects(0)
+            .run()
     }
 
     /// A URL must stay on the API's origin: a next-page link pointing

@@ -132,6 +132,7 @@ struct State {
     race_next_create: bool,
     /// `scheme://host:port` of next-page links, when not the server's own.
     link_origin: Option<String>,
+    redirect_next: Option<String>,
     requests: Vec<Recorded>,
 }
 
@@ -171,6 +172,7 @@ impl ForgeServer {
             fail_next: Vec::new(),
             race_next_create: false,
             link_origin: None,
+            redirect_next: None,
             requests: Vec::new(),
         }));
         let clock = Arc::new(AtomicU64::new(CLOCK_START));
@@ -252,6 +254,12 @@ impl ForgeServer {
     /// the server: a server that sends the client elsewhere.
     pub fn set_link_origin(&self, origin: &str) {
         self.state.lock().expect("forge state").link_origin = Some(origin.to_string());
+    }
+
+    /// The next request is answered `301 Moved Permanently` to `location`
+    /// (GitHub's answer for a renamed or transferred repository).
+    pub fn redirect_next(&self, location: &str) {
+        self.state.lock().expect("forge state").redirect_next = Some(location.to_string());
     }
 
     /// The addresses the server listens on: `127.0.0.1:<port>`.
@@ -355,6 +363,13 @@ fn handle(mut req: tiny_http::Request, addr: SocketAddr, state: &Mutex<State>, c
 }
 
 fn answer(s: &mut State, rec: &Recorded, addr: SocketAddr, now: u64) -> Reply {
+    if let Some(location) = s.redirect_next.take() {
+        return Reply::new(
+            301,
+            json!({"message": "Moved Permanently", "url": location}),
+        )
+        .with("Location", location);
+    }
     if !s.fail_next.is_empty() {
         let status = s.fail_next.remove(0);
         return Reply::new(status, json!({"message": "Server Error"}));

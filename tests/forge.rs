@@ -698,3 +698,13 @@ fn a_redirect_is_not_followed_and_says_the_repository_moved() {
         );
     }
 }
+
+#[test]
+fn retry_after_zero_forever_still_ends_at_the_bound() {
+    let c = setup(Kind::GitHub);
+    c.server.fail_next(&[429; 400]);
+    let err = c.run(&pr("x", false)).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RateLimited, "{err}");
+    let waited: Duration = c.clock.slept.lock().unwrap().iter().sum();
+    assert_eq!(waited, Duration::from_secs(300));
+}

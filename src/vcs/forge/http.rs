@@ -192,7 +192,10 @@ impl<'a> Api<'a> {
                         .or_else(|| {
                             reset.map(|r| Duration::from_secs(r.saturating_sub(now).max(1)))
                         })
-                        .unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+                        .unwrap_or(DEFAULT_RATE_LIMIT_WAIT)
+                        // `Retry-After: 0` again and again must still
+                        // reach the bound.
+                        .max(Duration::from_secs(1));
                     let total = self.waited.saturating_add(wait);
                     if total > MAX_RATE_LIMIT_WAIT {
                         let when = reset.unwrap_or_else(|| now.saturating_add(wait.as_secs()));

@@ -245,7 +245,8 @@ impl ForgeServer {
         self.state.lock().expect("forge state").rate_limited_until = Some(until);
     }
 
-    /// The next requests are answered with these statuses, in order.
+    /// The next requests are answered with these statuses, in order (a
+    /// 429 with `Retry-After: 0`).
     pub fn fail_next(&self, statuses: &[u16]) {
         self.state.lock().expect("forge state").fail_next = statuses.to_vec();
     }
@@ -372,6 +373,11 @@ fn answer(s: &mut State, rec: &Recorded, addr: SocketAddr, now: u64) -> Reply {
     }
     if !s.fail_next.is_empty() {
         let status = s.fail_next.remove(0);
+        if status == 429 {
+            // A server that keeps saying "retry now".
+            return Reply::new(status, json!({"message": "Too Many Requests"}))
+                .with("Retry-After", "0");
+        }
         return Reply::new(status, json!({"message": "Server Error"}));
     }
     if let Some(until) = s.rate_limited_until.filter(|u| now < *u) {

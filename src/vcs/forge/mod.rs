@@ -28,7 +28,7 @@ pub use compose::{body, title, BodyFacts, MARKER};
 pub use http::{Clock, SystemClock};
 
 use crate::config::VcsCredentials;
-use crate::job::spec::{check_clone_url, Provider, RemotePolicy, RepoSpec};
+use crate::job::spec::{check_clone_url, JobSpec, Provider, RemotePolicy, RepoSpec};
 use crate::net::Network;
 use http::{Api, Method};
 use serde_json::Value;
@@ -126,6 +126,19 @@ pub struct PullRequest {
     pub body: String,
     /// Open it as a draft (tests red, or `pr.draft`).
     pub draft: bool,
+}
+
+impl PullRequest {
+    /// The PR of a job: title and body composed from the spec and what the
+    /// run did ([`compose`]); a draft when `pr.draft` asks or the tests
+    /// stayed red (the result is then `needs-human`).
+    pub fn for_job(spec: &JobSpec, facts: &BodyFacts<'_>, tests_red: bool) -> PullRequest {
+        PullRequest {
+            title: title(&spec.pr, spec.issue.as_ref(), &spec.branch),
+            body: body(&spec.pr, spec.issue.as_ref(), spec.repo.provider, facts),
+            draft: spec.pr.draft || tests_red,
+        }
+    }
 }
 
 /// The credentials for the provider's API, and which setting supplied
@@ -558,6 +571,20 @@ mod tests {
         let c = ForgeCredentials::choose(Provider::Gitlab, Some("glpat-job"), &vcs).unwrap();
         assert_eq!((c.header, c.value.as_str()), ("PRIVATE-TOKEN", "glpat-job"));
         assert!(!format!("{c:?}").contains("glpat-job"));
+    }
+
+    #[test]
+    fn a_jobs_pr_is_a_draft_when_asked_or_when_tests_stay_red() {
+        let v = serde_json::json!({"job_id": "j-1", "repo": {"owner": "o", "name": "r"},
+            "issue": {"number": 7, "title": "Crash on start"}});
+        let mut spec = JobSpec::from_json(&v, RemotePolicy::default()).unwrap();
+        let facts = BodyFacts::default();
+        let green = PullRequest::for_job(&spec, &facts, false);
+        assert_eq!(green.title, "Crash on start (#7)");
+        assert!(green.body.contains("Closes #7") && !green.draft);
+        assert!(PullRequest::for_job(&spec, &facts, true).draft);
+        spec.pr.draft = true;
+        assert!(PullRequest::for_job(&spec, &facts, false).draft);
     }
 
     #[test]

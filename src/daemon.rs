@@ -7,11 +7,11 @@
 //! closes), stop the health server and the signal thread.
 
 use crate::config::Config;
-use crate::job::pipeline::JobContext;
 use crate::journal::Journal;
 use crate::link::proto::HelloInfo;
 use crate::link::{self, LinkConfig};
 use crate::metrics::Metrics;
+use crate::run::JobContext;
 use crate::workspace::Workspace;
 use std::fmt;
 use std::sync::Arc;
@@ -69,11 +69,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
 
     let redactor = crate::redact::Redactor::new(cfg.secrets());
     let (from_link_tx, from_link_rx) = crossbeam_channel::unbounded();
-    let mut outbox = crate::journal::Outbox::new();
+    let mut outbox = crate::link::Outbox::new();
     let mut table = crate::dispatch::JobTable::new(cfg.max_jobs);
     crate::recovery::recover(&journal, &workspace, &redactor, &mut outbox, &mut table);
     let agents = crate::agents::AgentRegistry::new(&cfg.custom_agents);
     let path_env = std::env::var("PATH").unwrap_or_default();
+    let executors = crate::executors::ExecutorKind::Host;
 
     let hello = HelloInfo {
         runner_id: cfg.runner_id.clone(),
@@ -86,7 +87,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         deploy_id: cfg.deploy_id.clone(),
         tenant_id: cfg.tenant_id.clone(),
         version: crate::VERSION.to_string(),
-        executor: "host".to_string(),
+        executor: executors.name().to_string(),
         agents: agents.available(&path_env),
         slots: cfg.max_jobs,
     };
@@ -104,6 +105,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let ctx = Arc::new(JobContext::new(
         cfg.clone(),
         workspace,
+        executors,
         metrics.clone(),
         link.waker(),
     ));

@@ -9,11 +9,11 @@
 use crate::cancel::CancelReason;
 use crate::config::{Config, Purpose, RawEnv};
 use crate::job::event::{Event, JobResult, ResultStatus};
-use crate::job::pipeline::{JobContext, JobRunner};
 use crate::job::reporter::EventSink;
 use crate::job::spec::JobSpec;
 use crate::job::Reporter;
 use crate::metrics::Metrics;
+use crate::run::{JobContext, JobRunner};
 use crate::workspace::Workspace;
 use serde_json::{json, Value};
 use std::io::Write;
@@ -278,6 +278,7 @@ pub fn main(args: &[String]) -> u8 {
     let ctx = Arc::new(JobContext::new(
         cfg.clone(),
         ws,
+        crate::executors::ExecutorKind::Host,
         Arc::new(Metrics::new()),
         crate::link::Waker::noop(),
     ));

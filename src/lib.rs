@@ -7,7 +7,10 @@
 //! - [`net`]: URLs, `NO_PROXY`, the proxy tunnel, TLS and the HTTP client.
 //! - [`dispatch`]: the main loop; sole owner of the daemon's job table.
 //! - [`pool`]: the fixed pool of worker threads jobs run on.
-//! - [`job`]: job specs, their validation, events, results and the pipeline.
+//! - [`job`]: the vocabulary of jobs: specs, their validation, events, results.
+//! - [`run`]: the run of a job: context, one sequencer per stage, its steps.
+//! - [`vcs`]: delivery (commit, secret scan, push) and the choice of
+//!   credentials.
 //! - [`cancel`]: stopping a running job, from the dispatcher to its processes.
 //! - [`process`]: the only place that spawns a child process.
 //! - [`git`], [`workspace`]: typed git invocations and the on-disk layout.
@@ -30,7 +33,6 @@ pub mod dispatch;
 pub mod exec;
 pub mod executors;
 pub mod git;
-pub mod guard;
 pub mod health;
 pub mod job;
 pub mod journal;
@@ -43,6 +45,7 @@ pub mod process;
 pub mod recovery;
 pub mod redact;
 pub mod registries;
+pub mod run;
 pub mod signal;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -16,12 +16,12 @@
 //! The pool shuts down by closing its channel ([`Pool::join`]), then joining.
 
 use crate::cancel::CancelToken;
-use crate::job::pipeline::{JobContext, JobRunner};
 use crate::job::spec::{JobId, JobSpec};
 use crate::job::{JobResult, Reporter, ResultStatus};
 use crate::journal::{JobStream, JournalSink};
 use crate::link::Waker;
 use crate::redact::Redactor;
+use crate::run::{JobContext, JobRunner};
 use crossbeam_channel::{Receiver, Sender};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -238,7 +238,12 @@ fn run_task(ctx: &Arc<JobContext>, task: Task) -> ResultStatus {
             )
         }
     };
-    let status = result.status;
+    // An event the journal could not store ends the job `failed` whatever
+    // the run says (the reporter writes that result; see docs/journal.md).
+    let status = match reporter.write_error() {
+        Some(_) => ResultStatus::Failed,
+        None => result.status,
+    };
     ctx.metrics.job_finished(
         status.as_str(),
         &format!("{}/{}", spec.repo.owner, spec.repo.name),
@@ -341,6 +346,7 @@ mod tests {
         let ctx = Arc::new(JobContext::new(
             cfg,
             workspace,
+            crate::executors::ExecutorKind::Host,
             Arc::new(Metrics::new()),
             Waker::noop(),
         ));

@@ -3,14 +3,16 @@
 //!
 //! For a job that was running: SIGKILL every process group it had recorded,
 //! remove its job directory, and append a `failed` result saying the runner
-//! restarted. Every held job (finished or just failed) is handed to the
-//! outbox, so its unsent events are resent after the first `welcome` and
-//! listed in `hello.jobs`; the result, having the next seq, goes last.
+//! restarted (after a `restart-result` marker: that result's seq is settled
+//! by the next `welcome`, see `docs/journal.md`). Every held job (finished
+//! or just failed) is handed to the outbox, so its unsent events are resent
+//! after the first `welcome` and listed in `hello.jobs`; the result goes
+//! last.
 
 use crate::dispatch::JobTable;
 use crate::job::{JobResult, Reporter};
-use crate::journal::{Journal, Outbox};
-use crate::link::Waker;
+use crate::journal::Journal;
+use crate::link::{Outbox, Waker};
 use crate::redact::Redactor;
 use crate::workspace::Workspace;
 use std::sync::Arc;
@@ -49,6 +51,12 @@ pub fn recover(
             log::warn!(
                 "job {id} was running when the runner stopped: {killed} process group(s) killed, its directory removed; reporting it failed"
             );
+            // The result's seq is the journal's last plus one; the server
+            // may have stored more than the journal kept (a power cut), so
+            // that seq is settled when the next `welcome` gives its ack.
+            if let Err(e) = job.stream.mark_result_unconfirmed() {
+                log::error!("job {id}: {e}; if the server holds more events than the journal, its result may not be delivered");
+            }
             let sink = job.stream.sink(Waker::noop());
             let mut reporter = Reporter::resume(
                 id.clone(),

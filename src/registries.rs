@@ -47,7 +47,9 @@ impl RegistryFiles {
     }
 }
 
-fn write_private(path: &Path, content: &str) -> io::Result<()> {
+/// Write `content` to `path` (making its directory), readable by the
+/// runner's user only: credentials and prompts.
+pub(crate) fn write_private(path: &Path, content: &str) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

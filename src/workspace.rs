@@ -246,6 +246,33 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     }
 }
 
+/// At most `max` bytes of `path` when it is a regular file: opened without
+/// following a final symlink and without blocking (a FIFO), and checked
+/// again once open. For files a repository or an agent controls (the
+/// checkout's `.git/HEAD` and refs, test-detection inputs): a link to
+/// `/dev/zero` or a FIFO is an error, never an endless read or a hang.
+///
+/// # Errors
+/// Not found, a symlink (`ELOOP`), not a regular file, or a read error.
+pub fn read_regular(path: &Path, max: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(u64::try_from(max).unwrap_or(u64::MAX))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// `chmod u+rwx` on every directory under `root` (symlinks not followed),
 /// so its entries can be removed.
 fn make_dirs_writable(root: &Path) {
@@ -516,6 +543,28 @@ fn widen<T: Into<u64>>(v: T) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_regular_refuses_links_fifos_and_devices_and_stops_at_max() {
+        let d = std::env::temp_dir().join(format!("ados-read-regular-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).expect("mkdir");
+        fs::write(d.join("f"), "0123456789").expect("write");
+        std::os::unix::fs::symlink("f", d.join("link")).expect("link");
+        std::os::unix::fs::symlink("/dev/zero", d.join("zero")).expect("link");
+        let fifo = CString::new(d.join("fifo").as_os_str().as_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(read_regular(&d.join("f"), 4).expect("read"), b"0123");
+        assert!(read_regular(&d.join("link"), 4).is_err());
+        assert!(read_regular(&d.join("zero"), 4).is_err());
+        assert!(
+            read_regular(&d.join("fifo"), 4).is_err(),
+            "no hang, no read"
+        );
+        assert!(read_regular(Path::new("/dev/zero"), 4).is_err());
+        let _ = fs::remove_dir_all(&d);
+    }
 
     fn temp_root(name: &str) -> PathBuf {
         let p = std::env::temp_dir().join(format!("ados-ws-{name}-{}", std::process::id()));

@@ -3,7 +3,7 @@
 //! memory. The fakes check their command line like the real CLIs, so a
 //! wrong flag or a missing variable fails here.
 
-use ados_work_runner::agents::{run_attempt, AgentRegistry, AttemptOutput};
+use ados_work_runner::agents::{run_attempt, AgentRegistry, AttemptOutput, PromptInput};
 use ados_work_runner::cancel::{cancel_pair, Canceller};
 use ados_work_runner::cancel::{CancelReason, CancelToken};
 use ados_work_runner::config::{AgentKeys, CustomAgent};
@@ -159,6 +159,8 @@ fn attempt(r: Run) -> Done {
     let ctx = ados_work_runner::agents::AgentContext {
         spec: &spec,
         prompt: r.prompt,
+        prompt_input: PromptInput::Argument,
+        timeout: r.timeout_s.map(std::time::Duration::from_secs),
         workdir: &work,
         home: &home,
         tmp: &tmp,
@@ -186,7 +188,14 @@ fn attempt(r: Run) -> Done {
         redactor: &redactor,
         observer: None,
     };
-    let out = run_attempt(adapter, &ctx, &HostExecutor, &opts, &mut reporter).expect("spawn");
+    let out = run_attempt(
+        adapter,
+        &ctx,
+        &HostExecutor::for_job("job-1"),
+        &opts,
+        &mut reporter,
+    )
+    .expect("spawn");
     let frames = memory.frames.lock().unwrap().clone();
     Done {
         out,
@@ -489,6 +498,8 @@ fn a_missing_cli_is_a_spawn_error() {
     let ctx = ados_work_runner::agents::AgentContext {
         spec: &spec,
         prompt: "hi",
+        prompt_input: PromptInput::Argument,
+        timeout: None,
         workdir: &work,
         home: &home,
         tmp: &tmp,
@@ -512,7 +523,7 @@ fn a_missing_cli_is_a_spawn_error() {
     let err = run_attempt(
         registry.get("claude").unwrap(),
         &ctx,
-        &HostExecutor,
+        &HostExecutor::for_job("j"),
         &opts,
         &mut reporter,
     )

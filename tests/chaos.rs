@@ -729,35 +729,38 @@ fn large_frames_cut_mid_write_are_resent_whole() {
     );
 }
 
-#[test]
-fn journal_tail_lost_in_a_power_cut_still_gets_a_result_under_a_new_seq() {
-    const ID: &str = "power-1";
+/// A runner killed in the middle of a job whose journal then loses its
+/// tail, as a power cut can leave it: `keep(stored)` says how many of its
+/// lines survive (the server stored `stored` events), `torn` what half
+/// line follows them. The restarted runner must deliver a `failed` result
+/// under the seq after the server's last.
+fn power_cut_loses_the_journal_tail(id: &'static str, keep: impl Fn(u64) -> usize, torn: &str) {
     let cp = ControlPlane::start(Options {
         heartbeat_s: 5,
         ..Options::default()
     });
-    let Scratch { ws, _repos, repo } = scratch("chaos-power");
+    let Scratch { ws, _repos, repo } = scratch(&format!("chaos-{id}"));
     let env = env_for(&cp.url(), ws.path(), "chaos-9");
     let mut first = RunnerProcess::start(Path::new(BIN), &[], &env);
     cp.wait_for(|v| v["type"] == "hello", T);
-    let tag = format!("chaospower{}", std::process::id());
+    let tag = format!("chaos{id}{}", std::process::id());
     cp.assign(job(
-        ID,
+        id,
         &repo,
         &format!("FAKE: lines 100\nFAKE: hang\n{tag}"),
     ));
-    assert!(eventually(T, || cp.stored_seq(ID) >= 100));
+    assert!(eventually(T, || cp.stored_seq(id) >= 100));
     assert!(
         !live_processes_with(&tag).is_empty(),
         "the agent is not running"
     );
     first.signal(libc::SIGKILL);
     first.wait_exit(T).expect("the runner dies on SIGKILL");
-    let stored_before = cp.stored_seq(ID);
+    let stored_before = cp.stored_seq(id);
 
     // The power cut: the server stored every event, the journal kept only
-    // the first 40 lines (plus a torn half line).
-    let dir = journal_dir(ws.path(), ID);
+    // its first lines (and maybe a torn half line).
+    let dir = journal_dir(ws.path(), id);
     let segment = std::fs::read_dir(&dir)
         .expect("journal dir")
         .flatten()
@@ -765,20 +768,23 @@ fn journal_tail_lost_in_a_power_cut_still_gets_a_result_under_a_new_seq() {
         .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .expect("a segment");
     let text = std::fs::read_to_string(&segment).expect("segment");
-    let mut kept: String = text.split_inclusive('\n').take(40).collect();
-    kept.push_str("41\te\t{\"type\":\"job.ev");
+    let mut kept: String = text
+        .split_inclusive('\n')
+        .take(keep(stored_before))
+        .collect();
+    kept.push_str(torn);
     std::fs::write(&segment, kept).expect("truncate");
 
     let _second = RunnerProcess::start(Path::new(BIN), &[], &env);
-    let result = cp.wait_for(is("job.result", ID), T);
+    let result = cp.wait_for(is("job.result", id), T);
     assert_eq!(result["status"], "failed", "{result}");
     assert_eq!(
         result["seq"].as_u64(),
         Some(stored_before + 1),
         "the result must come under a seq the server does not hold: {result}"
     );
-    assert!(eventually(T, || cp.stored_seq(ID) == stored_before + 1));
-    assert_stored_exactly(&cp, ID);
+    assert!(eventually(T, || cp.stored_seq(id) == stored_before + 1));
+    assert_stored_exactly(&cp, id);
     assert!(
         eventually(T, || !dir.exists()),
         "the acknowledged journal was not removed"
@@ -789,6 +795,18 @@ fn journal_tail_lost_in_a_power_cut_still_gets_a_result_under_a_new_seq() {
             .is_empty()),
         "the killed runner's agent survives"
     );
+}
+
+#[test]
+fn journal_tail_lost_in_a_power_cut_still_gets_a_result_under_a_new_seq() {
+    power_cut_loses_the_journal_tail("power-1", |_| 40, "41\te\t{\"type\":\"job.ev");
+}
+
+#[test]
+fn journal_one_line_short_of_the_servers_ack_still_gets_a_result() {
+    // The journal ends one seq below the server's ack: recovery's result
+    // takes exactly the seq the server holds, and must still be delivered.
+    power_cut_loses_the_journal_tail("power-2", |stored| stored as usize - 1, "");
 }
 
 #[test]

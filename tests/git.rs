@@ -152,7 +152,7 @@ fn clone_commit_push_and_rerun_leave_the_token_nowhere() {
             "ADOS <ados@ados.dev>|ADOS <ados@ados.dev>|Add feature\n\nbody"
         );
 
-        let diff = co.diff_for_scan(&mut git).unwrap();
+        let diff = co.diff_for_scan(&mut git, 1 << 20).unwrap();
         let got: Vec<(String, u32, String)> = diff
             .lines
             .iter()
@@ -167,6 +167,10 @@ fn clone_commit_push_and_rerun_leave_the_token_nowhere() {
             ]
         );
         assert!(!diff.truncated);
+        assert_eq!(diff.added_paths, vec!["feature.txt".to_string()]);
+        // Past the cap the diff says it is not whole.
+        let cut = co.diff_for_scan(&mut git, 16).unwrap();
+        assert!(cut.truncated, "a diff over the cap is marked cut");
 
         let out = co
             .push(

@@ -5,7 +5,8 @@
 use ados_work_runner::job::event::{JobResult, LogStream, Status};
 use ados_work_runner::job::{JobId, Reporter};
 use ados_work_runner::journal::store::MAX_FRAME_BYTES;
-use ados_work_runner::journal::{JobStream, Journal, JournalSink, Outbox};
+use ados_work_runner::journal::{JobStream, Journal, JournalSink};
+use ados_work_runner::link::Outbox;
 use ados_work_runner::link::Waker;
 use ados_work_runner::redact::Redactor;
 use serde_json::Value;
@@ -513,30 +514,89 @@ fn events_lost_after_the_server_stored_them_do_not_hide_the_result() {
     assert_eq!(outbox.on_ack("r", 9), Some(id("r")));
 }
 
-#[test]
-fn a_failed_write_is_counted_and_later_frames_still_flow() {
-    let tmp = TempDir::new("enospc");
-    let journal = Journal::open(&tmp.0).unwrap();
-    let stream = journal.create(&id("full")).unwrap();
-    // The first segment is a disk that is always full.
-    let seg = stream.dir().join(format!("{:020}.jsonl", 1));
-    fs::remove_file(&seg).unwrap();
-    std::os::unix::fs::symlink("/dev/full", &seg).unwrap();
-    let mut r = reporter(&stream, Waker::noop());
-    r.log(LogStream::Agent, "lost");
-    assert_eq!(stream.write_errors(), 1);
-    assert_eq!(stream.last_written(), 0);
-    r.log(LogStream::Agent, "kept");
-    r.finish(JobResult::failed("x"));
-    assert_eq!(stream.write_errors(), 1);
-    assert_eq!(stream.last_written(), 3);
-    let mut outbox = Outbox::new();
-    outbox.track(stream);
-    assert_eq!(seqs_of(&drain(&mut outbox), "full"), vec![2, 3]);
+/// A tmpfs of `bytes` mounted for one test: a real disk that fills up.
+struct SmallDisk(TempDir);
+
+impl SmallDisk {
+    /// `None` (with the reason) where mounting is not permitted (not
+    /// root, or a container without `CAP_SYS_ADMIN`). CI runs as root: a
+    /// test on CI fails instead of skipping.
+    fn mount(name: &str, bytes: u64) -> Option<SmallDisk> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let dir = TempDir::new(name);
+        let target = CString::new(dir.0.as_os_str().as_bytes()).unwrap();
+        let opts = CString::new(format!("size={bytes},mode=0700")).unwrap();
+        // SAFETY: mount(2) with NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root: mounting a tmpfs must work there ({e})"
+            );
+            eprintln!("SKIPPED: cannot mount a small tmpfs to fill ({e}); run as root to test a full disk");
+            return None;
+        }
+        Some(SmallDisk(dir))
+    }
 }
 
-/// Throughput of append + read, measured by hand:
-/// `cargo test --test journal -- --ignored --nocapture throughput`.
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new(self.0 .0.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: umount2(2) with a NUL-terminated path.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_job_instead_of_leaving_a_gap() {
+    let Some(disk) = SmallDisk::mount("full", 8 << 20) else {
+        return;
+    };
+    let journal = Journal::with_segment_bytes(&disk.0 .0, 64 * 1024).unwrap();
+    let stream = journal.create(&id("full")).unwrap();
+    let mut r = reporter(&stream, Waker::noop());
+    // 10 MiB of output onto an 8 MiB disk.
+    let line = "x".repeat(1000);
+    for _ in 0..10_000 {
+        r.log(LogStream::Agent, &line);
+    }
+    assert!(r.write_error().is_some(), "the job was not told");
+    let mut done = JobResult::failed("");
+    done.status = ados_work_runner::job::event::ResultStatus::Completed;
+    done.summary = "all done".into();
+    done.error = None;
+    r.finish(done);
+
+    assert!(stream.is_finished(), "the result was not stored");
+    let mut outbox = Outbox::new();
+    outbox.track(stream.clone());
+    let frames = drain_json(&mut outbox);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "a gap");
+    assert!(seqs.len() > 100 && seqs.len() < 10_000, "{}", seqs.len());
+    let result = frames.last().unwrap();
+    assert_eq!(result["type"], "job.result");
+    assert_eq!(result["status"], "failed", "{result}");
+    assert!(
+        result["error"]
+            .as_str()
+            .unwrap()
+            .contains("the disk is full"),
+        "{result}"
+    );
+}
+
 #[test]
 #[ignore = "a measurement, not a check"]
 fn throughput() {
@@ -600,4 +660,193 @@ fn throughput() {
         n as f64 / (secs - appended),
         n as f64 / secs
     );
+}
+
+/// Every frame until `None`, each checked to be JSON.
+fn drain_json(outbox: &mut Outbox) -> Vec<Value> {
+    std::iter::from_fn(|| outbox.next_frame())
+        .map(|f| {
+            serde_json::from_str(&f)
+                .unwrap_or_else(|e| panic!("a frame that is not JSON was sent ({e}): {f:?}"))
+        })
+        .collect()
+}
+
+/// A new job `job` with `n` log events written through a real reporter.
+fn running_job(journal: &Journal, job: &str, n: usize) -> (Arc<JobStream>, Reporter) {
+    let stream = journal.create(&id(job)).unwrap();
+    let mut r = reporter(&stream, Waker::noop());
+    for i in 0..n {
+        r.log(LogStream::Agent, &format!("line {i} of the agent's output"));
+    }
+    (stream, r)
+}
+
+/// A job `job` with `n` log events and a result; returns its first segment.
+fn finished_job(journal: &Journal, job: &str, n: usize) -> PathBuf {
+    let (stream, mut r) = running_job(journal, job, n);
+    r.finish(JobResult::failed("x"));
+    stream.dir().join(format!("{:020}.jsonl", 1))
+}
+
+/// Close a recovered job as the daemon does (a `failed` result after its
+/// last seq), then every frame its journal sends.
+fn close_and_send(stream: &Arc<JobStream>) -> Vec<Value> {
+    reporter(stream, Waker::noop()).finish(JobResult::failed("restarted"));
+    let mut outbox = Outbox::new();
+    outbox.track(stream.clone());
+    drain_json(&mut outbox)
+}
+
+/// The stand-ins among `frames`: `log` events on stream `runner` that say
+/// the journal was damaged.
+fn damage_notes(frames: &[Value]) -> Vec<&Value> {
+    frames
+        .iter()
+        .filter(|f| {
+            f["event"]["kind"] == "log"
+                && f["event"]["stream"] == "runner"
+                && f["event"]["text"].as_str().unwrap().contains("damaged")
+        })
+        .collect()
+}
+
+#[test]
+fn damage_in_the_middle_of_a_segment_skips_only_the_damaged_record() {
+    const N: usize = 3000;
+    let tmp = TempDir::new("damage");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let seg = finished_job(&journal, "d", N);
+    // 16 bytes of garbage in the middle of the segment.
+    let mut bytes = fs::read(&seg).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 16].copy_from_slice(b"\0\xff\0garbage\0\x01\x02\x03\x04\x05");
+    fs::write(&seg, &bytes).unwrap();
+
+    let jobs = journal.recover().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert!(jobs[0].finished, "the result after the damage was kept");
+    let mut outbox = Outbox::new();
+    outbox.track(jobs[0].stream.clone());
+    let frames = drain_json(&mut outbox);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=N as u64 + 1).collect::<Vec<_>>(),
+        "every seq once"
+    );
+    assert_eq!(frames.last().unwrap()["type"], "job.result");
+    assert_eq!(frames.last().unwrap()["status"], "failed");
+    // Only the damaged record (two if the garbage spans a line end) is
+    // replaced, by a note that says so; every other frame is the agent's.
+    let notes = damage_notes(&frames);
+    assert!(matches!(notes.len(), 1 | 2), "{notes:?}");
+    let agent_lines = frames
+        .iter()
+        .filter(|f| f["event"]["stream"] == "agent")
+        .count();
+    assert_eq!(agent_lines + notes.len(), N);
+}
+
+#[test]
+fn a_damaged_frame_is_never_sent() {
+    let tmp = TempDir::new("badjson");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let seg = finished_job(&journal, "b", 10);
+    // Damage inside the JSON of seq 5: the line still starts `5\te\t` and
+    // its frame with `{`.
+    let text = fs::read(&seg).unwrap();
+    let start = text
+        .split_inclusive(|&b| b == b'\n')
+        .take(4)
+        .map(<[u8]>::len)
+        .sum::<usize>();
+    let mut bytes = text.clone();
+    let quote = start + bytes[start..].iter().position(|&b| b == b'"').unwrap();
+    bytes[quote] = b'\0';
+    fs::write(&seg, &bytes).unwrap();
+
+    let jobs = journal.recover().unwrap();
+    let mut outbox = Outbox::new();
+    outbox.track(jobs[0].stream.clone());
+    let frames = drain_json(&mut outbox);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=11).collect::<Vec<_>>());
+    assert_eq!(damage_notes(&frames).len(), 1);
+    assert_eq!(damage_notes(&frames)[0]["seq"], 5);
+}
+
+#[test]
+fn a_directory_named_like_a_segment_does_not_stop_recovery() {
+    let tmp = TempDir::new("segdir");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let (stream, r) = running_job(&journal, "s", 5);
+    fs::create_dir(stream.dir().join(format!("{:020}.jsonl", 99))).unwrap();
+    drop((r, stream));
+
+    let jobs = journal.recover().unwrap();
+    assert_eq!(jobs.len(), 1, "the job was not recovered");
+    assert_eq!(jobs[0].stream.last_written(), 5);
+    assert!(!jobs[0].finished);
+    let frames = close_and_send(&jobs[0].stream);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(frames[5]["type"], "job.result");
+}
+
+#[test]
+fn a_journal_written_before_checksums_is_still_read_and_continued() {
+    let tmp = TempDir::new("oldformat");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let dir = tmp.0.join("old");
+    fs::create_dir(&dir).unwrap();
+    let mut old = String::new();
+    for seq in 1..=3 {
+        old.push_str(&format!(
+            "{seq}\te\t{{\"type\":\"job.event\",\"job_id\":\"old\",\"seq\":{seq},\
+             \"ts\":\"2026-11-24T10:00:00.000Z\",\"event\":{{\"kind\":\"log\",\"stream\":\"agent\",\"text\":\"x\"}}}}\n"
+        ));
+    }
+    fs::write(dir.join(format!("{:020}.jsonl", 1)), old).unwrap();
+
+    let jobs = journal.recover().unwrap();
+    assert_eq!(jobs[0].stream.last_written(), 3);
+    let frames = close_and_send(&jobs[0].stream);
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4]);
+    assert!(damage_notes(&frames).is_empty());
+    assert_eq!(frames[3]["type"], "job.result");
+}
+
+#[test]
+fn a_restart_result_is_sent_above_the_welcome_ack_even_after_a_second_restart() {
+    let tmp = TempDir::new("restart-result");
+    let journal = Journal::open(&tmp.0).unwrap();
+    drop(running_job(&journal, "r", 5));
+    // The first restart closes the job as the daemon does.
+    let jobs = journal.recover().unwrap();
+    jobs[0].stream.mark_result_unconfirmed().unwrap();
+    reporter(&jobs[0].stream, Waker::noop()).finish(JobResult::failed("restarted"));
+    assert_eq!(jobs[0].stream.last_written(), 6);
+    let mut outbox = Outbox::new();
+    outbox.track(jobs[0].stream.clone());
+    // Before a welcome the result's seq is not settled: it is held back.
+    assert_eq!(seqs_of(&drain(&mut outbox), "r"), vec![1, 2, 3, 4, 5]);
+    drop(outbox);
+
+    // A second restart before any welcome still knows.
+    let jobs = journal.recover().unwrap();
+    assert!(jobs[0].finished && jobs[0].stream.result_unconfirmed());
+    let mut outbox = Outbox::new();
+    outbox.track(jobs[0].stream.clone());
+    // The server stored seq 6 (an event the journal lost in a power cut).
+    outbox.on_welcome(&[("r".to_string(), 6)]);
+    assert!(
+        outbox.take_released().is_empty(),
+        "released without a result"
+    );
+    let frames = drain(&mut outbox);
+    assert_eq!(frames, vec![("r".to_string(), 7, "job.result".to_string())]);
+    assert!(!jobs[0].stream.result_unconfirmed());
+    assert_eq!(outbox.on_ack("r", 7), Some(id("r")));
 }

@@ -8,8 +8,8 @@
 use ados_test_support::control_plane::{ControlPlane, Options};
 use ados_test_support::proxy::ConnectProxy;
 use ados_work_runner::config::ProxySettings;
-use ados_work_runner::journal::Outbox;
 use ados_work_runner::link::proto::{self, HelloInfo, RunnerState, ServerMessage};
+use ados_work_runner::link::Outbox;
 use ados_work_runner::link::{self, FromLink, Link, LinkConfig, ToLink};
 use ados_work_runner::metrics::Metrics;
 use ados_work_runner::net::{NoProxy, Proxy};

@@ -5,7 +5,7 @@
 
 use ados_test_support::control_plane::{ControlPlane, Options};
 use ados_test_support::fixtures::{
-    files_containing, git_argv_recorder, make_bare_repo, recorded_argv, try_git, TempDir,
+    files_containing, git_argv_recorder, make_bare_repo, recorded_argv, run_git, try_git, TempDir,
 };
 use ados_test_support::git_server::{base64, GitServer};
 use ados_test_support::runner::{fake_agents_dir, free_port, http_get, RunnerProcess};
@@ -605,6 +605,244 @@ fn a_repair_stage_pushes_a_new_commit_onto_the_existing_branch() {
         before,
         "a new commit on top, nothing rewritten"
     );
+}
+
+/// Commits symlinks (path, target) onto `main` of `bare`, as a repository
+/// author could.
+fn commit_symlinks(bare: &Path, links: &[(&str, &str)]) {
+    let work = TempDir::new("pipeline-links");
+    let dir = work.join("w");
+    run_git(
+        work.path(),
+        &[
+            "clone",
+            "--quiet",
+            &bare.display().to_string(),
+            &dir.display().to_string(),
+        ],
+    );
+    for (path, target) in links {
+        std::os::unix::fs::symlink(target, dir.join(path)).expect("symlink");
+    }
+    run_git(&dir, &["add", "--all"]);
+    run_git(&dir, &["commit", "--quiet", "-m", "links"]);
+    run_git(&dir, &["push", "--quiet", "origin", "main"]);
+}
+
+/// Asserts the guard stopped job `id`: `needs-human`, the value nowhere in
+/// the result, the job's branch not on the server.
+fn assert_guard_stopped(h: &Harness, id: &str, res: &Value, leaked: &str) {
+    assert_eq!(res["status"], "needs-human", "{res}");
+    assert!(
+        !res.to_string().contains(leaked),
+        "the value is never shown: {res}"
+    );
+    let (ok, _, _) = try_git(
+        &h.bare(),
+        &["rev-parse", "--verify", &format!("refs/heads/ados/{id}")],
+    );
+    assert!(!ok, "nothing may be pushed");
+}
+
+const LEAKED: &str = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+
+#[test]
+fn a_secret_in_a_file_with_a_nul_byte_is_found() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (_, res) = h.run(h.spec(
+        "guard-nul",
+        "claude",
+        &format!("FAKE: write-escaped blob.txt head\\x00 token={LEAKED}"),
+        "",
+    ));
+    assert_guard_stopped(&h, "guard-nul", &res, LEAKED);
+    let summary = res["summary"].as_str().unwrap_or("");
+    assert!(summary.contains("a GitHub token in blob.txt"), "{summary}");
+}
+
+#[test]
+fn a_secret_in_a_file_marked_minus_diff_is_found() {
+    let h = Harness::start(&[("README.md", "# r\n"), (".gitattributes", "*.dat -diff\n")]);
+    let (_, res) = h.run(h.spec(
+        "guard-attr",
+        "claude",
+        &format!("FAKE: write secret.dat token={LEAKED}"),
+        "",
+    ));
+    assert_guard_stopped(&h, "guard-attr", &res, LEAKED);
+    let summary = res["summary"].as_str().unwrap_or("");
+    assert!(
+        summary.contains("a GitHub token in secret.dat"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_secret_in_a_file_name_is_found_and_not_shown() {
+    let h = Harness::start(&[("README.md", "# r\n"), ("notes.txt", "")]);
+    // A new file, and an empty file renamed: no line shows either name.
+    for (id, prompt) in [
+        (
+            "guard-name",
+            format!("FAKE: write notes-{LEAKED}.txt harmless"),
+        ),
+        (
+            "guard-rename",
+            format!("FAKE: rename notes.txt notes-{LEAKED}"),
+        ),
+    ] {
+        let (_, res) = h.run(h.spec(id, "claude", &prompt, ""));
+        assert_guard_stopped(&h, id, &res, LEAKED);
+        let summary = res["summary"].as_str().unwrap_or("");
+        assert!(
+            summary.contains("a GitHub token in a file name"),
+            "{id}: {summary}"
+        );
+    }
+}
+
+#[test]
+fn a_diff_too_large_to_scan_whole_is_not_pushed() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    // The generated file sorts first: the secret comes after the cap.
+    let (_, res) = h.run(h.spec(
+        "guard-big",
+        "claude",
+        &format!("FAKE: write-big a-generated.txt 65\nFAKE: write z.txt token={LEAKED}"),
+        "",
+    ));
+    assert_guard_stopped(&h, "guard-big", &res, LEAKED);
+    let summary = res["summary"].as_str().unwrap_or("");
+    assert!(
+        summary.contains("could not scan the whole change"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_prompt_over_128_kib_reaches_each_agent() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    // Many lines of a long issue; no single argv element may be this big.
+    let long: String = (0..4000)
+        .map(|i| format!("Line {i} of a long issue body, with details.\n"))
+        .collect();
+    assert!(long.len() > 160 * 1024);
+    for agent in ["claude", "codex", "copilot"] {
+        let id = format!("long-{agent}");
+        let (_, res) = h.run(h.spec(
+            &id,
+            agent,
+            &format!("{long}FAKE: write hello.txt hi from {agent}\n{long}"),
+            "",
+        ));
+        assert_eq!(res["status"], "completed", "{agent}: {res}");
+        assert_eq!(
+            h.branch_file(&format!("ados/{id}"), "hello.txt").as_deref(),
+            Some(format!("hi from {agent}\n").as_str())
+        );
+    }
+}
+
+#[test]
+fn a_repair_after_a_300_kb_failing_line_reaches_the_agent() {
+    let h = Harness::start(&[
+        ("README.md", "# r\n"),
+        (
+            "test.sh",
+            "test -f fixed.txt && exit 0\nhead -c 300000 /dev/zero | tr '\\000' x\necho\necho failing\nexit 1\n",
+        ),
+    ]);
+    let (_, res) = h.run(h.spec(
+        "repair-long",
+        "claude",
+        "FAKE: write hello.txt hi\nFAKE: fix-if-failing fixed.txt ok",
+        "sh test.sh",
+    ));
+    assert_eq!(res["status"], "completed", "{res}");
+    assert_eq!(res["attempts"].as_array().map(Vec::len), Some(2), "{res}");
+    assert_eq!(res["tests"]["passed"], true, "{res}");
+}
+
+#[test]
+fn committed_links_to_dev_zero_and_a_fifo_are_not_read() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    // Opening a FIFO with no writer blocks: a reader that follows the link
+    // hangs the job, one that reads /dev/zero never ends.
+    let outside = TempDir::new("pipeline-fifo");
+    let fifo = outside.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success());
+    let fifo_s = fifo.display().to_string();
+    commit_symlinks(
+        &h.bare(),
+        &[
+            ("Makefile", "/dev/zero"),
+            ("package.json", &fifo_s),
+            ("CONTRIBUTING.md", "/dev/zero"),
+            (".ados.yaml", &fifo_s),
+        ],
+    );
+    let mut spec = h.spec("zero", "claude", "FAKE: write hello.txt hi", "");
+    spec["test_command"] = Value::Null;
+    let (events, res) = h.run(spec);
+    assert_eq!(res["status"], "completed", "{res}");
+    assert!(
+        res["tests"].is_null(),
+        "no test command was detected: {res}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.to_string().contains("tests skipped")),
+        "detection found nothing"
+    );
+}
+
+#[test]
+fn a_repo_path_through_a_link_out_of_the_checkout_fails() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let outside = TempDir::new("pipeline-outside");
+    commit_symlinks(&h.bare(), &[("svc", &outside.path().display().to_string())]);
+    let mut spec = h.spec("escape", "claude", "FAKE: write new.txt escaped", "");
+    spec["repo"]["path"] = json!("svc");
+    let (_, res) = h.run(spec);
+    assert_eq!(res["status"], "failed", "{res}");
+    assert!(
+        res["error"].as_str().unwrap_or("").contains("repo.path"),
+        "{res}"
+    );
+    assert!(
+        !outside.join("new.txt").exists(),
+        "the agent ran outside the checkout"
+    );
+}
+
+#[test]
+fn a_timeout_too_large_for_the_clock_does_not_take_a_worker_down() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    // 2^63 seconds cannot be added to the clock: the job is answered
+    // (run without a limit, or refused naming the field), never lost.
+    let mut spec = h.spec("huge", "claude", "FAKE: write hello.txt hi", "");
+    spec["timeout_s"] = json!(9_223_372_036_854_775_808u64);
+    spec["agent"]["timeout_s"] = json!(9_223_372_036_854_775_808u64);
+    h.cp.assign(spec);
+    let answer = h.cp.wait_for(
+        |v| v["job_id"] == "huge" && (v["type"] == "job.result" || v["type"] == "job.rejected"),
+        T,
+    );
+    if answer["type"] == "job.result" {
+        assert_eq!(answer["status"], "completed", "{answer}");
+    } else {
+        assert!(answer.to_string().contains("timeout_s"), "{answer}");
+    }
+    // And jobs still run after it.
+    for id in ["after-1", "after-2"] {
+        let (_, res) = h.run(h.spec(id, "claude", "FAKE: write hello.txt hi", ""));
+        assert_eq!(res["status"], "completed", "{res}");
+    }
 }
 
 /// A hostile agent's moves, as one `FAKE: sh` line: find the shared mirror

@@ -278,6 +278,12 @@ impl SpawnObserver for Recorder {
         assert!(!process::group_alive(pgid));
         self.0.lock().expect("lock").push(("finished", pgid));
     }
+    fn signalling(&self, pgid: i32, signal: i32) {
+        // Called before the signal: the group is still there to act on.
+        assert!(process::group_alive(pgid));
+        let what = if signal == 15 { "sigterm" } else { "sigkill" };
+        self.0.lock().expect("lock").push((what, pgid));
+    }
 }
 
 #[test]
@@ -296,7 +302,39 @@ fn the_observer_sees_the_group_start_and_end() {
     )
     .expect("spawn");
     let calls = rec.0.lock().expect("lock").clone();
-    assert_eq!(calls, vec![("spawned", pid_seen), ("finished", pid_seen)]);
+    // The leaked `sleep` is killed: the hook hears of it first.
+    assert_eq!(
+        calls,
+        vec![
+            ("spawned", pid_seen),
+            ("sigkill", pid_seen),
+            ("finished", pid_seen)
+        ]
+    );
+}
+
+#[test]
+fn the_observer_hears_of_each_signal_before_the_group_gets_it() {
+    let rec = Recorder::default();
+    let opts = RunOptions {
+        cancel: &CancelToken::never(),
+        redactor: &Redactor::empty(),
+        observer: Some(&rec),
+    };
+    let spec = sh("trap '' TERM; echo $$; while :; do sleep 1; done")
+        .timeout(Some(Duration::from_millis(300)))
+        .kill_grace(Duration::from_millis(200));
+    let mut pid_seen = 0;
+    let out = process::run(&spec, &opts, &mut |_, l| {
+        pid_seen = l.parse().unwrap_or(pid_seen)
+    })
+    .expect("spawn");
+    assert_eq!(out.ended, process::Ended::TimedOut);
+    let calls = rec.0.lock().expect("lock").clone();
+    assert_eq!(calls.first(), Some(&("spawned", pid_seen)));
+    assert_eq!(calls.get(1), Some(&("sigterm", pid_seen)));
+    assert_eq!(calls.get(2), Some(&("sigkill", pid_seen)));
+    assert_eq!(calls.last(), Some(&("finished", pid_seen)));
 }
 
 #[test]

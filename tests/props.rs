@@ -9,11 +9,11 @@
 //! regression to add as a unit test.
 
 use ados_test_support::fixtures::{try_git, TempDir};
-use ados_work_runner::job::pipeline::workdir_of;
 use ados_work_runner::job::spec::{check_branch, check_clone_url, JobSpec, Provider, RemotePolicy};
 use ados_work_runner::link::proto::{parse_server_message, ServerMessage};
 use ados_work_runner::net::Url;
 use ados_work_runner::redact::{Redactor, REDACTED};
+use ados_work_runner::run::workdir_of;
 use ados_work_runner::workspace::Workspace;
 use proptest::collection::vec;
 use proptest::prelude::*;

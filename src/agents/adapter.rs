@@ -5,7 +5,7 @@
 use crate::config::AgentKeys;
 use crate::job::event::{AgentEvent, Usage};
 use crate::job::spec::AgentSpec;
-use crate::process::{CommandSpec, OutputStream, ProcessOutcome};
+use crate::process::{CommandSpec, OutputStream, ProcessOutcome, Stdin};
 use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,12 +15,45 @@ use std::time::Duration;
 /// says otherwise.
 pub const DEFAULT_AGENT_TIMEOUT: Duration = Duration::from_secs(45 * 60);
 
+/// The longest prompt passed as one argv element. Linux refuses a single
+/// argument over 128 KiB (`Argument list too long`); a longer prompt goes
+/// on stdin or in a file, as the CLI allows ([`AgentAdapter::long_prompt`]).
+pub const PROMPT_ARG_MAX: usize = 96 * 1024;
+
+/// How the prompt reaches the CLI.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PromptInput {
+    /// As one argument (never through a shell).
+    #[default]
+    Argument,
+    /// Written to stdin, which is then closed.
+    Stdin,
+    /// In this file; the argument names it.
+    File(PathBuf),
+}
+
+/// Where a CLI can take a prompt too long for an argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LongPrompt {
+    /// On stdin (`claude -p` with no prompt argument, `codex exec -`).
+    Stdin,
+    /// In a file the (short) prompt argument points at with `@path`.
+    File,
+}
+
 /// Everything an adapter needs to build one attempt's command line.
+#[derive(Clone)]
 pub struct AgentContext<'a> {
-    /// The job's agent section (name, model, timeout, extra args).
+    /// The job's agent section (name, model, extra args).
     pub spec: &'a AgentSpec,
-    /// The prompt, passed as one argv element (never through a shell).
+    /// The prompt (never through a shell).
     pub prompt: &'a str,
+    /// How the prompt is passed: [`run_attempt`](super::run_attempt) moves
+    /// one over [`PROMPT_ARG_MAX`] to stdin or a file.
+    pub prompt_input: PromptInput,
+    /// The attempt's time limit (already capped by what is left of the
+    /// job's); `None`: the adapter's default.
+    pub timeout: Option<Duration>,
     /// Where the agent works (the checkout, or its monorepo subdirectory).
     pub workdir: &'a Path,
     /// The per-job `HOME`; the agent's config home is made under it.
@@ -52,6 +85,10 @@ pub trait AgentAdapter: Send + Sync {
     /// The attempt's time limit when the job gives none.
     fn default_timeout(&self) -> Duration {
         DEFAULT_AGENT_TIMEOUT
+    }
+    /// Where this CLI takes a prompt too long for an argument.
+    fn long_prompt(&self) -> LongPrompt {
+        LongPrompt::File
     }
     /// The CLI's config home under `ctx.home`, created before the run
     /// (Codex refuses a `CODEX_HOME` that does not exist).
@@ -140,13 +177,35 @@ pub(crate) fn base_command(program: &str, ctx: &AgentContext, default: Duration)
     if running_as_root() {
         spec.set_env("IS_SANDBOX", "1");
     }
-    spec.timeout = Some(
-        ctx.spec
-            .timeout_s
-            .map(Duration::from_secs)
-            .unwrap_or(default),
-    );
+    spec.timeout = Some(ctx.timeout.unwrap_or(default));
     spec
+}
+
+/// The prompt, placed as `ctx.prompt_input` says: the last argument, stdin
+/// (with `stdin_arg` as the last argument when the CLI wants one, `-` for
+/// codex), or a pointer to the prompt file as the last argument.
+pub(crate) fn place_prompt(spec: &mut CommandSpec, ctx: &AgentContext, stdin_arg: Option<&str>) {
+    match &ctx.prompt_input {
+        PromptInput::Argument | PromptInput::File(_) => push_prompt(spec, &prompt_argument(ctx)),
+        PromptInput::Stdin => {
+            spec.stdin = Stdin::Bytes(ctx.prompt.as_bytes().to_vec());
+            if let Some(arg) = stdin_arg {
+                spec.args.push(arg.to_string());
+            }
+        }
+    }
+}
+
+/// The prompt argument: the prompt itself, or a short text that mentions
+/// the prompt file (`@path`, the way the CLIs include a file's content).
+pub(crate) fn prompt_argument(ctx: &AgentContext) -> String {
+    match &ctx.prompt_input {
+        PromptInput::File(path) => format!(
+            "Your task is too long for the command line: it is in the file @{} . Read that whole file first and do what it says.",
+            path.display()
+        ),
+        _ => ctx.prompt.to_string(),
+    }
 }
 
 /// The prompt as the last argv element; `--` first when it starts with a

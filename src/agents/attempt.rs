@@ -1,7 +1,9 @@
 //! One agent attempt: build the command, run it, stream its events to the
 //! job's reporter, and judge it.
 
-use super::adapter::{AgentAdapter, AgentContext, AgentVerdict, Parsed};
+use super::adapter::{
+    AgentAdapter, AgentContext, AgentVerdict, LongPrompt, Parsed, PromptInput, PROMPT_ARG_MAX,
+};
 use crate::executors::Executor;
 use crate::job::event::{Event, LogStream};
 use crate::job::Reporter;
@@ -20,7 +22,9 @@ pub struct AttemptOutput {
 ///
 /// Every parsed event goes out as an `agent` event; every log-only line
 /// and every raw stderr line as an `agent` log line. Creates `ctx.home`,
-/// `ctx.tmp` and the CLI's config home first.
+/// `ctx.tmp` and the CLI's config home first. A prompt over
+/// [`PROMPT_ARG_MAX`] goes on stdin or in a file under `ctx.tmp`, as the
+/// CLI allows ([`AgentAdapter::long_prompt`]).
 ///
 /// # Errors
 ///
@@ -47,6 +51,11 @@ pub fn run_attempt(
             ),
         })?;
     }
+    let placed = place_long_prompt(adapter, ctx).map_err(|e| SpawnError {
+        program: adapter.program().to_string(),
+        source: std::io::Error::new(e.kind(), format!("could not write the prompt file: {e}")),
+    })?;
+    let ctx = placed.as_ref().unwrap_or(ctx);
     let spec = adapter.command(ctx);
     let mut parser = adapter.parser();
     let outcome = executor.run(&spec, opts, &mut |stream, line| {
@@ -81,4 +90,26 @@ pub fn run_attempt(
         );
     }
     Ok(AttemptOutput { outcome, verdict })
+}
+
+/// `ctx` with a prompt too long for an argument moved to where the CLI
+/// takes it; `None` when it can stay an argument.
+fn place_long_prompt<'a>(
+    adapter: &dyn AgentAdapter,
+    ctx: &AgentContext<'a>,
+) -> std::io::Result<Option<AgentContext<'a>>> {
+    if ctx.prompt.len() <= PROMPT_ARG_MAX || ctx.prompt_input != PromptInput::Argument {
+        return Ok(None);
+    }
+    let input = match adapter.long_prompt() {
+        LongPrompt::Stdin => PromptInput::Stdin,
+        LongPrompt::File => {
+            let path = ctx.tmp.join("ados-prompt.md");
+            crate::registries::write_private(&path, ctx.prompt)?;
+            PromptInput::File(path)
+        }
+    };
+    let mut placed = ctx.clone();
+    placed.prompt_input = input;
+    Ok(Some(placed))
 }

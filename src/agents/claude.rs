@@ -5,9 +5,9 @@
 //! with an error text. No `result` line at all is a failure.
 
 use super::adapter::{
-    base_command, content_text, json_object, path_str, push_prompt, set_key, str_at,
-    summarize_input, u64_at, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed,
-    StderrTail,
+    base_command, content_text, json_object, path_str, place_prompt, set_key, str_at,
+    summarize_input, u64_at, AgentAdapter, AgentContext, AgentParser, AgentVerdict, LongPrompt,
+    Parsed, StderrTail,
 };
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, Ended, OutputStream, ProcessOutcome};
@@ -32,6 +32,10 @@ impl AgentAdapter for Claude {
 
     fn config_dir(&self, ctx: &AgentContext) -> Option<PathBuf> {
         Some(ctx.home.join(".claude"))
+    }
+
+    fn long_prompt(&self) -> LongPrompt {
+        LongPrompt::Stdin
     }
 
     /// `claude -p --output-format stream-json --verbose [--model M]
@@ -62,7 +66,8 @@ impl AgentAdapter for Claude {
             spec.args.extend(["--resume".into(), id.to_string()]);
         }
         spec.args.extend(ctx.spec.args.iter().cloned());
-        push_prompt(&mut spec, ctx.prompt);
+        // A long prompt goes on stdin: `-p` with no prompt argument reads it.
+        place_prompt(&mut spec, ctx, None);
         if let Some(dir) = self.config_dir(ctx) {
             spec.set_env("CLAUDE_CONFIG_DIR", path_str(&dir));
         }
@@ -437,5 +442,18 @@ mod tests {
         assert!(!joined.contains("--dangerously-skip-permissions"));
         assert!(joined.contains("--resume sess-1"));
         assert_eq!(spec.args[spec.args.len() - 2], "--");
+    }
+
+    #[test]
+    fn a_long_prompt_goes_on_stdin_with_no_prompt_argument() {
+        let parts = ctx_parts();
+        let mut ctx = parts.ctx();
+        ctx.prompt_input = crate::agents::PromptInput::Stdin;
+        ctx.timeout = Some(std::time::Duration::from_secs(9));
+        let spec = Claude.command(&ctx);
+        assert_eq!(spec.args.last().map(String::as_str), Some("--extra"));
+        assert_eq!(spec.stdin, crate::process::Stdin::Bytes(b"do it".to_vec()));
+        assert_eq!(spec.timeout, Some(std::time::Duration::from_secs(9)));
+        assert_eq!(Claude.long_prompt(), LongPrompt::Stdin);
     }
 }

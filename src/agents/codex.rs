@@ -5,8 +5,8 @@
 //! text in `error` / `turn.failed`.
 
 use super::adapter::{
-    base_command, json_object, path_str, push_prompt, set_key, str_at, u64_at, AgentAdapter,
-    AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
+    base_command, json_object, path_str, place_prompt, set_key, str_at, u64_at, AgentAdapter,
+    AgentContext, AgentParser, AgentVerdict, LongPrompt, Parsed, StderrTail,
 };
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome};
@@ -31,6 +31,10 @@ impl AgentAdapter for Codex {
 
     fn config_dir(&self, ctx: &AgentContext) -> Option<PathBuf> {
         Some(ctx.home.join(".codex"))
+    }
+
+    fn long_prompt(&self) -> LongPrompt {
+        LongPrompt::Stdin
     }
 
     /// `codex exec --json --skip-git-repo-check --color never [-m M]
@@ -62,7 +66,8 @@ impl AgentAdapter for Codex {
         if let Some(id) = ctx.resume_session {
             spec.args.extend(["resume".into(), id.to_string()]);
         }
-        push_prompt(&mut spec, ctx.prompt);
+        // A long prompt goes on stdin: `-` as the prompt reads it.
+        place_prompt(&mut spec, ctx, Some("-"));
         if let Some(dir) = self.config_dir(ctx) {
             spec.set_env("CODEX_HOME", path_str(&dir));
         }
@@ -388,5 +393,16 @@ mod tests {
         assert!(joined.contains("--sandbox read-only"));
         assert!(!joined.contains("dangerously"));
         assert!(joined.ends_with("--extra resume thr do it"), "{joined}");
+    }
+
+    #[test]
+    fn a_long_prompt_goes_on_stdin_as_dash() {
+        let parts = ctx_parts();
+        let mut ctx = parts.ctx();
+        ctx.prompt_input = crate::agents::PromptInput::Stdin;
+        let spec = Codex.command(&ctx);
+        assert_eq!(spec.args.last().map(String::as_str), Some("-"));
+        assert_eq!(spec.stdin, crate::process::Stdin::Bytes(b"do it".to_vec()));
+        assert_eq!(Codex.long_prompt(), LongPrompt::Stdin);
     }
 }

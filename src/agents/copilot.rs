@@ -5,8 +5,8 @@
 //! turn (created on the first, resumed on the next). No tokens, no cost.
 
 use super::adapter::{
-    base_command, content_text, json_object, path_str, str_at, summarize_input, uuid_v4,
-    AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
+    base_command, content_text, json_object, path_str, prompt_argument, str_at, summarize_input,
+    uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
 };
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome};
@@ -40,7 +40,8 @@ impl AgentAdapter for Copilot {
         let mut spec = base_command(NAME, ctx, self.default_timeout());
         spec.args = vec![
             "-p".into(),
-            ctx.prompt.to_string(),
+            // `-p` ignores stdin: a long prompt is a file it mentions.
+            prompt_argument(ctx),
             "--output-format".into(),
             "json".into(),
             // Without it a permission prompt blocks or kills `-p` runs.
@@ -328,5 +329,21 @@ mod tests {
         assert!(joined.contains("--deny-tool write --deny-tool shell"));
         assert!(joined.contains("--session-id aa778ea0-6eab-4ce9-b87e-11d6d33dab4f"));
         assert_eq!(spec.get_env("COPILOT_GITHUB_TOKEN"), Some("gho_job_token"));
+    }
+
+    #[test]
+    fn a_long_prompt_is_a_file_the_prompt_mentions() {
+        let parts = ctx_parts();
+        let mut ctx = parts.ctx();
+        ctx.prompt_input = crate::agents::PromptInput::File(PathBuf::from("/t/ados-prompt.md"));
+        let spec = Copilot.command(&ctx);
+        assert_eq!(spec.args[0], "-p");
+        assert!(
+            spec.args[1].contains("@/t/ados-prompt.md "),
+            "{}",
+            spec.args[1]
+        );
+        assert_eq!(spec.stdin, crate::process::Stdin::Null);
+        assert_eq!(Copilot.long_prompt(), crate::agents::LongPrompt::File);
     }
 }

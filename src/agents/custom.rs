@@ -7,8 +7,8 @@
 //! no agent credential: the runner cannot know which one it would need.
 
 use super::adapter::{
-    base_command, push_prompt, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed,
-    StderrTail, DEFAULT_AGENT_TIMEOUT,
+    base_command, place_prompt, AgentAdapter, AgentContext, AgentParser, AgentVerdict, LongPrompt,
+    Parsed, StderrTail, DEFAULT_AGENT_TIMEOUT,
 };
 use crate::config::CustomAgent;
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
@@ -60,7 +60,7 @@ impl AgentAdapter for Custom {
         if self.def.prompt_on_stdin {
             spec.stdin = Stdin::Bytes(ctx.prompt.as_bytes().to_vec());
         } else {
-            push_prompt(&mut spec, ctx.prompt);
+            place_prompt(&mut spec, ctx, None);
         }
         spec
     }
@@ -71,6 +71,14 @@ impl AgentAdapter for Custom {
             text: String::new(),
             stderr: StderrTail::default(),
         })
+    }
+
+    fn long_prompt(&self) -> LongPrompt {
+        if self.def.prompt_on_stdin {
+            LongPrompt::Stdin
+        } else {
+            LongPrompt::File
+        }
     }
 
     fn default_timeout(&self) -> Duration {

@@ -18,7 +18,8 @@ mod custom;
 mod registry;
 
 pub use adapter::{
-    uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, DEFAULT_AGENT_TIMEOUT,
+    uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, LongPrompt, Parsed,
+    PromptInput, DEFAULT_AGENT_TIMEOUT, PROMPT_ARG_MAX,
 };
 pub use attempt::{run_attempt, AttemptOutput};
 pub use claude::{Claude, ClaudeParser};
@@ -53,6 +54,8 @@ mod testing {
             AgentContext {
                 spec: &self.spec,
                 prompt: "do it",
+                prompt_input: super::PromptInput::Argument,
+                timeout: None,
                 workdir: &self.dir,
                 home: &self.home,
                 tmp: &self.tmp,

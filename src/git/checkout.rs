@@ -25,9 +25,15 @@
 use super::env::{Access, Author};
 use super::error::{GitError, GitStep};
 use super::mirror::Mirror;
-use super::parse::{parse_added_lines, parse_status, push_rejection, AddedLine, ChangedFile};
+use super::parse::{
+    parse_added_lines, parse_created_paths, parse_status, push_rejection, AddedLine, ChangedFile,
+};
 use super::run::{Capture, Git, GitOutput, Invocation};
-use crate::workspace::MirrorLock;
+use crate::workspace::{read_regular, MirrorLock};
+
+/// The most read of a small file in a `.git` (`HEAD`, a loose ref,
+/// `info/exclude`): the agent can write in its own.
+const REF_FILE_MAX: usize = 64 * 1024;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -51,6 +57,8 @@ const FORCE_PREFIX: &str = "ados/";
 pub struct ScanDiff {
     /// Added lines, in diff order.
     pub lines: Vec<AddedLine>,
+    /// Paths of added files (renamed ones included).
+    pub added_paths: Vec<String>,
     /// The diff was larger than the cap and was cut: the guard should
     /// treat the change as not fully scanned.
     pub truncated: bool,
@@ -277,7 +285,8 @@ impl Checkout {
 
     /// `HEAD` of the runner's git directory, from its files.
     fn runner_head(&self) -> Option<String> {
-        let head = fs::read_to_string(self.git_dir.join("HEAD")).ok()?;
+        let head = read_regular(&self.git_dir.join("HEAD"), REF_FILE_MAX).ok()?;
+        let head = String::from_utf8(head).ok()?;
         loose_ref_in(&self.git_dir, head.trim().strip_prefix("ref: ")?)
     }
 
@@ -563,13 +572,19 @@ impl Checkout {
         Ok(Some(sha))
     }
 
-    /// The lines added between the branch's start point and `HEAD`, with
-    /// file and line numbers, for the secret guard. The text is not
-    /// redacted (the guard must see real values) and never logged.
+    /// The lines and file names added between the branch's start point and
+    /// `HEAD`, with file and line numbers, for the secret guard. The text
+    /// is not redacted (the guard must see real values) and never logged.
+    ///
+    /// Every file is diffed as text whatever its content or attributes say
+    /// (`--text`: a NUL byte or a `-diff` attribute would otherwise show a
+    /// secret as "Binary files differ"), with no textconv or external diff
+    /// (programs the repository could name). Past `max_bytes` of output
+    /// the diff is marked [`ScanDiff::truncated`].
     ///
     /// # Errors
     /// Git failures tagged `diff`.
-    pub fn diff_for_scan(&self, git: &mut Git<'_>) -> Result<ScanDiff, GitError> {
+    pub fn diff_for_scan(&self, git: &mut Git<'_>, max_bytes: usize) -> Result<ScanDiff, GitError> {
         let mut inv = Invocation::new(
             GitStep::Diff,
             &self.dir,
@@ -579,18 +594,24 @@ impl Checkout {
                 "--no-color",
                 "--no-ext-diff",
                 "--no-textconv",
+                "--text",
                 "--no-renames",
                 "--unified=0",
+                // ` create mode … <path>` lines first: every added file's
+                // name (a rename is an add here), even one with no line.
+                "--summary",
                 &self.base,
                 "HEAD",
                 "--",
             ],
         )
         .capture(Capture::KeepRaw);
+        inv.stdout_cap = max_bytes;
         inv.extra_env = self.runner_git_env();
         let out = git.exec(inv)?.check()?;
         Ok(ScanDiff {
             lines: parse_added_lines(&out.stdout),
+            added_paths: parse_created_paths(&out.stdout),
             truncated: out.stdout_cut,
         })
     }
@@ -772,7 +793,8 @@ impl Checkout {
 /// asks git.
 fn head_from_files(dir: &Path) -> Option<String> {
     let git_dir = dir.join(".git");
-    let head = fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let head = read_regular(&git_dir.join("HEAD"), REF_FILE_MAX).ok()?;
+    let head = String::from_utf8(head).ok()?;
     loose_ref_in(&git_dir, head.trim().strip_prefix("ref: ")?)
 }
 
@@ -783,7 +805,9 @@ fn loose_ref_in(git_dir: &Path, refname: &str) -> Option<String> {
     {
         return None;
     }
-    let sha = fs::read_to_string(git_dir.join(refname)).ok()?;
+    // The agent can write its `.git`: a ref file may be a link or a FIFO.
+    let sha = read_regular(&git_dir.join(refname), REF_FILE_MAX).ok()?;
+    let sha = String::from_utf8(sha).ok()?;
     let sha = sha.trim();
     (sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit())).then(|| sha.to_string())
 }
@@ -827,8 +851,8 @@ fn add_exclude_in(info: &Path, patterns: &[&str]) -> Result<(), GitError> {
         error,
     };
     fs::create_dir_all(info).map_err(io)?;
-    let existing = match fs::read_to_string(&path) {
-        Ok(s) => s,
+    let existing = match read_regular(&path, REF_FILE_MAX) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(io(e)),
     };

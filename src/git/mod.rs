@@ -26,7 +26,7 @@ mod mirror;
 mod parse;
 mod run;
 
-pub use auth::{auth_for, GitAuth};
+pub use auth::GitAuth;
 pub use checkout::{Checkout, PushMode, PushOutcome, ScanDiff};
 pub use env::{Author, GitEnv};
 pub use error::{GitError, GitStep};

@@ -120,7 +120,8 @@ pub(crate) fn parse_added_lines(lines: &[String]) -> Vec<AddedLine> {
                 path = match p {
                     "/dev/null" => None,
                     _ => {
-                        let p = unquote_path(p);
+                        // git ends the name with a tab when it has a space.
+                        let p = unquote_path(p.strip_suffix('\t').unwrap_or(p));
                         Some(p.strip_prefix("b/").map(str::to_string).unwrap_or(p))
                     }
                 };
@@ -145,11 +146,24 @@ pub(crate) fn parse_added_lines(lines: &[String]) -> Vec<AddedLine> {
                     line: next_line,
                     text: text.to_string(),
                 });
-                next_line += 1;
+                next_line = next_line.saturating_add(1);
             }
         }
     }
     out
+}
+
+/// The paths of created files from the `--summary` lines that open a
+/// `git diff --summary` (` create mode 100644 <path>`, before the first
+/// `diff --git`): every added file, whether or not it has a line to show.
+pub(crate) fn parse_created_paths(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .take_while(|l| !l.starts_with("diff --git "))
+        .filter_map(|l| l.strip_prefix(" create mode "))
+        .filter_map(|rest| rest.split_once(' '))
+        .map(|(_, path)| unquote_path(path))
+        .collect()
 }
 
 /// From `git push --porcelain` output: the rejection reason, when a ref was
@@ -222,6 +236,29 @@ mod tests {
                 ("a.txt", 10, "new")
             ]
         );
+    }
+
+    #[test]
+    fn created_paths_come_from_the_summary_only() {
+        let diff = v(&[
+            " create mode 100644 bin.dat",
+            " create mode 120000 \"a\\tb\"",
+            " create mode 100644 x y.txt",
+            " delete mode 100644 old",
+            "",
+            "diff --git a/x y.txt b/x y.txt",
+            "new file mode 100644",
+            "--- /dev/null",
+            "+++ b/x y.txt\t",
+            "@@ -0,0 +1 @@",
+            "+ create mode 100644 not-a-path",
+        ]);
+        assert_eq!(
+            parse_created_paths(&diff),
+            vec!["bin.dat", "a\tb", "x y.txt"]
+        );
+        let added = parse_added_lines(&diff);
+        assert_eq!(added[0].path, "x y.txt", "no trailing tab");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub(crate) struct Invocation<'p> {
     pub extra_env: Vec<(String, String)>,
     pub stdin: Option<Vec<u8>>,
     pub capture: Capture,
+    /// Bytes of stdout kept; past it the output is marked cut.
+    pub stdout_cap: usize,
 }
 
 impl<'p> Invocation<'p> {
@@ -64,6 +66,7 @@ impl<'p> Invocation<'p> {
             extra_env: Vec::new(),
             stdin: None,
             capture: Capture::Forward,
+            stdout_cap: STDOUT_CAP,
         }
     }
 
@@ -215,7 +218,7 @@ impl<'a> Git<'a> {
         let mut on_line = |stream: OutputStream, line: &str| match (stream, inv.capture) {
             (OutputStream::Stdout, Capture::Keep | Capture::KeepRaw) => {
                 stdout_bytes += line.len() + 1;
-                if stdout_bytes > STDOUT_CAP {
+                if stdout_bytes > inv.stdout_cap {
                     stdout_cut = true;
                 } else {
                     stdout.push(line.to_string());
@@ -250,7 +253,10 @@ impl<'a> Git<'a> {
                 access: inv.access,
                 exit_code: outcome.exit_code,
                 stdout,
-                stdout_cut,
+                // A line cut at the process layer's line cap is a cut
+                // output too: a parser must not take it for the whole.
+                stdout_cut: stdout_cut
+                    || (inv.capture != Capture::Forward && outcome.lines_truncated > 0),
                 stderr: tail.into_iter().collect::<Vec<_>>().join("\n"),
             }),
         }

@@ -1,16 +1,15 @@
-//! Jobs: what the control plane asks for ([`spec`]), what a job says while
-//! it runs ([`event`], [`reporter`]), and the steps that do the work
-//! ([`pipeline`]).
+//! Jobs, as vocabulary: what the control plane asks for ([`spec`] and its
+//! validation) and what a job says while it runs ([`event`],
+//! [`reporter`]). Nothing here imports the layers above; the run of a job
+//! is [`crate::run`].
 
 pub mod event;
-pub mod pipeline;
-pub mod prompt;
 pub mod reporter;
 pub mod spec;
 
 /// Cancellation lives at the crate root ([`crate::cancel`]) so `process/`,
-/// `git/` and `workspace` need not import `job/`; re-exported here for the
-/// job pipeline.
+/// `git/` and `workspace` need not import `job/`; re-exported here as part
+/// of the jobs' vocabulary.
 pub use crate::cancel::{CancelReason, CancelToken};
 pub use event::{Event, JobResult, ResultStatus, Status};
 pub use reporter::{EventSink, Reporter};

@@ -24,6 +24,14 @@ pub trait EventSink: Send {
     fn event(&mut self, seq: u64, event: &Event, frame: &str);
     /// Deliver the final result. `frame` is the redacted `job.result` JSON.
     fn result(&mut self, seq: u64, result: &JobResult, frame: &str);
+    /// Why the last frame delivered could not be stored (a full disk), if
+    /// it could not. The reporter then stops numbering events and ends the
+    /// job `failed` with this reason under the seq that failed, so the
+    /// control plane never sees a gap. Sinks that cannot fail keep the
+    /// default.
+    fn take_write_error(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Numbers, stamps, redacts and delivers one job's events.
@@ -34,6 +42,11 @@ pub struct Reporter {
     redactor: Arc<Redactor>,
     started: Instant,
     finished: bool,
+    /// The sink could not store an event: why. Later events are dropped
+    /// and the result is `failed` with this reason.
+    write_error: Option<String>,
+    /// Events dropped after the write error.
+    dropped: u64,
 }
 
 #[derive(Serialize)]
@@ -76,6 +89,8 @@ impl Reporter {
             redactor,
             started: Instant::now(),
             finished: false,
+            write_error: None,
+            dropped: 0,
         }
     }
 
@@ -109,6 +124,13 @@ impl Reporter {
         self.finished
     }
 
+    /// Why events can no longer be stored (a full disk), once one could
+    /// not be: the job's result will be `failed` with it, so a job may as
+    /// well stop at its next step.
+    pub fn write_error(&self) -> Option<&str> {
+        self.write_error.as_deref()
+    }
+
     /// A `status` event.
     pub fn status(&mut self, status: Status, detail: impl Into<Option<String>>) {
         self.emit(Event::Status {
@@ -132,6 +154,10 @@ impl Reporter {
     pub fn emit(&mut self, event: Event) {
         if self.finished {
             log::warn!("job {}: event after the result dropped", self.job_id);
+            return;
+        }
+        if self.write_error.is_some() {
+            self.dropped += 1;
             return;
         }
         let event = match event {
@@ -164,6 +190,15 @@ impl Reporter {
         };
         let text = redacted(&self.redactor, text);
         self.sink.event(seq, &event, &text);
+        if let Some(e) = self.sink.take_write_error() {
+            // The seq was not stored: the result takes it, so no gap.
+            log::error!(
+                "job {}: event {seq} not stored ({e}); the job ends failed and its later events are dropped",
+                self.job_id
+            );
+            self.next_seq = seq;
+            self.write_error = Some(e);
+        }
     }
 
     /// The result: exactly once, last. `duration_ms` is filled in when 0.
@@ -174,6 +209,9 @@ impl Reporter {
         }
         if result.duration_ms == 0 {
             result.duration_ms = self.started.elapsed().as_millis() as u64;
+        }
+        if let Some(e) = &self.write_error {
+            result = write_error_result(e, self.dropped, result);
         }
         truncate_with_note(&mut result.summary, MAX_LOG_CHUNK);
         let seq = self.next_seq;
@@ -197,6 +235,33 @@ impl Reporter {
         };
         let text = redacted(&self.redactor, text);
         self.sink.result(seq, &result, &text);
+    }
+}
+
+/// The result of a job whose events could not all be stored: `failed`
+/// with the reason, keeping what says where the work went (branch,
+/// commit) and what it cost; the lists are left out, so the result stays
+/// small enough for the space the journal keeps for it.
+fn write_error_result(error: &str, dropped: u64, ended: JobResult) -> JobResult {
+    let status = serde_json::to_value(ended.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let error = format!(
+        "{error}; {dropped} later event(s) were not recorded and the job's own result \
+         ({status}: {}) is replaced by this one",
+        ended.summary.chars().take(200).collect::<String>()
+    );
+    JobResult {
+        branch: ended.branch,
+        commit_sha: ended.commit_sha,
+        pr_url: ended.pr_url,
+        pr_number: ended.pr_number,
+        agent: ended.agent,
+        model: ended.model,
+        usage: ended.usage,
+        duration_ms: ended.duration_ms,
+        ..JobResult::failed(error)
     }
 }
 
@@ -336,6 +401,69 @@ mod tests {
         assert_eq!(seqs, vec![1, 2, 3]);
         assert!(frames[1].contains("[REDACTED]") && !frames[1].contains("s3cr3t"));
         assert!(frames[2].contains(r#""type":"job.result""#));
+    }
+
+    /// Stores frames (in a [`MemorySink`]) until event `fail_at`, then
+    /// cannot store any event.
+    struct FullDiskSink {
+        stored: MemorySink,
+        fail_at: u64,
+        error: Option<String>,
+    }
+
+    impl EventSink for FullDiskSink {
+        fn event(&mut self, seq: u64, event: &Event, frame: &str) {
+            if seq >= self.fail_at {
+                self.error = Some("the disk is full".into());
+            } else {
+                self.stored.event(seq, event, frame);
+            }
+        }
+        fn result(&mut self, seq: u64, result: &JobResult, frame: &str) {
+            self.stored.result(seq, result, frame);
+        }
+        fn take_write_error(&mut self) -> Option<String> {
+            self.error.take()
+        }
+    }
+
+    #[test]
+    fn an_event_not_stored_fails_the_job_under_its_seq() {
+        let stored = MemorySink::default();
+        let sink = FullDiskSink {
+            stored: stored.clone(),
+            fail_at: 3,
+            error: None,
+        };
+        let mut r = Reporter::new(
+            JobId::parse("j1").expect("id"),
+            Box::new(sink),
+            Arc::new(Redactor::new(Vec::new())),
+        );
+        for _ in 0..5 {
+            r.log(LogStream::Agent, "line");
+        }
+        assert_eq!(r.write_error(), Some("the disk is full"));
+        let mut done = JobResult::failed("");
+        done.status = crate::job::event::ResultStatus::Completed;
+        r.finish(done);
+        let frames: Vec<serde_json::Value> = stored
+            .frames
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|f| serde_json::from_str(f).expect("json"))
+            .collect();
+        let seqs: Vec<u64> = frames
+            .iter()
+            .map(|f| f["seq"].as_u64().expect("seq"))
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3], "the result takes the seq that failed");
+        assert_eq!(frames[2]["status"], "failed");
+        assert!(frames[2]["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("the disk is full; 2 later event(s)"));
     }
 
     #[test]

@@ -5,16 +5,18 @@
 //!
 //! - [`store`]: the on-disk layout, [`Journal`] (create, recover) and the
 //!   [`JobStream`] a job's writer and reader share.
+//! - [`record`]: one record on disk (length, checksum) and its check.
 //! - [`sink`]: [`JournalSink`], the job side (append, fsync policy).
-//! - [`outbox`]: [`Outbox`], the link side (cursors, resend, acks, pruning).
+//!
+//! The reading side, the link's [`crate::link::outbox::Outbox`] (cursors,
+//! resend, acks, pruning), reads these files through [`store`].
 //!
 //! `docs/journal.md` describes the write path and what a power cut costs.
 
-pub mod outbox;
+pub mod record;
 pub mod sink;
 pub mod store;
 
-pub use outbox::Outbox;
 pub use sink::JournalSink;
 pub use store::{JobStream, Journal, RecoveredJob};
 

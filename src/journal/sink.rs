@@ -3,11 +3,19 @@
 //!
 //! # Write path
 //!
-//! Each frame becomes one line, built in a reused buffer and written with a
-//! single `write(2)` on a file opened `O_APPEND`: the line is in the page
-//! cache (visible to the link's reader) when the call returns, with no
-//! user-space buffer to flush. Only then is `written` published and the
-//! link woken, so the reader never sees half a line.
+//! Each frame becomes one record (see [`super::record`]), built in a
+//! reused buffer and written with a single `write(2)` on a file opened
+//! `O_APPEND`: the line is in the page cache (visible to the link's reader)
+//! when the call returns, with no user-space buffer to flush. Only then is
+//! `written` published and the link woken, so the reader never sees half a
+//! line.
+//!
+//! # Reserved space
+//!
+//! A segment reserves its space when it is opened (`fallocate`, keeping
+//! the file's size): the segment size, the one record that may cross it,
+//! and room for the result, which never rolls. So a full disk is met when
+//! a new segment is created, not mid-record, and the result still fits.
 //!
 //! # fsync policy
 //!
@@ -22,20 +30,23 @@
 //! writing (and, for a job that went quiet after writing, what the kernel
 //! had not written back yet, normally at most ~30 s: `vm.dirty_expire_centisecs`).
 //! Those events may already be acknowledged by the server; the journal then
-//! ends below the server's ack, which [`crate::journal::Outbox::on_welcome`]
-//! detects and repairs for finished jobs. See `docs/journal.md`.
+//! ends below the server's ack, which [`crate::link::Outbox::on_welcome`]
+//! detects and repairs for finished jobs (the restart result's seq is
+//! settled there too). See `docs/journal.md`.
 //!
 //! # Write errors
 //!
 //! A frame that cannot be written (disk full, I/O error) is logged (the
 //! first time per job at `error`, then at `debug`), counted in
-//! [`JobStream::write_errors`], and dropped: the journal is the only way to
-//! the link, so the server sees a gap in `seq`. A partial line is cut off
-//! so later frames stay readable.
+//! [`JobStream::write_errors`], and reported to the reporter through
+//! [`EventSink::take_write_error`]: the reporter numbers no more events and
+//! ends the job `failed` under the seq that failed, so the server never
+//! sees a gap. A partial line is cut off so later frames stay readable.
 
-use super::store::{line_prefix, sync_dir, JobStream, MAX_FRAME_BYTES};
+use super::record::{self, MAX_FRAME_BYTES, MAX_RECORD_BYTES};
+use super::store::{sync_dir, JobStream};
 use crate::job::event::{Event, JobResult};
-use crate::job::reporter::{rfc3339_now, EventSink};
+use crate::job::reporter::EventSink;
 use crate::link::Waker;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -72,6 +83,8 @@ pub struct JournalSink {
     last_sync: Instant,
     line: Vec<u8>,
     error_logged: bool,
+    /// Why the last append failed, until the reporter takes it.
+    write_error: Option<String>,
 }
 
 impl JournalSink {
@@ -88,6 +101,7 @@ impl JournalSink {
             last_sync: Instant::now(),
             line: Vec::with_capacity(4096),
             error_logged: false,
+            write_error: None,
         };
         if let Err(e) = sink.open_last() {
             sink.failed(&e, "open");
@@ -109,21 +123,52 @@ impl JournalSink {
         let path = self.stream.segment_path(first);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         self.seg_len = file.metadata()?.len();
+        if let Err(e) = reserve(&file, self.reserve_len()) {
+            // Not fatal: appends go on until the disk is really full.
+            log::warn!(
+                "job {}: {}: space for the journal not reserved: {e}",
+                self.stream.job_id(),
+                path.display()
+            );
+        }
         self.seg_first = first;
         self.file = Some(file);
         Ok(())
     }
 
+    /// The bytes reserved for a segment: its size, the one record that may
+    /// cross it, and room for the result, which never rolls. So a full
+    /// disk is met when a segment is created, and the result still fits.
+    fn reserve_len(&self) -> u64 {
+        self.stream.segment_bytes() + 2 * MAX_RECORD_BYTES as u64
+    }
+
     /// Start segment `seq`: sync the one before (it is complete), create
     /// the new file and make its name durable.
+    ///
+    /// The new segment's space is reserved first: when the disk cannot
+    /// hold it, the new file is removed and the error returned, and the
+    /// current segment stays open with its reserve for the result.
     fn roll(&mut self, seq: u64) -> io::Result<()> {
+        let path = self.stream.segment_path(seq);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        match reserve(&file, self.reserve_len()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+            Err(e) => {
+                drop(file);
+                if let Err(rm) = std::fs::remove_file(&path) {
+                    log::warn!("{}: not removed: {rm}", path.display());
+                }
+                return Err(e);
+            }
+        }
         if let Some(old) = self.file.take() {
             if self.dirty {
                 old.sync_data()?;
             }
+            release_reserve(&old, self.seg_len, self.reserve_len());
         }
-        let path = self.stream.segment_path(seq);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
         sync_dir(self.stream.dir());
         self.file = Some(file);
         self.seg_first = seq;
@@ -166,6 +211,7 @@ impl JournalSink {
             Err(e) => {
                 self.stream.write_errors.fetch_add(1, Ordering::Relaxed);
                 self.failed(&e, "append to");
+                self.write_error = Some(write_error_reason(&e, seq, self.stream.dir()));
             }
         }
         if self.line.capacity() > LINE_BUF_KEEP {
@@ -180,17 +226,20 @@ impl JournalSink {
                 log::debug!("job {}: reopening the segment: {e}", self.stream.job_id());
             }
         }
+        // The result never rolls: it goes into the current segment's
+        // reserve, so it can be written when the disk is full.
         let needs_roll = match self.file {
             None => true,
-            Some(_) => self.seg_len >= self.stream.segment_bytes() && self.seg_first < seq,
+            Some(_) => {
+                !is_result && self.seg_len >= self.stream.segment_bytes() && self.seg_first < seq
+            }
         };
         if needs_roll {
             self.roll(seq)?;
         }
         self.line.clear();
-        line_prefix(&mut self.line, seq, is_result);
-        self.line.extend_from_slice(frame.as_bytes());
-        self.line.push(b'\n');
+        record::encode(&mut self.line, seq, is_result, frame.as_bytes());
+        let reserved = self.reserve_len();
         let file = self
             .file
             .as_mut()
@@ -212,6 +261,9 @@ impl JournalSink {
             file.sync_data()?;
             self.dirty = false;
             self.last_sync = Instant::now();
+        }
+        if is_result {
+            release_reserve(file, self.seg_len, reserved);
         }
         Ok(())
     }
@@ -251,6 +303,74 @@ impl EventSink for JournalSink {
     fn result(&mut self, seq: u64, _result: &JobResult, frame: &str) {
         self.append(seq, true, frame);
     }
+    fn take_write_error(&mut self) -> Option<String> {
+        self.write_error.take()
+    }
+}
+
+/// What the job's `failed` result says when event `seq` could not be
+/// stored.
+fn write_error_reason(e: &io::Error, seq: u64, dir: &std::path::Path) -> String {
+    let full = matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
+    if full {
+        format!(
+            "the disk is full: the runner could not store event {seq} in its journal ({}): \
+             free space under WORKSPACE_DIR",
+            dir.display()
+        )
+    } else {
+        format!(
+            "the runner could not store event {seq} in its journal ({}): {e}; \
+             check the disk and permissions under WORKSPACE_DIR",
+            dir.display()
+        )
+    }
+}
+
+/// Reserve `len` bytes of disk for a segment without changing its size
+/// (`FALLOC_FL_KEEP_SIZE`: appends and readers still see only what was
+/// written).
+///
+/// # Errors
+/// `ENOSPC` when the disk cannot hold it; `EOPNOTSUPP` on a file system
+/// without `fallocate` (then nothing is reserved).
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let len = libc::off_t::try_from(len).map_err(io::Error::other)?;
+    // SAFETY: fallocate on a file descriptor we own; no memory is passed.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Give back what a finished segment of `len` bytes did not use of the
+/// `reserved` bytes (best effort: truncating to the same size frees it on
+/// ext4 and XFS, punching a hole past the end on tmpfs).
+fn release_reserve(file: &File, len: u64, reserved: u64) {
+    use std::os::fd::AsRawFd as _;
+    if len >= reserved {
+        return;
+    }
+    let _ = file.set_len(len);
+    let (Ok(start), Ok(span)) = (
+        libc::off_t::try_from(len),
+        libc::off_t::try_from(reserved - len),
+    ) else {
+        return;
+    };
+    // SAFETY: as in `reserve`. A failure only means the space stays
+    // reserved until the segment is deleted.
+    unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            start,
+            span,
+        )
+    };
 }
 
 /// A small frame standing in for one over the 1 MiB limit (the reporter
@@ -259,12 +379,5 @@ impl EventSink for JournalSink {
 fn oversize_stand_in(job_id: &str, seq: u64, is_result: bool, len: usize) -> String {
     log::error!("job {job_id}: frame {seq} is {len} bytes, over the 1 MiB limit; replaced");
     let note = format!("frame of {len} bytes over the 1 MiB limit dropped");
-    if is_result {
-        serde_json::json!({"type":"job.result","job_id":job_id,"seq":seq,"status":"failed",
-            "summary":note,"error":note})
-    } else {
-        serde_json::json!({"type":"job.event","job_id":job_id,"seq":seq,"ts":rfc3339_now(),
-            "event":{"kind":"log","stream":"runner","text":note}})
-    }
-    .to_string()
+    record::stand_in(job_id, seq, is_result, &note)
 }

@@ -7,17 +7,15 @@
 //! <root>/<job_id>/pgids                        process groups, one a line
 //! ```
 //!
-//! A segment holds one frame a line: `<seq>\t<e|r>\t<frame json>\n`, `e` for
-//! a `job.event`, `r` for the `job.result`. The prefix lets the reader skip
-//! and recovery judge lines without parsing JSON; serde_json never writes a
-//! raw newline inside a frame, so a line is a frame.
-//!
-//! Recovery trusts a line only when it ends in `\n`, its prefix parses and
-//! its seq is above the previous one: a power cut can leave a torn last line
-//! (or a zero-filled tail), which is cut off so appends resume after the
-//! last good frame. See `docs/journal.md` for the write path and what a
-//! power cut can cost.
+//! A segment holds one record a line, each with its length and a checksum
+//! (see [`super::record`]). Recovery trusts a record only when it is
+//! whole and intact and its seq is above the previous one. A damaged record
+//! in the middle of a segment is skipped alone (the reader reports it);
+//! what follows the last good record (a torn last line, or a zero-filled
+//! tail, after a power cut) is cut off so appends resume after it. See
+//! `docs/journal.md` for the write path and what a power cut can cost.
 
+use super::record::{self, MAX_RECORD_BYTES};
 use crate::job::spec::JobId;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
@@ -29,17 +27,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// A segment is closed and a new one started once it holds this many bytes.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The largest frame the journal stores (protocol: no frame over 1 MiB).
-pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
-
-/// The largest line: a frame plus its `<seq>\t<kind>\t` prefix and `\n`.
-pub(crate) const MAX_LINE_BYTES: usize = MAX_FRAME_BYTES + 32;
+pub use super::record::MAX_FRAME_BYTES;
 
 /// Segment file names end in this.
 const SEGMENT_EXT: &str = ".jsonl";
 
 /// The file listing a job's live process groups.
 const PGIDS_FILE: &str = "pgids";
+
+/// Present while the job's result was written by restart recovery and no
+/// `welcome` has been seen since: see [`JobStream::result_unconfirmed`].
+const RESTART_RESULT_FILE: &str = "restart-result";
 
 /// All journals of a runner, under `WORKSPACE_DIR/state/journal`.
 #[derive(Clone, Debug)]
@@ -162,9 +160,17 @@ impl Journal {
         while let Some(&first) = segments.back() {
             let path = segment_path(&dir, first);
             let scan = scan_segment(&path, first)?;
+            if scan.damaged_bytes > 0 {
+                log::warn!(
+                    "{}: {} damaged bytes between intact records; they are skipped \
+                     (reported to the control plane as they are reached)",
+                    path.display(),
+                    scan.damaged_bytes
+                );
+            }
             if scan.good_len < scan.file_len {
                 log::warn!(
-                    "{}: {} bytes after the last complete frame cut off (torn write)",
+                    "{}: {} bytes after the last intact record cut off (torn write)",
                     path.display(),
                     scan.file_len - scan.good_len
                 );
@@ -198,6 +204,7 @@ impl Journal {
             segments.push_back(1);
         }
         let pgids = read_pgids(&dir.join(PGIDS_FILE));
+        let result_unconfirmed = dir.join(RESTART_RESULT_FILE).exists();
         let acked = segments.front().map_or(0, |f| f - 1);
         let stream = JobStream::new(
             job_id,
@@ -209,6 +216,9 @@ impl Journal {
             pgids.clone(),
         );
         stream.acked.store(acked.min(written), Ordering::Relaxed);
+        stream
+            .result_unconfirmed
+            .store(result_unconfirmed, Ordering::Relaxed);
         Ok(RecoveredJob {
             stream: Arc::new(stream),
             finished,
@@ -240,6 +250,12 @@ pub struct JobStream {
     /// on a roll; the pruner pops from the front.
     segments: Mutex<VecDeque<u64>>,
     pgids: Mutex<Vec<i32>>,
+    /// The result was written by restart recovery under the seq after the
+    /// journal's last, and the server may hold that seq already (events
+    /// it acknowledged before a power cut took them from the journal).
+    /// Cleared, on disk first, when a `welcome` has put the result above
+    /// the server's ack.
+    result_unconfirmed: AtomicBool,
 }
 
 impl JobStream {
@@ -262,6 +278,7 @@ impl JobStream {
             write_errors: AtomicU64::new(0),
             segments: Mutex::new(segments),
             pgids: Mutex::new(pgids),
+            result_unconfirmed: AtomicBool::new(false),
         }
     }
 
@@ -366,6 +383,48 @@ impl JobStream {
         }
     }
 
+    /// Whether the result was written by restart recovery and no `welcome`
+    /// has confirmed its seq yet: until then the server may already hold
+    /// that seq, so the result must not be sent (nor count as
+    /// acknowledged).
+    pub fn result_unconfirmed(&self) -> bool {
+        self.result_unconfirmed.load(Ordering::Acquire)
+    }
+
+    /// Restart recovery is about to write the result of a job it found
+    /// running. Recorded on disk first, so a second restart still knows
+    /// the result's seq was chosen without the server's ack.
+    ///
+    /// # Errors
+    /// The marker file cannot be written and synced.
+    pub fn mark_result_unconfirmed(&self) -> io::Result<()> {
+        let path = self.dir.join(RESTART_RESULT_FILE);
+        File::create(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| with_path(e, "create", &path))?;
+        sync_dir(&self.dir);
+        self.result_unconfirmed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// A `welcome` has put the result above the server's ack: from now on
+    /// an ack covering the result means the server has it. Removed on disk
+    /// before the result can be sent.
+    pub(crate) fn confirm_result(&self) {
+        let path = self.dir.join(RESTART_RESULT_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => log::error!(
+                "job {}: {} not removed ({e}); after another restart its result may be \
+                 sent twice",
+                self.job_id,
+                path.display()
+            ),
+        }
+        self.result_unconfirmed.store(false, Ordering::Release);
+    }
+
     /// Append the result again under `new_seq` (which must be above the
     /// last seq). Used when the server acknowledged more than the journal
     /// kept (a power cut ate the newest events after they were sent): the
@@ -383,11 +442,11 @@ impl JobStream {
         let mut reader = open_segment_at(&path, 0).map_err(|e| with_path(e, "open", &path))?;
         let mut line = Vec::new();
         let mut last_result: Option<Vec<u8>> = None;
-        while let LineRead::Line =
+        while let LineRead::Line | LineRead::TooLong =
             read_line(&mut reader, &mut line).map_err(|e| with_path(e, "read", &path))?
         {
-            if let Some(p) = parse_line(&line) {
-                last_result = p.is_result.then(|| p.frame.to_vec());
+            if let Some(r) = record::decode(&line) {
+                last_result = r.is_result.then(|| r.frame.to_vec());
             }
         }
         let frame = last_result.ok_or_else(|| {
@@ -400,9 +459,7 @@ impl JobStream {
             .map_err(|e| io::Error::other(format!("{}: result frame: {e}", path.display())))?;
         value["seq"] = serde_json::Value::from(new_seq);
         let mut out = Vec::new();
-        line_prefix(&mut out, new_seq, true);
-        out.extend_from_slice(value.to_string().as_bytes());
-        out.push(b'\n');
+        record::encode(&mut out, new_seq, true, value.to_string().as_bytes());
         let mut file = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -480,6 +537,15 @@ fn list_segments(dir: &Path) -> io::Result<VecDeque<u64>> {
         else {
             continue;
         };
+        // Only a regular file is a segment: a directory or a symlink named
+        // like one was not written by the runner and cannot be read as one.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            log::warn!(
+                "{}: not a regular file, so not a journal segment; ignored",
+                entry.path().display()
+            );
+            continue;
+        }
         firsts.push(first);
     }
     firsts.sort_unstable();
@@ -488,87 +554,54 @@ fn list_segments(dir: &Path) -> io::Result<VecDeque<u64>> {
 
 /// What a scan of one segment found.
 struct Scan {
-    /// The last good line's seq and whether it is the result.
+    /// The last good record's seq and whether it is the result.
     last: Option<(u64, bool)>,
-    /// Bytes up to the end of the last good line.
+    /// Bytes up to the end of the last good record.
     good_len: u64,
+    /// Damaged bytes before the last good record (kept: the reader skips
+    /// and reports them).
+    damaged_bytes: u64,
     /// The file's length.
     file_len: u64,
 }
 
+/// Find the last good record of a segment. A damaged line does not end the
+/// scan: intact records after it still count.
 fn scan_segment(path: &Path, first: u64) -> io::Result<Scan> {
-    let file = File::open(path).map_err(|e| with_path(e, "open the segment", path))?;
-    let file_len = file
+    let mut reader =
+        open_segment_at(path, 0).map_err(|e| with_path(e, "open the segment", path))?;
+    let file_len = reader
+        .get_ref()
         .metadata()
         .map_err(|e| with_path(e, "read the segment", path))?
         .len();
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
     let mut line = Vec::new();
+    let mut offset = 0;
     let mut good_len = 0;
+    let mut intact = 0;
     let mut last: Option<(u64, bool)> = None;
-    while let LineRead::Line =
+    while let LineRead::Line | LineRead::TooLong =
         read_line(&mut reader, &mut line).map_err(|e| with_path(e, "read", path))?
     {
-        let Some(parsed) = parse_line(&line) else {
-            break;
-        };
+        offset += line.len() as u64;
         let floor = last.map_or(first, |(s, _)| s + 1);
-        if parsed.seq < floor {
-            break;
+        if let Some(r) = record::decode(&line).filter(|r| r.seq >= floor) {
+            last = Some((r.seq, r.is_result));
+            good_len = offset;
+            intact += line.len() as u64;
         }
-        last = Some((parsed.seq, parsed.is_result));
-        good_len += line.len() as u64;
     }
+    let damaged_bytes = good_len.saturating_sub(intact);
     Ok(Scan {
         last,
         good_len,
+        damaged_bytes,
         file_len,
     })
 }
 
-/// One line of a segment, split.
-pub(crate) struct ParsedLine<'a> {
-    /// The frame's seq.
-    pub(crate) seq: u64,
-    /// Whether it is the `job.result`.
-    pub(crate) is_result: bool,
-    /// The frame JSON (without the newline).
-    pub(crate) frame: &'a [u8],
-}
-
-/// Split `<seq>\t<e|r>\t<frame>\n`; `None` when it is not such a line.
-pub(crate) fn parse_line(line: &[u8]) -> Option<ParsedLine<'_>> {
-    let body = line.strip_suffix(b"\n")?;
-    let tab = body.iter().position(|&b| b == b'\t')?;
-    let digits = &body[..tab];
-    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let seq = std::str::from_utf8(digits).ok()?.parse::<u64>().ok()?;
-    let rest = &body[tab + 1..];
-    let (is_result, frame) = match rest {
-        [b'e', b'\t', frame @ ..] => (false, frame),
-        [b'r', b'\t', frame @ ..] => (true, frame),
-        _ => return None,
-    };
-    if seq == 0 || frame.first() != Some(&b'{') {
-        return None;
-    }
-    Some(ParsedLine {
-        seq,
-        is_result,
-        frame,
-    })
-}
-
-/// Write the `<seq>\t<e|r>\t` prefix of a line.
-pub(crate) fn line_prefix(out: &mut Vec<u8>, seq: u64, is_result: bool) {
-    use std::io::Write as _;
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{seq}\t{}\t", if is_result { 'r' } else { 'e' });
-}
-
 /// How a [`read_line`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LineRead {
     /// A whole line, `\n` included, is in the buffer.
     Line,
@@ -576,22 +609,22 @@ pub(crate) enum LineRead {
     Eof,
     /// Bytes without a final `\n` (a torn write, or one in progress).
     Partial,
-    /// More than [`MAX_LINE_BYTES`] without a `\n`: not a journal line.
+    /// More than [`MAX_RECORD_BYTES`] without a `\n`: not a record.
     TooLong,
 }
 
 /// Read one line into `line` (cleared first), never more than
-/// [`MAX_LINE_BYTES`], so a corrupt file cannot make memory grow.
+/// [`MAX_RECORD_BYTES`], so a corrupt file cannot make memory grow.
 pub(crate) fn read_line<R: BufRead>(reader: &mut R, line: &mut Vec<u8>) -> io::Result<LineRead> {
     line.clear();
     let n = reader
-        .take(MAX_LINE_BYTES as u64 + 1)
+        .take(MAX_RECORD_BYTES as u64 + 1)
         .read_until(b'\n', line)?;
     Ok(if n == 0 {
         LineRead::Eof
     } else if line.last() == Some(&b'\n') {
         LineRead::Line
-    } else if line.len() > MAX_LINE_BYTES {
+    } else if line.len() > MAX_RECORD_BYTES {
         LineRead::TooLong
     } else {
         LineRead::Partial
@@ -599,8 +632,23 @@ pub(crate) fn read_line<R: BufRead>(reader: &mut R, line: &mut Vec<u8>) -> io::R
 }
 
 /// Open a segment for reading at byte `offset`.
+///
+/// # Errors
+/// Besides I/O errors: the path is not a regular file (a symlink, a
+/// directory or a device named like a segment, which the runner never
+/// writes; `/dev/zero` would never end).
 pub(crate) fn open_segment_at(path: &Path, offset: u64) -> io::Result<BufReader<File>> {
-    let mut file = File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file, so not a journal segment",
+        ));
+    }
     if offset > 0 {
         file.seek(SeekFrom::Start(offset))?;
     }
@@ -642,37 +690,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_good_lines_and_refuses_bad_ones() {
-        let p = parse_line(b"12\te\t{\"a\":1}\n").expect("good line");
-        assert_eq!(
-            (p.seq, p.is_result, p.frame),
-            (12, false, &b"{\"a\":1}"[..])
-        );
-        assert!(parse_line(b"3\tr\t{}\n").expect("result").is_result);
-        for bad in [
-            &b"12\te\t{\"a\":1}"[..], // no newline: torn
-            b"\0\0\0\0\n",
-            b"x\te\t{}\n",
-            b"0\te\t{}\n",
-            b"1\tq\t{}\n",
-            b"1\te\tnot json\n",
-            b"\n",
-            b"123456789012345678901\te\t{}\n",
-        ] {
-            assert!(parse_line(bad).is_none(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn read_line_caps_length() {
-        let long = vec![b'x'; MAX_LINE_BYTES + 10];
+        let long = vec![b'x'; MAX_RECORD_BYTES + 10];
         let mut r = BufReader::new(&long[..]);
         let mut line = Vec::new();
         assert!(matches!(
             read_line(&mut r, &mut line).expect("read"),
             LineRead::TooLong
         ));
-        assert!(line.len() <= MAX_LINE_BYTES + 1);
+        assert!(line.len() <= MAX_RECORD_BYTES + 1);
         let mut r = BufReader::new(&b"a\nb"[..]);
         assert!(matches!(
             read_line(&mut r, &mut line).expect("read"),

@@ -4,11 +4,12 @@
 //! and job streams through [`Link`] (a crossbeam channel plus a waker), and
 //! receive what the server says as [`FromLink`] messages. Job events are not
 //! pushed through the channel: the link pulls them from each job's journal
-//! through the [`crate::journal::Outbox`], so a disconnect or a slow server
+//! through the [`outbox::Outbox`], so a disconnect or a slow server
 //! never makes memory grow and never loses an event.
 
 pub mod backoff;
 pub mod connect;
+pub mod outbox;
 pub mod proto;
 pub mod session;
 pub mod url;
@@ -16,8 +17,9 @@ mod worker;
 
 use crate::config::ProxySettings;
 use crate::job::spec::JobId;
-use crate::journal::{JobStream, Outbox};
+use crate::journal::JobStream;
 use crate::metrics::Metrics;
+pub use outbox::Outbox;
 use proto::{HelloInfo, RunnerState, ServerMessage};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -240,6 +240,12 @@ pub trait SpawnObserver: Send + Sync {
     fn spawned(&self, pgid: i32);
     /// The group is gone (every member dead).
     fn finished(&self, pgid: i32);
+    /// `signal` is about to be sent to the group (timeout, cancel, a
+    /// leaked descendant). An executor whose processes are not plain host
+    /// processes acts here (a container is stopped with `docker stop`).
+    fn signalling(&self, pgid: i32, signal: i32) {
+        let _ = (pgid, signal);
+    }
 }
 
 /// How to run: the cancel token to watch, the redactor applied to every

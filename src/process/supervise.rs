@@ -510,6 +510,7 @@ impl Supervisor<'_, '_> {
     fn terminate(&mut self, now: bool) {
         match self.phase {
             Phase::Running if !now && !self.spec.kill_grace.is_zero() => {
+                self.signalling(libc::SIGTERM);
                 kill_group(self.pgid, libc::SIGTERM);
                 self.phase = Phase::Terminating(Instant::now() + self.spec.kill_grace);
             }
@@ -519,6 +520,7 @@ impl Supervisor<'_, '_> {
     }
 
     fn kill(&mut self) {
+        self.signalling(libc::SIGKILL);
         kill_group(self.pgid, libc::SIGKILL);
         // A process that left the group may be what holds the output open:
         // kill it now rather than abandon the pipes a second later.
@@ -528,6 +530,15 @@ impl Supervisor<'_, '_> {
         }
         if self.abandon_at.is_none() && !self.abandon.load(Ordering::SeqCst) {
             self.abandon_at = Some(Instant::now() + ABANDON_AFTER);
+        }
+    }
+}
+
+impl Supervisor<'_, '_> {
+    /// Tell the observer (the executor's hook) before the group is signalled.
+    fn signalling(&self, signal: i32) {
+        if let Some(o) = self.opts.observer {
+            o.signalling(self.pgid, signal);
         }
     }
 }

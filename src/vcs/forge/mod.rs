@@ -169,42 +169,34 @@ impl ForgeCredentials {
         vcs_token: Option<&str>,
         vcs: &VcsCredentials,
     ) -> Result<ForgeCredentials, ForgeError> {
-        let set = |o: &Option<String>| o.as_deref().filter(|t| !t.is_empty()).map(str::to_string);
-        if let Some(t) = vcs_token.filter(|t| !t.is_empty()) {
-            return Ok(ForgeCredentials::token(
-                provider,
-                t.to_string(),
-                "credentials.vcs_token",
-            ));
-        }
-        let found =
-            match provider {
-                Provider::Github => set(&vcs.github_token)
-                    .map(|t| ForgeCredentials::token(provider, t, "GITHUB_TOKEN")),
-                Provider::Gitlab => set(&vcs.gitlab_token)
-                    .map(|t| ForgeCredentials::token(provider, t, "GITLAB_TOKEN")),
-                Provider::Bitbucket => match (
-                    set(&vcs.bitbucket_username),
-                    set(&vcs.bitbucket_app_password),
-                ) {
-                    (Some(user), Some(password)) => Some(ForgeCredentials::basic(user, password)),
-                    _ => None,
-                },
-            };
-        found.ok_or_else(|| {
+        // The precedence is git's too: one rule, in `vcs::auth_for`.
+        let Some(auth) = crate::vcs::auth_for(provider, vcs_token, vcs) else {
             let what = match provider {
                 Provider::Github => "GITHUB_TOKEN",
                 Provider::Gitlab => "GITLAB_TOKEN",
                 Provider::Bitbucket => "BITBUCKET_USERNAME and BITBUCKET_APP_PASSWORD",
             };
-            ForgeError::new(
+            return Err(ForgeError::new(
                 ErrorKind::Auth,
                 format!(
                     "no credentials to open a pull request on {}: set {what} on the runner, \
                      or send credentials.vcs_token with the job",
                     provider_name(provider)
                 ),
-            )
+            ));
+        };
+        let token = auth.token().to_string();
+        if vcs_token.is_some_and(|t| !t.is_empty()) {
+            return Ok(ForgeCredentials::token(
+                provider,
+                token,
+                "credentials.vcs_token",
+            ));
+        }
+        Ok(match provider {
+            Provider::Github => ForgeCredentials::token(provider, token, "GITHUB_TOKEN"),
+            Provider::Gitlab => ForgeCredentials::token(provider, token, "GITLAB_TOKEN"),
+            Provider::Bitbucket => ForgeCredentials::basic(auth.username().to_string(), token),
         })
     }
 

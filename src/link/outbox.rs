@@ -1,5 +1,8 @@
 //! The link side of the journal: per-job delivery cursors.
 //!
+//! The journal (`crate::journal`) is the on-disk store and its writing
+//! side; this is its reading side, owned by the link thread.
+//!
 //! The [`Outbox`] is owned by the link thread. For each tracked job it keeps
 //! the next seq to send and, while there is something to send, one open
 //! segment reader (a 32 KiB buffer). Frames are read from the page cache one
@@ -7,8 +10,9 @@
 //! does not depend on how much is unsent or unacknowledged: the journal on
 //! disk is the buffer.
 
-use super::store::{open_segment_at, parse_line, read_line, JobStream, LineRead};
 use crate::job::spec::JobId;
+use crate::journal::record;
+use crate::journal::store::{open_segment_at, read_line, JobStream, LineRead};
 use crate::link::proto::HeldJob;
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
@@ -41,6 +45,12 @@ struct Cursor {
     pos: Option<ReadPos>,
     /// A read error was logged (log once, not once per wake-up).
     error_logged: bool,
+    /// Damaged bytes skipped since the last frame returned (reported in
+    /// the stand-in for what they held).
+    damaged: u64,
+    /// The seqs from `next_seq` up to (not including) this one are not in
+    /// the journal: a stand-in goes out for each before reading on.
+    missing_until: Option<u64>,
 }
 
 /// The link side: per-job delivery cursors over the journals. Owned by the
@@ -77,6 +87,8 @@ impl Outbox {
             stream,
             pos: None,
             error_logged: false,
+            damaged: 0,
+            missing_until: None,
         };
         match self
             .cursors
@@ -129,7 +141,14 @@ impl Outbox {
                 .find(|(j, _)| j == c.stream.job_id().as_str())
                 .map(|&(_, s)| s);
             let mut written = c.stream.last_written();
-            if let Some(ack) = ack.filter(|&a| a > written) {
+            // A result restart recovery wrote took the seq after the
+            // journal's last; the server may hold that seq already (events
+            // it stored that a power cut took from the journal), and an
+            // ack at or above it must not count as the result's.
+            let unconfirmed = c.stream.is_finished() && c.stream.result_unconfirmed();
+            let clash = |a: u64| a > written || (unconfirmed && a == written);
+            let mut unsettled = false;
+            if let Some(ack) = ack.filter(|&a| clash(a)) {
                 if c.stream.is_finished() {
                     log::warn!(
                         "job {}: the server holds seq {ack} but the journal ends at {written} \
@@ -138,9 +157,14 @@ impl Outbox {
                         ack + 1
                     );
                     match c.stream.renumber_result(ack + 1) {
-                        Ok(()) => written = ack + 1,
+                        Ok(()) => {
+                            written = ack + 1;
+                            c.stream.confirm_result();
+                        }
                         Err(e) => {
-                            log::error!("job {}: result not renumbered: {e}", c.stream.job_id())
+                            // Kept, not released: the next welcome tries again.
+                            log::error!("job {}: result not renumbered: {e}", c.stream.job_id());
+                            unsettled = true;
                         }
                     }
                 } else {
@@ -152,14 +176,19 @@ impl Outbox {
                     );
                 }
             }
+            if unconfirmed && ack.is_none_or(|a| a < written) {
+                c.stream.confirm_result();
+            }
             let ack = ack.unwrap_or(0);
             c.next_seq = ack + 1;
             c.pos = None;
             c.error_logged = false;
+            c.damaged = 0;
+            c.missing_until = None;
             let acked = ack.min(written);
             c.stream.acked.store(acked, Ordering::Relaxed);
             c.stream.prune(acked);
-            if c.stream.is_finished() && ack >= written {
+            if c.stream.is_finished() && ack >= written && !unsettled {
                 released.push(c.stream.job_id().clone());
             }
         }
@@ -186,6 +215,8 @@ impl Outbox {
     pub fn on_disconnect(&mut self) {
         for c in &mut self.cursors {
             c.pos = None;
+            c.damaged = 0;
+            c.missing_until = None;
         }
     }
 
@@ -233,7 +264,7 @@ impl Outbox {
         } else if let Some(root) = dir.parent() {
             // Without this a power cut could bring the journal back, and
             // the job would be listed in `hello` again.
-            super::store::sync_dir(root);
+            crate::journal::store::sync_dir(root);
         }
         if i < self.turn {
             self.turn -= 1;
@@ -285,16 +316,34 @@ impl Outbox {
 }
 
 impl Cursor {
-    /// The frame `next_seq` (or the next one present), if written yet.
+    /// The frame `next_seq`, if written yet.
+    ///
+    /// Seqs grow by exactly one on the wire, so a seq the journal does not
+    /// hold (its record damaged on disk, or never written) goes out as a
+    /// stand-in `log` event on stream `runner` saying so, or as a `failed`
+    /// result when it is the result. Only intact records are sent: a frame
+    /// is never anything but the JSON the job wrote.
     fn read_next(&mut self, line: &mut Vec<u8>) -> Option<String> {
         loop {
             let finished = self.stream.is_finished();
             let written = self.stream.last_written();
+            if let Some(until) = self.missing_until {
+                if self.next_seq < until {
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    return Some(self.stand_in(seq, finished && seq == written));
+                }
+                self.missing_until = None;
+                self.damaged = 0;
+            }
             if self.next_seq > written {
                 if finished {
                     self.pos = None; // fully sent: close the file
                 }
                 return None;
+            }
+            if finished && self.next_seq == written && self.stream.result_unconfirmed() {
+                return None; // its seq is settled by the next `welcome`
             }
             if self.pos.is_none() {
                 self.pos = Some(self.open_at(self.next_seq)?);
@@ -308,56 +357,102 @@ impl Cursor {
                     return None;
                 }
             };
-            match read {
-                LineRead::Line => {
-                    pos.offset += line.len() as u64;
-                    let Some(parsed) = parse_line(line) else {
-                        self.read_failed("a line that is not a journal frame; skipped");
-                        continue;
-                    };
-                    if parsed.seq < self.next_seq {
-                        continue; // positioning after an ack, or a resend
-                    }
-                    self.next_seq = parsed.seq + 1;
-                    return Some(String::from_utf8_lossy(parsed.frame).into_owned());
+            if let LineRead::Line | LineRead::TooLong = read {
+                let start = pos.offset;
+                pos.offset += line.len() as u64;
+                let Some(r) = record::decode(line) else {
+                    self.damaged += line.len() as u64;
+                    continue;
+                };
+                if r.seq < self.next_seq {
+                    self.damaged = 0; // what it held was sent already
+                    continue; // positioning after an ack, or a resend
                 }
-                LineRead::Eof | LineRead::Partial | LineRead::TooLong => {
-                    // The writer finishes a segment before it starts the
-                    // next: once a later segment exists, whatever follows
-                    // here is a torn tail. Otherwise the line is not
-                    // complete yet: read it again from its start later.
-                    if let Some(next) = self.stream.segment_after(pos.seg_first) {
-                        let path = self.stream.segment_path(next);
-                        match open_segment_at(&path, 0) {
-                            Ok(reader) => {
-                                *pos = ReadPos {
-                                    seg_first: next,
-                                    reader,
-                                    offset: 0,
-                                };
-                                continue;
-                            }
-                            Err(e) => {
-                                self.read_failed(&format!("{}: {e}", path.display()));
-                                self.pos = None;
-                                return None;
-                            }
-                        }
+                if r.seq > self.next_seq {
+                    // Seqs before this record are missing: stand-ins first,
+                    // then this record, read again.
+                    self.missing_until = Some(r.seq);
+                    if let Err(e) = pos.reader.seek(SeekFrom::Start(start)) {
+                        self.read_failed(&e.to_string());
+                        self.pos = None;
+                    } else {
+                        pos.offset = start;
                     }
-                    if matches!(read, LineRead::TooLong) {
-                        self.read_failed("a line over the 1 MiB frame limit; waiting");
+                    continue;
+                }
+                if self.damaged > 0 {
+                    log::warn!(
+                        "job {}: {} damaged bytes of the journal skipped before seq {}",
+                        self.stream.job_id(),
+                        self.damaged,
+                        r.seq
+                    );
+                    self.damaged = 0;
+                }
+                self.next_seq = r.seq + 1;
+                return Some(String::from_utf8_lossy(r.frame).into_owned());
+            }
+            // The end of what this segment holds so far. The writer
+            // finishes a segment before it starts the next: once a later
+            // segment exists, whatever follows here is a torn tail.
+            if let Some(next) = self.stream.segment_after(pos.seg_first) {
+                if read == LineRead::Partial {
+                    self.damaged += line.len() as u64;
+                }
+                let path = self.stream.segment_path(next);
+                match open_segment_at(&path, 0) {
+                    Ok(reader) => {
+                        *pos = ReadPos {
+                            seg_first: next,
+                            reader,
+                            offset: 0,
+                        };
+                        continue;
                     }
-                    let pos = self.pos.as_mut()?;
-                    if !matches!(read, LineRead::Eof) {
-                        if let Err(e) = pos.reader.seek(SeekFrom::Start(pos.offset)) {
-                            self.read_failed(&e.to_string());
-                            self.pos = None;
-                        }
+                    Err(e) => {
+                        self.read_failed(&format!("{}: {e}", path.display()));
+                        self.pos = None;
+                        return None;
                     }
+                }
+            }
+            if read == LineRead::Partial {
+                // A line still being written (or a torn one recovery has
+                // not cut yet): read it again from its start next time.
+                if let Err(e) = pos.reader.seek(SeekFrom::Start(pos.offset)) {
+                    self.read_failed(&e.to_string());
+                    self.pos = None;
                     return None;
                 }
             }
+            if self.next_seq <= written {
+                // Every record up to `written` was whole before `written`
+                // was published: what is not here was damaged.
+                self.missing_until = Some(written + 1);
+                continue;
+            }
+            return None;
         }
+    }
+
+    /// The frame standing in for `seq`, which the journal does not hold.
+    fn stand_in(&mut self, seq: u64, is_result: bool) -> String {
+        let job_id = self.stream.job_id().as_str();
+        let why = if self.damaged > 0 {
+            format!(
+                "the runner's journal was damaged on disk ({} bytes skipped)",
+                self.damaged
+            )
+        } else {
+            "the runner's journal does not hold it".to_string()
+        };
+        log::warn!("job {job_id}: seq {seq} is not in the journal ({why}); a stand-in is sent");
+        let note = if is_result {
+            format!("the job's result was lost: {why}")
+        } else {
+            format!("event {seq} was lost: {why}")
+        };
+        record::stand_in(job_id, seq, is_result, &note)
     }
 
     /// A reader on the segment holding `seq`, at the segment's start (the

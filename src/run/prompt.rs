@@ -5,9 +5,23 @@
 //! (`.github/copilot-instructions.md`, `.ados.yaml`, `README.md`,
 //! `CONTRIBUTING.md`) when they exist, then what the runner expects. A
 //! `prompt` in the spec replaces all of it.
+//!
+//! Every repository file is looked at through [`RepoFiles`]: regular
+//! files inside the checkout only, read up to a bound.
 
+use super::repo_file::RepoFiles;
 use crate::job::spec::{JobSpec, Stage};
 use std::path::Path;
+
+/// The most of a repository file read to detect the test command.
+const DETECT_READ_MAX: usize = 1 << 20;
+/// Lines of failing test output given to a repair run.
+pub const REPAIR_TAIL_LINES: usize = 80;
+/// The longest failing-output line put in a repair prompt (the rest is cut
+/// with a note): one 300 KB line must not make the prompt unusable.
+pub const REPAIR_LINE_MAX: usize = 2 * 1024;
+/// The most failing output put in a repair prompt, in bytes.
+pub const REPAIR_TAIL_MAX: usize = 32 * 1024;
 
 /// Repository files the agent is pointed at when they exist.
 pub const INSTRUCTION_FILES: [&str; 4] = [
@@ -17,9 +31,10 @@ pub const INSTRUCTION_FILES: [&str; 4] = [
     "CONTRIBUTING.md",
 ];
 
-/// The first prompt of a job. `repo_root` is the checkout; `workdir` the
-/// monorepo subdirectory the agent runs in.
-pub fn build(spec: &JobSpec, repo_root: &Path, workdir: &Path) -> String {
+/// The first prompt of a job. `files` is the checkout; `workdir` the
+/// monorepo subdirectory the agent runs in (resolved, inside it).
+pub fn build(spec: &JobSpec, files: &RepoFiles, workdir: &Path) -> String {
+    let repo_root = files.root();
     if let Some(p) = &spec.prompt {
         return p.clone();
     }
@@ -57,7 +72,7 @@ pub fn build(spec: &JobSpec, repo_root: &Path, workdir: &Path) -> String {
     let found: Vec<&str> = INSTRUCTION_FILES
         .iter()
         .copied()
-        .filter(|f| repo_root.join(f).is_file())
+        .filter(|f| files.regular(&repo_root.join(f)).is_some())
         .collect();
     if !found.is_empty() {
         out.push_str("Read the repository's own instructions first: ");
@@ -103,38 +118,36 @@ pub fn repair(original: &str, test_command: &str, failure_tail: &str) -> String 
 /// The test command of a repository when the spec gives none
 /// (`test_command: null`), as argv. Detection order: Cargo.toml,
 /// package.json with a `test` script, go.mod, pytest configuration, a
-/// Makefile with a `test` target.
-pub fn detect_test_command(dir: &Path) -> Option<Vec<String>> {
+/// Makefile with a `test` target. Only regular files inside the checkout
+/// count, and only their first MiB is read.
+pub fn detect_test_command(files: &RepoFiles, dir: &Path) -> Option<Vec<String>> {
     let argv = |s: &[&str]| Some(s.iter().map(|x| x.to_string()).collect());
-    if dir.join("Cargo.toml").is_file() {
+    let exists = |name: &str| files.regular(&dir.join(name)).is_some();
+    let read = |name: &str| files.read(&dir.join(name), DETECT_READ_MAX);
+    if exists("Cargo.toml") {
         return argv(&["cargo", "test"]);
     }
-    if let Ok(text) = std::fs::read_to_string(dir.join("package.json")) {
+    if let Some(text) = read("package.json") {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
             if v.get("scripts").and_then(|s| s.get("test")).is_some() {
                 return argv(&["npm", "test"]);
             }
         }
     }
-    if dir.join("go.mod").is_file() {
+    if exists("go.mod") {
         return argv(&["go", "test", "./..."]);
     }
-    let pytest_ini = dir.join("pytest.ini").is_file()
-        || dir.join("conftest.py").is_file()
-        || std::fs::read_to_string(dir.join("pyproject.toml"))
-            .map(|t| t.contains("[tool.pytest"))
-            .unwrap_or(false)
-        || std::fs::read_to_string(dir.join("setup.cfg"))
-            .map(|t| t.contains("[tool:pytest]"))
-            .unwrap_or(false)
-        || std::fs::read_to_string(dir.join("tox.ini"))
-            .map(|t| t.contains("[pytest]"))
-            .unwrap_or(false);
+    let holds = |name: &str, needle: &str| read(name).is_some_and(|t| t.contains(needle));
+    let pytest_ini = exists("pytest.ini")
+        || exists("conftest.py")
+        || holds("pyproject.toml", "[tool.pytest")
+        || holds("setup.cfg", "[tool:pytest]")
+        || holds("tox.ini", "[pytest]");
     if pytest_ini {
         return argv(&["pytest"]);
     }
     for name in ["Makefile", "makefile", "GNUmakefile"] {
-        if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+        if let Some(text) = read(name) {
             if text
                 .lines()
                 .any(|l| l.starts_with("test:") || l.starts_with("test :"))
@@ -206,11 +219,38 @@ pub fn split_command(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// The last `max_lines` lines of `text` (the failure tail of a test run).
-pub fn tail(text: &str, max_lines: usize) -> String {
+/// The failing output a repair prompt shows: the last
+/// [`REPAIR_TAIL_LINES`] lines of `text`, each cut at [`REPAIR_LINE_MAX`]
+/// bytes, and no more than [`REPAIR_TAIL_MAX`] bytes in all (the last
+/// lines win: the failure is usually at the end).
+pub fn failure_tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(max_lines);
-    lines[start..].join("\n")
+    let start = lines.len().saturating_sub(REPAIR_TAIL_LINES);
+    let mut kept: Vec<String> = Vec::new();
+    let mut total = 0usize;
+    for line in lines[start..].iter().rev() {
+        let line = cut_line(line, REPAIR_LINE_MAX);
+        total = total.saturating_add(line.len() + 1);
+        if total > REPAIR_TAIL_MAX {
+            break;
+        }
+        kept.push(line);
+    }
+    kept.reverse();
+    kept.join("\n")
+}
+
+/// `line` cut to at most `max` bytes (at a character boundary), with a
+/// note of how much was dropped.
+fn cut_line(line: &str, max: usize) -> String {
+    if line.len() <= max {
+        return line.to_string();
+    }
+    let mut end = max;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} bytes cut]", &line[..end], line.len() - end)
 }
 
 #[cfg(test)]
@@ -245,32 +285,52 @@ mod tests {
         let d = std::env::temp_dir().join(format!("ados-detect-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("mkdir");
-        assert_eq!(detect_test_command(&d), None);
+        let files = RepoFiles::new(&d).expect("root");
+        let d = files.root().to_path_buf();
+        assert_eq!(detect_test_command(&files, &d), None);
         std::fs::write(d.join("Makefile"), "build:\n\ttrue\ntest:\n\ttrue\n").expect("write");
         assert_eq!(
-            detect_test_command(&d),
+            detect_test_command(&files, &d),
             Some(vec!["make".into(), "test".into()])
         );
         std::fs::write(d.join("package.json"), r#"{"scripts":{"build":"x"}}"#).expect("write");
         assert_eq!(
-            detect_test_command(&d),
+            detect_test_command(&files, &d),
             Some(vec!["make".into(), "test".into()])
         );
         std::fs::write(d.join("package.json"), r#"{"scripts":{"test":"x"}}"#).expect("write");
         assert_eq!(
-            detect_test_command(&d),
+            detect_test_command(&files, &d),
             Some(vec!["npm".into(), "test".into()])
         );
         std::fs::write(d.join("Cargo.toml"), "").expect("write");
         assert_eq!(
-            detect_test_command(&d),
+            detect_test_command(&files, &d),
             Some(vec!["cargo".into(), "test".into()])
+        );
+        // A linked Cargo.toml pointing out of the checkout does not count.
+        std::fs::remove_file(d.join("Cargo.toml")).expect("rm");
+        std::os::unix::fs::symlink("/dev/null", d.join("Cargo.toml")).expect("link");
+        assert_eq!(
+            detect_test_command(&files, &d),
+            Some(vec!["npm".into(), "test".into()])
         );
         let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
-    fn tail_keeps_last_lines() {
-        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+    fn the_failure_tail_is_capped_per_line_and_in_total() {
+        assert_eq!(failure_tail("a\nb\nc\n"), "a\nb\nc");
+        let many: String = (0..200).map(|i| format!("line {i}\n")).collect();
+        let tail = failure_tail(&many);
+        assert_eq!(tail.lines().count(), REPAIR_TAIL_LINES);
+        assert!(tail.ends_with("line 199"));
+        let huge = format!("{}\nfailing: 1 test", "x".repeat(300_000));
+        let tail = failure_tail(&huge);
+        assert!(tail.len() < REPAIR_LINE_MAX + 100, "{}", tail.len());
+        assert!(tail.contains("bytes cut]"));
+        assert!(tail.ends_with("failing: 1 test"));
+        let wide: String = (0..80).map(|_| format!("{}\n", "y".repeat(5000))).collect();
+        assert!(failure_tail(&wide).len() <= REPAIR_TAIL_MAX);
     }
 }

@@ -1,0 +1,220 @@
+//! The agent step: the job's agent, then each fallback (each from a clean
+//! tree), until one succeeds; and single attempts (the repair runs use
+//! them). The attempt's time limit travels in the [`AgentContext`].
+
+use super::context::{fail_with, JobRunner, Stop};
+use super::prepare::Prepared;
+use crate::agents::{self, AgentAdapter, AgentContext, AttemptOutput};
+use crate::job::event::{Attempt, JobResult, LogStream, Status, Usage};
+use crate::job::spec::AgentSpec;
+use crate::job::Reporter;
+use crate::process;
+use std::time::{Duration, Instant};
+
+/// The agent that succeeded and what it said.
+pub struct AgentWon<'s> {
+    /// The winning agent's settings (repairs use the same agent).
+    pub agent: &'s AgentSpec,
+    /// Its final text, trimmed.
+    pub final_text: String,
+}
+
+/// Run the job's agents in order until one succeeds. Every attempt is
+/// recorded in `res` (and its usage added); the winner's name and model
+/// too.
+///
+/// # Errors
+/// `cancelled` / time limit while an agent ran, a failed reset between
+/// attempts, or `failed` naming each agent's error when none succeeded.
+pub fn run_agents<'s>(
+    job: &JobRunner<'s>,
+    r: &mut Reporter,
+    res: &mut JobResult,
+    p: &Prepared,
+    prompt: &str,
+    read_only: bool,
+) -> Result<AgentWon<'s>, Stop> {
+    let mut usage = Usage::default();
+    let mut winner = None;
+    for (i, agent_spec) in job.spec.agents_in_order().enumerate() {
+        job.check_cancel(res)?;
+        if i > 0 {
+            // Every attempt starts from a clean tree.
+            job.git(r, &p.genv, &p.redactor, |g| p.checkout.reset_clean(g))
+                .map_err(|e| job.git_failure(res, "reset before the fallback agent", e))?;
+        }
+        r.status(Status::RunningAgent, Some(agent_spec.name.clone()));
+        match attempt(job, r, p, agent_spec, prompt, read_only) {
+            Ok(out) => {
+                usage.add(&out.verdict.usage);
+                res.attempts.push(attempt_record(agent_spec, &out));
+                if let Some(stop) = job.interrupted("the agent run", &out.outcome, res) {
+                    return Err(stop);
+                }
+                if out.verdict.success {
+                    winner = Some((agent_spec, out));
+                    break;
+                }
+                r.log(
+                    LogStream::Runner,
+                    &format!(
+                        "agent {} failed: {}\n",
+                        agent_spec.name,
+                        out.verdict.error.as_deref().unwrap_or("unknown error")
+                    ),
+                );
+            }
+            Err(e) => {
+                r.log(
+                    LogStream::Runner,
+                    &format!("agent {}: {e}\n", agent_spec.name),
+                );
+                res.attempts.push(Attempt {
+                    agent: agent_spec.name.clone(),
+                    exit_code: None,
+                    duration_ms: 0,
+                    error: Some(e),
+                });
+            }
+        }
+    }
+    res.usage = usage;
+    let Some((agent, out)) = winner else {
+        return Err(fail_with(res, every_agent_failed(&res.attempts)));
+    };
+    res.agent = Some(agent.name.clone());
+    res.model = agent.model.clone();
+    Ok(AgentWon {
+        agent,
+        final_text: out.verdict.final_text.trim().to_string(),
+    })
+}
+
+/// One attempt of `agent_spec` with `prompt` in the prepared workdir.
+///
+/// # Errors
+/// The message for an attempt that could not start (unknown agent, CLI
+/// not installed); a CLI that starts and fails is an `Ok`.
+pub fn attempt(
+    job: &JobRunner,
+    r: &mut Reporter,
+    p: &Prepared,
+    agent_spec: &AgentSpec,
+    prompt: &str,
+    read_only: bool,
+) -> Result<AttemptOutput, String> {
+    let adapter = job.ctx.agents.get(&agent_spec.name).ok_or_else(|| {
+        format!(
+            "unknown agent `{}` (built in: claude, codex, copilot; custom agents come from ADOS_CUSTOM_AGENTS)",
+            agent_spec.name
+        )
+    })?;
+    let workdir = p.workdir(&job.spec.repo.path)?;
+    let base_env = process::allowlisted_env(None);
+    let github_token = job.ctx.cfg.vcs.github_token.clone();
+    let actx = AgentContext {
+        spec: agent_spec,
+        prompt,
+        prompt_input: agents::PromptInput::Argument,
+        // The attempt may not outlive the job.
+        timeout: Some(job.budget(attempt_limit(agent_spec, adapter))),
+        workdir,
+        home: p.job_dir.home(),
+        tmp: p.job_dir.tmp(),
+        read_only,
+        resume_session: None,
+        keys: &job.ctx.cfg.agent_keys,
+        github_token: github_token.as_deref(),
+        base_env: &base_env,
+    };
+    let started = Instant::now();
+    let opts = job.opts(&p.redactor);
+    let out = agents::run_attempt(adapter, &actx, job.executor.as_ref(), &opts, r)
+        .map_err(|e| e.to_string())?;
+    job.ctx
+        .metrics
+        .observe_agent(&agent_spec.name, started.elapsed().as_secs_f64());
+    Ok(out)
+}
+
+/// The attempt's own limit: the job's `agent.timeout_s`, else the
+/// adapter's default (the job's deadline caps it further).
+fn attempt_limit(agent_spec: &AgentSpec, adapter: &dyn AgentAdapter) -> Duration {
+    agent_spec
+        .timeout_s
+        .map(Duration::from_secs)
+        .unwrap_or_else(|| adapter.default_timeout())
+}
+
+/// The record of one attempt for the result.
+pub fn attempt_record(spec: &AgentSpec, out: &AttemptOutput) -> Attempt {
+    Attempt {
+        agent: spec.name.clone(),
+        exit_code: out.outcome.exit_code,
+        duration_ms: millis(out.outcome.duration),
+        error: if out.verdict.success {
+            None
+        } else {
+            Some(
+                out.verdict
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "the agent failed".into()),
+            )
+        },
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The error of a job whose every agent failed, naming each one's reason.
+pub fn every_agent_failed(attempts: &[Attempt]) -> String {
+    let reasons: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.agent, a.error.as_deref().unwrap_or("failed")))
+        .collect();
+    format!("every agent failed ({})", reasons.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::Claude;
+
+    fn attempt_of(agent: &str, error: Option<&str>) -> Attempt {
+        Attempt {
+            agent: agent.into(),
+            exit_code: Some(1),
+            duration_ms: 5,
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn every_failure_is_named() {
+        assert_eq!(
+            every_agent_failed(&[
+                attempt_of("claude", Some("rate limited")),
+                attempt_of("codex", None)
+            ]),
+            "every agent failed (claude: rate limited; codex: failed)"
+        );
+    }
+
+    #[test]
+    fn the_attempt_limit_is_the_jobs_or_the_adapters() {
+        let mut spec = AgentSpec {
+            name: "claude".into(),
+            model: None,
+            timeout_s: Some(7),
+            args: Vec::new(),
+        };
+        assert_eq!(attempt_limit(&spec, &Claude), Duration::from_secs(7));
+        spec.timeout_s = None;
+        assert_eq!(attempt_limit(&spec, &Claude), Claude.default_timeout());
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+    }
+}

@@ -1,0 +1,260 @@
+//! What a job runs with: the runner-wide [`JobContext`] shared by every
+//! job, and the per-job [`JobRunner`] every step borrows (spec, cancel token,
+//! deadline, executor, journal stream) with the helpers steps share: the
+//! time budget, cancel checks, git with logged output, and the early
+//! results ([`Stop`]).
+
+use crate::agents::AgentRegistry;
+use crate::cancel::{CancelReason, CancelToken};
+use crate::config::Config;
+use crate::executors::{Executor, ExecutorKind};
+use crate::git::{Git, GitEnv, GitError};
+use crate::job::event::{JobResult, LogStream, ResultStatus};
+use crate::job::spec::JobSpec;
+use crate::job::Reporter;
+use crate::journal::JobStream;
+use crate::link::Waker;
+use crate::metrics::Metrics;
+use crate::process::{self, Ended, ProcessOutcome, RunOptions};
+use crate::redact::Redactor;
+use crate::workspace::Workspace;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The longest a single git command may take.
+const GIT_STEP_TIMEOUT: Duration = Duration::from_secs(1800);
+/// The longest any one step may be given, whatever the spec says: keeps
+/// every `Instant + Duration` the process layer computes far from overflow.
+pub(crate) const MAX_STEP: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// What every job shares: configuration, workspace, agents, executor kind.
+pub struct JobContext {
+    /// The runner's configuration.
+    pub cfg: Arc<Config>,
+    /// The on-disk layout.
+    pub workspace: Workspace,
+    /// Agent adapters (built in and custom).
+    pub agents: AgentRegistry,
+    /// Where commands run; each job gets its own executor of this kind.
+    pub executors: ExecutorKind,
+    /// Metrics to update per job.
+    pub metrics: Arc<Metrics>,
+    /// Redactor for the runner's own secrets (jobs add theirs).
+    pub redactor: Redactor,
+    /// Wakes the link after journal writes.
+    pub waker: Waker,
+}
+
+impl JobContext {
+    /// Build the shared context.
+    pub fn new(
+        cfg: Arc<Config>,
+        workspace: Workspace,
+        executors: ExecutorKind,
+        metrics: Arc<Metrics>,
+        waker: Waker,
+    ) -> Self {
+        let redactor = Redactor::new(cfg.secrets());
+        let agents = AgentRegistry::new(&cfg.custom_agents);
+        JobContext {
+            cfg,
+            workspace,
+            agents,
+            executors,
+            metrics,
+            redactor,
+            waker,
+        }
+    }
+}
+
+/// Why a stage stopped early: already the job's result.
+pub(crate) type Stop = Box<JobResult>;
+
+/// One running job: what every step borrows.
+pub struct JobRunner<'a> {
+    /// The runner-wide context.
+    pub ctx: &'a JobContext,
+    /// The job's spec.
+    pub spec: &'a JobSpec,
+    /// Cancels the job (server cancel, shutdown).
+    pub cancel: &'a CancelToken,
+    /// Where this job's commands run.
+    pub executor: Box<dyn Executor>,
+    stream: Option<Arc<JobStream>>,
+    /// `None` when `timeout_s` is too large to add to the clock: no limit.
+    deadline: Option<Instant>,
+}
+
+impl<'a> JobRunner<'a> {
+    /// The job `spec`. `stream` (the job's journal) records process groups
+    /// for restart recovery; `exec` has none.
+    pub fn new(
+        ctx: &'a JobContext,
+        spec: &'a JobSpec,
+        cancel: &'a CancelToken,
+        stream: Option<Arc<JobStream>>,
+    ) -> JobRunner<'a> {
+        JobRunner {
+            ctx,
+            spec,
+            cancel,
+            executor: ctx.executors.for_job(&spec.job_id),
+            stream,
+            deadline: Instant::now().checked_add(spec.timeout()),
+        }
+    }
+
+    /// How every process of the job runs: its cancel token, `redactor`, and
+    /// the journal stream as observer.
+    pub(crate) fn opts<'r>(&'r self, redactor: &'r Redactor) -> RunOptions<'r> {
+        RunOptions {
+            cancel: self.cancel,
+            redactor,
+            observer: self
+                .stream
+                .as_deref()
+                .map(|s| s as &dyn process::SpawnObserver),
+        }
+    }
+
+    /// Whether the job's own deadline has passed.
+    pub(crate) fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Time left before the job's deadline, capped by `step` (and by
+    /// [`MAX_STEP`]); at least a millisecond.
+    pub(crate) fn budget(&self, step: Duration) -> Duration {
+        budget_at(self.deadline, Instant::now(), step)
+    }
+
+    /// The result for a process that did not end by itself.
+    pub(crate) fn interrupted(
+        &self,
+        what: &str,
+        outcome: &ProcessOutcome,
+        partial: &JobResult,
+    ) -> Option<Stop> {
+        match outcome.ended {
+            Ended::Cancelled(reason) => Some(cancelled(partial, reason, Some(what))),
+            Ended::TimedOut if self.out_of_time() => Some(self.time_limit(partial, Some(what))),
+            _ => None,
+        }
+    }
+
+    /// A `failed` result for the job's own time limit.
+    fn time_limit(&self, partial: &JobResult, during: Option<&str>) -> Stop {
+        let during = during.map(|w| format!(" (during {w})")).unwrap_or_default();
+        end_with(
+            partial,
+            ResultStatus::Failed,
+            format!(
+                "time limit: the job ran longer than its timeout_s of {}s{during}",
+                self.spec.timeout().as_secs()
+            ),
+        )
+    }
+
+    /// Between steps: stop if cancelled or out of time.
+    pub(crate) fn check_cancel(&self, partial: &JobResult) -> Result<(), Stop> {
+        if let Some(reason) = self.cancel.reason() {
+            return Err(cancelled(partial, reason, None));
+        }
+        if self.out_of_time() {
+            return Err(self.time_limit(partial, None));
+        }
+        Ok(())
+    }
+
+    /// Run `f` with a [`Git`] whose output lines become `git` log events.
+    pub(crate) fn git<T>(
+        &self,
+        r: &mut Reporter,
+        genv: &GitEnv,
+        redactor: &Redactor,
+        f: impl FnOnce(&mut Git<'_>) -> Result<T, GitError>,
+    ) -> Result<T, GitError> {
+        let mut on_line = |line: &str| r.log(LogStream::Git, &format!("{line}\n"));
+        let mut git = Git::new(genv, self.cancel, redactor, &mut on_line)
+            .with_timeout(Some(self.budget(GIT_STEP_TIMEOUT)));
+        f(&mut git)
+    }
+
+    /// The result for a git step that failed (or was cancelled).
+    pub(crate) fn git_failure(&self, partial: &JobResult, step: &str, e: GitError) -> Stop {
+        if let Some(reason) = self.cancel.reason() {
+            return cancelled(partial, reason, Some(step));
+        }
+        let hint = if e.is_auth_failure() {
+            "bad credentials: "
+        } else {
+            ""
+        };
+        fail_with(partial, format!("{hint}{step} failed: {e}"))
+    }
+}
+
+/// Time left at `now` before `deadline` (none: unlimited), capped by
+/// `step` and [`MAX_STEP`]; at least a millisecond, so a step given no
+/// time still ends by its own timeout instead of never starting.
+pub(crate) fn budget_at(deadline: Option<Instant>, now: Instant, step: Duration) -> Duration {
+    let left = deadline.map_or(MAX_STEP, |d| d.saturating_duration_since(now));
+    left.min(step).min(MAX_STEP).max(Duration::from_millis(1))
+}
+
+/// `partial` ended with `status`; `msg` is both summary and error.
+pub(crate) fn end_with(partial: &JobResult, status: ResultStatus, msg: String) -> Stop {
+    let mut res = partial.clone();
+    res.status = status;
+    res.summary = msg.clone();
+    res.error = Some(msg);
+    Box::new(res)
+}
+
+/// `partial` ended `failed` with `msg`.
+pub(crate) fn fail_with(partial: &JobResult, msg: String) -> Stop {
+    end_with(partial, ResultStatus::Failed, msg)
+}
+
+/// `partial` ended `cancelled` for `reason`, `during` a step.
+pub(crate) fn cancelled(partial: &JobResult, reason: CancelReason, during: Option<&str>) -> Stop {
+    let mut stop = end_with(
+        partial,
+        ResultStatus::Cancelled,
+        reason.describe().to_string(),
+    );
+    if let Some(w) = during {
+        stop.summary = format!("{} (during {w})", reason.describe());
+    }
+    stop
+}
+
+/// `partial` ended with `status` and `summary` (no error): an outcome that
+/// is not a failure of the runner.
+pub(crate) fn outcome(partial: &JobResult, status: ResultStatus, summary: String) -> Stop {
+    let mut res = partial.clone();
+    res.status = status;
+    res.summary = summary;
+    Box::new(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_are_capped_by_the_deadline_the_step_and_the_ceiling() {
+        let now = Instant::now();
+        let step = Duration::from_secs(60);
+        assert_eq!(budget_at(None, now, step), step);
+        assert_eq!(budget_at(None, now, Duration::MAX), MAX_STEP);
+        let soon = now.checked_add(Duration::from_secs(5));
+        assert_eq!(budget_at(soon, now, step), Duration::from_secs(5));
+        // Past the deadline: a millisecond, never zero or a panic.
+        assert_eq!(
+            budget_at(Some(now), now + step, step),
+            Duration::from_millis(1)
+        );
+    }
+}

@@ -1,0 +1,234 @@
+//! The deliver step: commit what the agent (and the repairs) changed,
+//! let the secret guard scan it, push it where `merge_mode` says, and turn
+//! each outcome into the job's result. The commit → scan → push sequence
+//! itself is [`crate::vcs::delivery`]'s (the trust boundary); this step
+//! adds the statuses, the logs and the result. Opening a pull request will
+//! be one more step after this one.
+
+use super::context::{fail_with, outcome, JobRunner, Stop};
+use super::prepare::Prepared;
+use super::test_repair::Tested;
+use crate::git::{Author, ChangedFile, PushOutcome};
+use crate::job::event::{JobResult, LogStream, ResultStatus, Status};
+use crate::job::spec::{JobSpec, MergeMode};
+use crate::job::Reporter;
+use crate::redact::Redactor;
+use crate::vcs::delivery::{self, Scanned};
+use crate::vcs::guard;
+
+/// The summary of a job whose agent changed nothing.
+const NO_CHANGES: &str = "agent made no changes";
+
+/// Commit, scan and push the job's work; the job's result either way.
+///
+/// `changed` is what the agent changed (asked again when tests ran: they
+/// and the repairs may have changed the tree since).
+///
+/// # Errors
+/// `failed` / `cancelled` results of a git step or the push.
+pub fn deliver(
+    job: &JobRunner,
+    r: &mut Reporter,
+    mut res: JobResult,
+    p: &mut Prepared,
+    changed: Vec<ChangedFile>,
+    tested: &Tested,
+    summary: &str,
+) -> Result<JobResult, Stop> {
+    let spec = job.spec;
+    job.check_cancel(&res)?;
+    r.status(Status::Committing, None);
+    let changed = if tested.ran {
+        job.git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g))
+            .map_err(|e| job.git_failure(&res, "status", e))?
+    } else {
+        changed
+    };
+    let mut changed: Vec<String> = changed.into_iter().map(|c| c.path).collect();
+    if changed.is_empty() {
+        return Err(outcome(&res, ResultStatus::NeedsHuman, NO_CHANGES.into()));
+    }
+    let author = Author {
+        name: spec.commit.author_name.clone(),
+        email: spec.commit.author_email.clone(),
+    };
+    let message = commit_message(spec, summary);
+    let Some(sha) = job
+        .git(r, &p.genv, &p.redactor, |g| {
+            delivery::commit(g, &mut p.checkout, &author, &message)
+        })
+        .map_err(|e| job.git_failure(&res, "commit", e))?
+    else {
+        return Err(outcome(&res, ResultStatus::NeedsHuman, NO_CHANGES.into()));
+    };
+    res.commit_sha = Some(sha.clone());
+    // Scanned after the commit (the diff is base..HEAD), before any push.
+    // The scan sees real values: its git runs with an empty redactor.
+    let known = p.redactor.with(p.genv.secrets());
+    let scanned = job
+        .git(r, &p.genv, &Redactor::empty(), |g| {
+            delivery::scan(g, &p.checkout, &sha, &known, delivery::SCAN_DIFF_MAX)
+        })
+        .map_err(|e| job.git_failure(&res, "secret scan of the diff", e))?;
+    let cleared = match scanned {
+        Scanned::Clear(c) => c,
+        Scanned::Blocked(findings) => {
+            let why = delivery::blocked_summary(&findings);
+            r.log(LogStream::Runner, &format!("secret guard: {why}\n"));
+            // A name that holds a secret is not repeated in the result.
+            changed.retain(|path| !guard::holds_secret(path, &known));
+            res.changed_files = changed;
+            return Err(outcome(&res, ResultStatus::NeedsHuman, why));
+        }
+    };
+    res.changed_files = changed;
+
+    let Some(target) = delivery::push_target(
+        spec.merge_mode,
+        &spec.branch,
+        &spec.repo.target_branch,
+        p.replaced.as_deref(),
+    ) else {
+        res.status = green_status(tested.green);
+        res.summary = format!(
+            "{}committed {} locally on {} (merge_mode none: nothing pushed). {summary}",
+            if tested.green {
+                ""
+            } else {
+                "tests still fail; "
+            },
+            short_sha(&sha),
+            spec.branch,
+        );
+        return Ok(res);
+    };
+    job.check_cancel(&res)?;
+    r.status(Status::Pushing, Some(target.branch.clone()));
+    res.branch = Some(target.branch.clone());
+    let pushed = job
+        .git(r, &p.genv, &p.redactor, |g| {
+            delivery::push(g, &p.checkout, &cleared, &target)
+        })
+        .map_err(|e| job.git_failure(&res, "push", e))?;
+    let branch = &target.branch;
+    match pushed {
+        PushOutcome::Pushed { .. } => {}
+        PushOutcome::Rejected { protected, message } => {
+            let by = if protected {
+                " by branch protection"
+            } else {
+                ""
+            };
+            return Err(outcome(
+                &res,
+                ResultStatus::NeedsHuman,
+                format!("the push of {branch} was refused{by}: {message}"),
+            ));
+        }
+        PushOutcome::AuthFailed { message } => {
+            return Err(fail_with(
+                &res,
+                format!("bad credentials: the push was refused ({message}); check the VCS token's write access"),
+            ));
+        }
+        PushOutcome::Failed { message } => {
+            return Err(fail_with(&res, format!("push failed: {message}")));
+        }
+    }
+    let pr_note = if spec.merge_mode == MergeMode::Pr {
+        " No PR was opened: this runner version does not open pull requests yet."
+    } else {
+        ""
+    };
+    let summary = if tested.green {
+        format!("pushed {} to {branch}.{pr_note} {summary}", short_sha(&sha))
+    } else {
+        format!(
+            "tests still fail after {} repair attempt(s); pushed {} to {branch} for a person to look at.{pr_note} {summary}",
+            spec.max_repair_attempts,
+            short_sha(&sha)
+        )
+    };
+    res.status = green_status(tested.green);
+    res.summary = summary;
+    Ok(res)
+}
+
+/// `completed` when the tests are green (or none ran), else `needs-human`.
+fn green_status(green: bool) -> ResultStatus {
+    if green {
+        ResultStatus::Completed
+    } else {
+        ResultStatus::NeedsHuman
+    }
+}
+
+fn short_sha(sha: &str) -> &str {
+    sha.get(..10).unwrap_or(sha)
+}
+
+/// The commit message: the spec's, or `<issue title> (#N)` with the agent's
+/// summary and `Closes #N`.
+pub fn commit_message(spec: &JobSpec, agent_summary: &str) -> String {
+    if let Some(m) = &spec.commit.message {
+        if !m.trim().is_empty() {
+            return m.clone();
+        }
+    }
+    let (subject, closes) = match &spec.issue {
+        Some(i) if i.number > 0 => (
+            format!("{} (#{})", one_line(&i.title), i.number),
+            format!("\n\nCloses #{}", i.number),
+        ),
+        _ => ("Changes by the ADOS agent".to_string(), String::new()),
+    };
+    let body = agent_summary.trim();
+    let body: String = body.chars().take(4000).collect();
+    if body.is_empty() {
+        format!("{subject}{closes}\n")
+    } else {
+        format!("{subject}\n\n{body}{closes}\n")
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("").trim();
+    line.chars().take(120).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::spec::RemotePolicy;
+    use serde_json::json;
+
+    fn spec(extra: serde_json::Value) -> JobSpec {
+        let mut v = json!({"job_id":"j","repo":{"owner":"o","name":"r"},
+            "issue":{"number":42,"title":"Fix the parser\nsecond line","body":"b"}});
+        for (k, x) in extra.as_object().expect("object") {
+            v[k] = x.clone();
+        }
+        JobSpec::from_json(&v, RemotePolicy::default()).expect("valid spec")
+    }
+
+    #[test]
+    fn default_commit_message_has_title_number_summary_and_closes() {
+        let m = commit_message(&spec(json!({})), "Rewrote the tokenizer.");
+        assert_eq!(
+            m,
+            "Fix the parser (#42)\n\nRewrote the tokenizer.\n\nCloses #42\n"
+        );
+        let m = commit_message(&spec(json!({})), "  ");
+        assert_eq!(m, "Fix the parser (#42)\n\nCloses #42\n");
+        let m = commit_message(&spec(json!({"commit":{"message":"custom"}})), "x");
+        assert_eq!(m, "custom");
+    }
+
+    #[test]
+    fn short_shas_and_statuses() {
+        assert_eq!(short_sha("0123456789abcdef"), "0123456789");
+        assert_eq!(short_sha("abc"), "abc");
+        assert_eq!(green_status(true), ResultStatus::Completed);
+        assert_eq!(green_status(false), ResultStatus::NeedsHuman);
+    }
+}

@@ -1,0 +1,26 @@
+//! The run of a job, from its spec to its result, above the vocabulary of
+//! [`crate::job`] (which imports nothing from here).
+//!
+//! - [`context`]: [`JobContext`] (what every job shares) and [`JobRunner`]
+//!   (one job: spec, cancel token, deadline, its executor, journal stream).
+//! - [`stage`]: one small sequencer per stage (implement, repair, plan,
+//!   review; chat is refused for now), each picking its steps.
+//! - The steps, each a function taking what it needs and returning a
+//!   small struct: [`prepare`] (workspace, mirror, checkout, registries,
+//!   working directory), [`agent`] (attempts, fallbacks),
+//!   [`test_repair`] (tests, repair runs), [`deliver`] (commit, scan and
+//!   push through [`crate::vcs::delivery`], then the result).
+//! - [`prompt`]: the agent's prompt and the test command; [`repo_file`]:
+//!   bounded reads of repository files that stay inside the checkout.
+
+pub mod agent;
+pub mod context;
+pub mod deliver;
+pub mod prepare;
+pub mod prompt;
+pub mod repo_file;
+pub mod stage;
+pub mod test_repair;
+
+pub use context::{JobContext, JobRunner};
+pub use prepare::workdir_of;

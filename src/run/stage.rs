@@ -1,0 +1,88 @@
+//! One small sequencer per stage: each picks its steps. Outcomes that are
+//! not errors of the runner (no change, red tests, a secret in the diff, a
+//! refused push) are results, not `Err`s; every path ends in a result.
+//!
+//! ```text
+//! implement: prepare(fresh)    → agent → [no change?] → test-and-repair → deliver
+//! repair:    prepare(existing) → agent → [no change?] → test-and-repair → deliver
+//! plan:      prepare(fresh)    → agent (read-only) → its text is the result
+//! review:    prepare(existing) → agent (read-only) → its text is the result
+//! chat:      not supported yet (will reuse prepare and agent)
+//! ```
+
+use super::agent::{millis, run_agents};
+use super::context::{outcome, JobRunner, Stop};
+use super::deliver::deliver;
+use super::prepare::{prepare, BranchStart};
+use super::prompt;
+use super::test_repair::test_and_repair;
+use crate::job::event::{JobResult, ResultStatus};
+use crate::job::spec::{JobKind, Stage};
+use crate::job::Reporter;
+use std::time::Instant;
+
+impl JobRunner<'_> {
+    /// Run the job to its result. Never panics on bad input; the caller
+    /// sends the result (`Reporter::finish`). The job directory is removed
+    /// before this returns, whatever happened.
+    pub fn run(&self, r: &mut Reporter) -> JobResult {
+        let started = Instant::now();
+        let ended = match (self.spec.kind, self.spec.stage) {
+            (JobKind::Chat, _) => Ok(JobResult::failed(
+                "chat sessions are not supported by this runner version yet; run chat on another runner (ADOS_MODE=issue here)",
+            )),
+            (JobKind::Issue, Stage::Implement | Stage::Repair) => change(self, r),
+            (JobKind::Issue, Stage::Plan | Stage::Review) => read_only(self, r),
+        };
+        let mut result = match ended {
+            Ok(res) => res,
+            Err(stop) => *stop,
+        };
+        result.duration_ms = millis(started.elapsed());
+        result
+    }
+}
+
+/// A result to fill in: `failed` until a stage says otherwise.
+fn partial(job: &JobRunner) -> JobResult {
+    let mut res = JobResult::bare(ResultStatus::Failed, "", None);
+    res.branch = Some(job.spec.branch.clone());
+    res
+}
+
+/// The implement and repair stages: change the code, test, deliver.
+fn change(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
+    let mut res = partial(job);
+    let mut p = prepare(job, r, &res, BranchStart::for_stage(job.spec.stage))?;
+    let base_prompt = prompt::build(job.spec, &p.files, &p.workdir);
+    let won = run_agents(job, r, &mut res, &p, &base_prompt, false)?;
+    let changed = job
+        .git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g))
+        .map_err(|e| job.git_failure(&res, "status", e))?;
+    if changed.is_empty() {
+        return Err(outcome(
+            &res,
+            ResultStatus::NeedsHuman,
+            "agent made no changes".into(),
+        ));
+    }
+    let tested = test_and_repair(job, r, &mut res, &p, won.agent, &base_prompt)?;
+    let summary = tested.repair_text.as_deref().unwrap_or(&won.final_text);
+    let summary = summary.to_string();
+    deliver(job, r, res, &mut p, changed, &tested, &summary)
+}
+
+/// The plan and review stages: the agent reads, its answer is the result.
+fn read_only(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
+    let mut res = partial(job);
+    let p = prepare(job, r, &res, BranchStart::for_stage(job.spec.stage))?;
+    let base_prompt = prompt::build(job.spec, &p.files, &p.workdir);
+    let won = run_agents(job, r, &mut res, &p, &base_prompt, true)?;
+    res.status = ResultStatus::Completed;
+    res.summary = if won.final_text.is_empty() {
+        "the agent returned no text".into()
+    } else {
+        won.final_text
+    };
+    Ok(res)
+}

@@ -708,3 +708,15 @@ fn retry_after_zero_forever_still_ends_at_the_bound() {
     let waited: Duration = c.clock.slept.lock().unwrap().iter().sum();
     assert_eq!(waited, Duration::from_secs(300));
 }
+
+#[test]
+fn a_repository_without_draft_prs_still_gets_its_pr() {
+    let c = setup(Kind::GitHub);
+    c.server.no_drafts();
+    let opened = c.run(&pr("Red tests", true)).unwrap();
+    assert!(opened.created);
+    let prs = c.server.prs();
+    assert_eq!(prs.len(), 1);
+    assert!(!prs[0].draft);
+    assert_eq!(c.methods(), ["GET 200", "POST 422", "GET 200", "POST 201"]);
+}

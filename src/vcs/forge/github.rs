@@ -7,7 +7,8 @@
 //! the target branch (one head may have open PRs to several bases). An
 //! update (PATCH) sets the title and the body (and restates the base);
 //! REST cannot change a PR's draft state, so an existing PR keeps the one
-//! it has.
+//! it has. A repository whose plan has no draft PRs refuses a draft
+//! create (422); the PR is then created ready for review.
 
 use super::http::{Answer, Method};
 use super::{encode, field_is, str_at, Forge, ForgeTarget, PullRequest};
@@ -82,6 +83,16 @@ impl Forge for GitHub<'_> {
             "base": self.target.target_branch,
         });
         (Method::Patch, format!("{}/{number}", self.pulls), body)
+    }
+
+    /// "Draft pull requests are not supported in this repository." (a
+    /// private repository on a plan without drafts).
+    fn refuses_drafts(&self, refused: &Answer) -> bool {
+        refused.status == 422
+            && refused
+                .json
+                .to_string()
+                .contains("Draft pull requests are not supported")
     }
 
     fn opened(&self, pr: &Value) -> Option<(u64, String)> {

@@ -327,6 +327,10 @@ pub(crate) trait Forge {
     fn update(&self, number: u64, pr: &PullRequest) -> (Method, String, Value);
     /// The number users see and the web URL, from a PR object.
     fn opened(&self, pr: &Value) -> Option<(u64, String)>;
+    /// A refused create says the repository cannot have draft PRs.
+    fn refuses_drafts(&self, _refused: &http::Answer) -> bool {
+        false
+    }
 }
 
 /// Open a PR from `target.branch` to `target.target_branch`, or update the
@@ -356,24 +360,49 @@ fn run(api: &mut Api<'_>, forge: &dyn Forge, pr: &PullRequest) -> Result<OpenedP
     if let Some(number) = find_open(api, forge)? {
         return update(api, forge, number, pr);
     }
+    let refused = match create(api, forge, pr)? {
+        Created::Done(opened) => return Ok(opened),
+        Created::Refused(answer) => answer,
+    };
+    // Most likely a PR of this branch was opened meanwhile (GitHub 422,
+    // GitLab 409, Bitbucket 400).
+    if let Some(number) = find_open(api, forge)? {
+        return update(api, forge, number, pr);
+    }
+    // A repository whose plan has no draft PRs still gets a PR; its body
+    // says when the tests failed.
+    if pr.draft && forge.refuses_drafts(&refused) {
+        let ready = PullRequest {
+            draft: false,
+            ..pr.clone()
+        };
+        if let Created::Done(opened) = create(api, forge, &ready)? {
+            return Ok(opened);
+        }
+    }
+    Err(api.refused("creating the pull request", &refused))
+}
+
+/// What a create came to.
+enum Created {
+    Done(OpenedPr),
+    /// 400, 409 or 422: a duplicate, or the provider's own objection.
+    Refused(http::Answer),
+}
+
+fn create(api: &mut Api<'_>, forge: &dyn Forge, pr: &PullRequest) -> Result<Created, ForgeError> {
     let (url, body) = forge.create(pr);
     let answer = api.send(Method::Post, &url, Some(&body))?;
     match answer.status {
         200 | 201 => {
             let (number, url) = opened(api, forge, &answer.json)?;
-            Ok(OpenedPr {
+            Ok(Created::Done(OpenedPr {
                 number,
                 url,
                 created: true,
-            })
+            }))
         }
-        // GitHub 422, GitLab 409, Bitbucket 400: most likely a PR of this
-        // branch was opened meanwhile; if the lookup finds none, the
-        // provider's own reason is the error.
-        400 | 409 | 422 => match find_open(api, forge)? {
-            Some(number) => update(api, forge, number, pr),
-            None => Err(api.refused("creating the pull request", &answer)),
-        },
+        400 | 409 | 422 => Ok(Created::Refused(answer)),
         _ => Err(api.refused("creating the pull request", &answer)),
     }
 }

@@ -133,6 +133,7 @@ struct State {
     /// `scheme://host:port` of next-page links, when not the server's own.
     link_origin: Option<String>,
     redirect_next: Option<String>,
+    no_drafts: bool,
     requests: Vec<Recorded>,
 }
 
@@ -173,6 +174,7 @@ impl ForgeServer {
             race_next_create: false,
             link_origin: None,
             redirect_next: None,
+            no_drafts: false,
             requests: Vec::new(),
         }));
         let clock = Arc::new(AtomicU64::new(CLOCK_START));
@@ -261,6 +263,12 @@ impl ForgeServer {
     /// (GitHub's answer for a renamed or transferred repository).
     pub fn redirect_next(&self, location: &str) {
         self.state.lock().expect("forge state").redirect_next = Some(location.to_string());
+    }
+
+    /// The repository cannot have draft PRs (GitHub: a private repository
+    /// on a plan without them): a draft create is refused with 422.
+    pub fn no_drafts(&self) {
+        self.state.lock().expect("forge state").no_drafts = true;
     }
 
     /// The addresses the server listens on: `127.0.0.1:<port>`.
@@ -749,6 +757,13 @@ fn create(s: &mut State, rec: &Recorded, addr: SocketAddr) -> Reply {
             )
         }
     };
+    if s.no_drafts && s.kind == Kind::GitHub && draft == Some(true) {
+        return Reply::new(
+            422,
+            json!({"message": "Validation Failed", "errors": [{"resource": "PullRequest", "code": "custom",
+                   "message": "Draft pull requests are not supported in this repository."}]}),
+        );
+    }
     if std::mem::take(&mut s.race_next_create) {
         let number = s.next_number;
         s.next_number += 1;

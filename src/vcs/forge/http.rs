@@ -22,6 +22,7 @@
 //! header is never sent to another host.
 
 use super::{provider_name, ErrorKind, ForgeCredentials, ForgeError, ForgeTarget};
+use crate::job::spec::Provider;
 use crate::net::{Network, Url};
 use crate::redact::Redactor;
 use serde_json::Value;
@@ -109,8 +110,10 @@ pub struct Api<'a> {
     clock: &'a dyn Clock,
     creds: &'a ForgeCredentials,
     redactor: Redactor,
-    /// `scheme://host:port` of the API: every URL must keep it.
-    origin: String,
+    /// The API root: every URL must keep its origin.
+    base: Url,
+    /// Headers of the provider's dialect (`Accept`, API version).
+    dialect: &'static [(&'static str, &'static str)],
     /// The API host, for messages.
     host: String,
     provider: &'static str,
@@ -147,8 +150,15 @@ impl<'a> Api<'a> {
             clock,
             creds,
             redactor: Redactor::new(creds.secrets.iter().cloned()),
-            origin: url.origin(),
             host: url.host_port(),
+            base: url,
+            dialect: match target.provider {
+                Provider::Github => &[
+                    ("Accept", "application/vnd.github+json"),
+                    ("X-GitHub-Api-Version", GITHUB_API_VERSION),
+                ],
+                Provider::Gitlab | Provider::Bitbucket => &[("Accept", "application/json")],
+            },
             provider: provider_name(target.provider),
             repo: target.full_name(),
             waited: Duration::ZERO,
@@ -222,12 +232,13 @@ impl<'a> Api<'a> {
     }
 
     fn once(&self, method: Method, url: &str, body: Option<&Value>) -> Result<Outcome, ForgeError> {
-        let builder = ureq::http::Request::builder()
+        let mut builder = ureq::http::Request::builder()
             .method(method.as_str())
             .uri(url)
-            .header(self.creds.header, self.creds.value.as_str())
-            .header("Accept", "application/vnd.github+json, application/json")
-            .header("X-GitHub-Api-Version", GITHUB_API_VERSION);
+            .header(self.creds.header, self.creds.value.as_str());
+        for (name, value) in self.dialect {
+            builder = builder.header(*name, *value);
+        }
         let sent = match body {
             Some(json) => {
                 let request = builder
@@ -346,8 +357,14 @@ impl<'a> Api<'a> {
     /// A URL must stay on the API's origin: a next-page link pointing
     /// elsewhere would carry the credentials to another host.
     fn check_origin(&self, url: &str) -> Result<(), ForgeError> {
+        let same = |u: &Url| {
+            u.scheme() == self.base.scheme()
+                && u.host().eq_ignore_ascii_case(self.base.host())
+                && u.port_or_default() == self.base.port_or_default()
+                && u.userinfo().is_none()
+        };
         match Url::parse(url) {
-            Ok(u) if u.origin() == self.origin && u.userinfo().is_none() => Ok(()),
+            Ok(u) if same(&u) => Ok(()),
             _ => {
                 Err(self
                     .protocol("it linked a page outside its API URL; the link was not followed"))

@@ -86,6 +86,15 @@ impl ForgeTarget {
         }
         check_clone_url(field, &api_url, policy)
             .map_err(|e| ForgeError::new(ErrorKind::Config, e.to_string()))?;
+        if crate::net::Url::parse(&api_url).is_ok_and(|u| u.userinfo().is_some()) {
+            return Err(ForgeError::new(
+                ErrorKind::Config,
+                format!(
+                    "`{field}` must not hold credentials: send them as credentials.vcs_token \
+                     (or set the runner's token)"
+                ),
+            ));
+        }
         Ok(ForgeTarget {
             provider: repo.provider,
             api_url,
@@ -568,6 +577,16 @@ mod tests {
         assert!(ForgeTarget::from_repo(&r, "b", allowed).is_ok());
         let e = api_of(Provider::Gitlab, "http://git.corp", None).unwrap_err();
         assert!(e.message().contains("repo.base_url"), "{e}");
+        let e = api_of(
+            Provider::Github,
+            "https://github.com",
+            Some("https://u:pw@api.x"),
+        )
+        .unwrap_err();
+        assert!(
+            e.message().contains("must not hold credentials") && !e.message().contains("pw"),
+            "{e}"
+        );
         let e = api_of(Provider::Github, "https://github.com", Some("ftp://x")).unwrap_err();
         assert!(e.message().contains("repo.api_url"), "{e}");
     }

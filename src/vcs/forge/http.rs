@@ -188,7 +188,7 @@ impl<'a> Api<'a> {
                             ErrorKind::Unavailable,
                             format!(
                                 "{} at {} kept failing ({why}) after {RETRIES} retries; \
-                                 the branch is pushed, run the job again later",
+                                 run the job again later",
                                 self.provider, self.host
                             ),
                         ));

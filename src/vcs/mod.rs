@@ -7,11 +7,12 @@
 //!   names, and "could not see everything" as a finding).
 //! - [`auth`]: which credential a job's git presents (the job's token or
 //!   the runner's), read from the runner's configuration.
-//!
-//! Forges (pull requests) come here next, as one more step after the push.
+//! - [`forge`]: the pull (merge) request on GitHub, GitLab or Bitbucket,
+//!   opened or updated after the push.
 
 pub mod auth;
 pub mod delivery;
+pub mod forge;
 pub mod guard;
 
 pub use auth::auth_for;

@@ -93,6 +93,10 @@ pub(super) fn parse_repo(v: Option<&Value>, policy: RemotePolicy) -> Result<Repo
         if !(l.starts_with("https://") || l.starts_with("http://")) {
             return Err(SpecError::new("repo.api_url", "must be an http(s) URL"));
         }
+        // The PR step sends the token there: the clone URL's rule (plain
+        // http only on loopback or with ADOS_ALLOW_HTTP), checked before
+        // the job runs rather than after its push.
+        check_clone_url("repo.api_url", api, policy)?;
     }
     let owner = req_str(obj.get("owner"), "repo.owner")?.to_string();
     check_owner(provider, &owner)?;

@@ -176,6 +176,25 @@ fn http_allowed_on_loopback_and_by_policy() {
 }
 
 #[test]
+fn api_url_follows_the_clone_url_http_rule() {
+    // The PR step sends the VCS token to `api_url`.
+    let mut v = base();
+    v["repo"]["api_url"] = json!("http://127.0.0.1:9/api/v3");
+    assert!(JobSpec::from_json(&v, RemotePolicy::default()).is_ok());
+    v["repo"]["api_url"] = json!("http://evil.com?@127.0.0.1/api");
+    let e = JobSpec::from_json(&v, RemotePolicy::default()).unwrap_err();
+    assert!(e.to_string().contains("repo.api_url"), "{e}");
+    v["repo"]["api_url"] = json!("http://ghe.internal/api/v3");
+    let e = JobSpec::from_json(&v, RemotePolicy::default()).unwrap_err();
+    assert!(e.to_string().contains("ADOS_ALLOW_HTTP"), "{e}");
+    let p = RemotePolicy {
+        allow_http: true,
+        allow_file: false,
+    };
+    assert!(JobSpec::from_json(&v, p).is_ok());
+}
+
+#[test]
 fn debug_never_prints_secrets() {
     let mut v = base();
     v["credentials"] = json!({"vcs_token":"tok-supersecret"});

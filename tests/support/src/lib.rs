@@ -6,10 +6,12 @@
 //!   demands a token.
 //! - [`tls`]: a private CA and a `localhost` certificate for wss tests.
 //! - [`proxy`]: an HTTP CONNECT proxy that records its requests.
+//! - [`forge`]: stand-ins for the GitHub, GitLab and Bitbucket REST APIs.
 //! - [`fixtures`]: temp dirs, bare repositories, the fake agent CLIs.
 
 pub mod control_plane;
 pub mod fixtures;
+pub mod forge;
 pub mod git_server;
 pub mod proxy;
 pub mod runner;

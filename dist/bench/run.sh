@@ -55,6 +55,9 @@ echo "== building the benchmark helper (ados-bench)"
 HELPER=$TARGET/release/ados-bench
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ados-bench.XXXXXX")
+# A root runner runs each job's agent as a user of its own, who must be able
+# to pass through to the workspace (README "What the host executor protects").
+chmod 711 "$WORK"
 GIT_SERVER_PID=
 cleanup() {
   [ -n "$GIT_SERVER_PID" ] && kill "$GIT_SERVER_PID" 2>/dev/null || true

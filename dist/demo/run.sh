@@ -6,6 +6,9 @@ BIN=${1:-./target/release/ados-work-runner}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
+# A root runner runs the job's agent as a user of its own, who must be able
+# to pass through to the workspace and run the demo agent.
+chmod 711 "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 "$HERE/make-repo.sh" "$WORK/calc.git"
 echo

@@ -148,6 +148,33 @@ fn job_uid_base(env: &RawEnv, errs: &mut Problems, max_jobs: usize, root: bool) 
     Some(base)
 }
 
+/// Job users (`ADOS_JOB_UID_BASE`) must be able to pass through every
+/// directory down to `WORKSPACE_DIR/jobs/<id>/`: an agent whose checkout
+/// sits below a directory of mode 0700 (a `mktemp -d`, `/root`) cannot
+/// even start. Said before any job runs, with the fix.
+fn reachable_by_job_users(workspace: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(canonical) = std::fs::canonicalize(workspace) else {
+        return Ok(()); // reported by the WORKSPACE_DIR check itself
+    };
+    for dir in canonical.ancestors() {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o001 == 0 {
+            return Err(format!(
+                "{} is not reachable by the per-job users (ADOS_JOB_UID_BASE): {} has mode {mode:04o}; \
+                 let others pass through it (chmod o+x {}), put WORKSPACE_DIR elsewhere, or set ADOS_JOB_UID_BASE=off",
+                workspace.display(),
+                dir.display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl Config {
     /// Load from the process environment.
     pub fn from_env(purpose: Purpose) -> Result<Config, ConfigErrors> {
@@ -351,6 +378,11 @@ impl Config {
         };
         let metrics_repo_label = flag_or(env, &mut errs, "ADOS_METRICS_REPO_LABEL", true);
         let job_uid_base = job_uid_base(env, &mut errs, max_jobs, is_root());
+        if job_uid_base.is_some() {
+            if let Err(problem) = reachable_by_job_users(&workspace_dir) {
+                errs.push("WORKSPACE_DIR", problem, "/var/lib/ados/work");
+            }
+        }
         let vcs = VcsCredentials {
             github_token: secret(env, &mut errs, "GITHUB_TOKEN", false, "ghp_..."),
             gitlab_token: secret(env, &mut errs, "GITLAB_TOKEN", false, "glpat-..."),
@@ -529,6 +561,20 @@ mod job_uid_tests {
         );
         let (_, errs) = base(&[("ADOS_JOB_UID_BASE", "4294967293")], true);
         assert!(errs[0].contains("no room"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_workspace_below_a_private_directory_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::env::temp_dir().join(format!("ados-private-{}", std::process::id()));
+        let ws = private.join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let err = reachable_by_job_users(&ws).expect_err("0700 on the way");
+        assert!(err.contains("chmod o+x") && err.contains("0700"), "{err}");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711)).unwrap();
+        assert!(reachable_by_job_users(&ws).is_ok());
+        std::fs::remove_dir_all(&private).unwrap();
     }
 
     #[test]

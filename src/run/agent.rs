@@ -134,8 +134,16 @@ pub fn attempt(
     };
     let started = Instant::now();
     let opts = job.opts(&p.redactor);
-    let out = agents::run_attempt(adapter, &actx, job.executor.as_ref(), &opts, r)
-        .map_err(|e| e.to_string())?;
+    let out = agents::run_attempt(adapter, &actx, job.executor.as_ref(), &opts, r).map_err(|e| {
+        match job.executor.run_as() {
+            Some(user) if e.source.kind() == std::io::ErrorKind::PermissionDenied => format!(
+                "{e} (the agent runs as the job's own uid {}: install its CLI where every user can run it, \
+                 such as /usr/local/bin, or set ADOS_JOB_UID_BASE=off)",
+                user.uid
+            ),
+            _ => e.to_string(),
+        }
+    })?;
     job.ctx
         .metrics
         .observe_agent(&agent_spec.name, started.elapsed().as_secs_f64());

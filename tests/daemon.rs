@@ -455,7 +455,11 @@ fn a_secret_too_short_to_mask_is_warned_about_once() {
     cp.wait_for(|v| v["type"] == "heartbeat", T);
     // stderr is collected by a thread of its own: the heartbeat may arrive
     // on the socket before that thread has read the warning.
-    assert!(r.wait_stderr("GITHUB_TOKEN is shorter than", T), "{}", r.stderr());
+    assert!(
+        r.wait_stderr("GITHUB_TOKEN is shorter than", T),
+        "{}",
+        r.stderr()
+    );
     let err = r.stderr();
     assert_eq!(
         err.matches("GITHUB_TOKEN is shorter than").count(),

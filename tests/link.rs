@@ -305,20 +305,29 @@ fn heartbeats_and_pings_every_heartbeat_s() {
     let cp = cp_with(|o| o.heartbeat_s = 1);
     let runner = Runner::start(config(&cp));
     runner.expect_state("connected", T);
-    assert!(cp.wait_until(Duration::from_millis(3500), |cp| cp.pings().len() >= 2));
+    assert!(cp.wait_until(T, |cp| cp.pings().len() >= 2));
     let pings = cp.pings();
     let gap = pings[1].1 - pings[0].1;
+    // Not a timing test: the lower bound says pings are paced, not sent
+    // back to back; the upper one only that they keep coming (a loaded CI
+    // machine may delay a turn of the loop).
     assert!(
-        gap >= Duration::from_millis(800) && gap <= Duration::from_millis(2000),
+        gap >= Duration::from_millis(800) && gap <= Duration::from_secs(10),
         "ping gap {gap:?}"
     );
-    // The welcome heartbeat plus one per ping.
-    let beats = cp
-        .frames()
-        .iter()
-        .filter(|f| f["type"] == "heartbeat")
-        .count();
-    assert!(beats >= 3, "{beats} heartbeats");
+    // The welcome heartbeat plus one per ping (the second ping's may still
+    // be on its way when the ping is seen).
+    let heartbeats = |cp: &ControlPlane| {
+        cp.frames()
+            .iter()
+            .filter(|f| f["type"] == "heartbeat")
+            .count()
+    };
+    assert!(
+        cp.wait_until(T, |cp| heartbeats(cp) >= 3),
+        "{} heartbeats",
+        heartbeats(&cp)
+    );
     assert_eq!(cp.connections(), 1);
 }
 

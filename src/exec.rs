@@ -542,3 +542,25 @@ impl EventSink for TerminalSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::origin_and_path;
+
+    #[test]
+    fn the_owner_and_the_web_host_come_from_the_repo_url() {
+        assert_eq!(
+            origin_and_path("https://git.corp:8443/grp/sub/app.git"),
+            (Some("https://git.corp:8443".into()), "/grp/sub/app.git")
+        );
+        assert_eq!(
+            origin_and_path("https://bot@github.com/o/r"),
+            (Some("https://github.com".into()), "/o/r")
+        );
+        assert_eq!(
+            origin_and_path("ssh://git@github.com/o/r.git"),
+            (None, "/o/r.git")
+        );
+        assert_eq!(origin_and_path("git@github.com:o/r.git"), (None, "o/r.git"));
+    }
+}

@@ -1111,12 +1111,19 @@ fn a_pr_is_opened_then_updated(kind: Kind) {
             h.forge.addr(),
             pr.number
         ),
-        Kind::Bitbucket => format!("http://{}/o/r/pull-requests/{}", h.forge.addr(), pr.number),
+        Kind::Bitbucket => format!("https://bitbucket.org/o/r/pull-requests/{}", pr.number),
     };
     assert_eq!(res["pr_url"], answered_url.as_str(), "{res}");
     assert_eq!(res["branch"], "ados/issue-7");
     assert!(res["commit_sha"].as_str().is_some_and(|s| s.len() == 40));
     assert!(!created.body.contains(TOKEN));
+    for r in h.forge.requests() {
+        let visible = format!("{}?{} {}", r.path, r.query, r.body);
+        assert!(
+            !visible.contains(TOKEN),
+            "token in a URL or body: {visible}"
+        );
+    }
 
     spec["job_id"] = json!("open-2");
     spec["prompt"] = json!("FAKE: write hello.txt hi again");
@@ -1163,6 +1170,11 @@ fn a_github_pr_is_opened_then_updated_by_a_rerun_and_a_repair() {
 #[test]
 fn a_gitlab_mr_is_opened_then_updated_by_a_rerun_and_a_repair() {
     a_pr_is_opened_then_updated(Kind::GitLab);
+}
+
+#[test]
+fn a_bitbucket_pr_is_opened_then_updated_by_a_rerun_and_a_repair() {
+    a_pr_is_opened_then_updated(Kind::Bitbucket);
 }
 
 #[test]
@@ -1251,4 +1263,33 @@ fn a_direct_push_refused_by_branch_protection_needs_a_human() {
         "{summary}"
     );
     assert!(h.forge.requests().is_empty(), "direct opens no PR");
+}
+
+#[test]
+fn a_cancel_during_a_rate_limit_wait_ends_the_job_at_once() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    // The limit resets 200 s from now (the runner's clock): within the 5
+    // minutes the PR step would wait.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    h.forge.rate_limit_until(now + 200);
+    h.cp.assign(h.spec("limited", "claude", "FAKE: write hello.txt hi", ""));
+    h.cp.wait_for(
+        |v| v["type"] == "job.event" && v["event"]["status"] == "creating_pr",
+        T,
+    );
+    // Cancelled before or after the first (limited) request: the same end.
+    h.cp.cancel("limited");
+    let res =
+        h.cp.wait_for(|v| v["type"] == "job.result" && v["job_id"] == "limited", T);
+    assert_eq!(res["status"], "cancelled", "{res}");
+    assert!(
+        res["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("creating the pull request")),
+        "{res}"
+    );
+    assert!(h.forge.prs().is_empty());
 }

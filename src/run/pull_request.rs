@@ -11,16 +11,22 @@
 //! `failed`, and since the branch *was* pushed, `branch` and `commit_sha`
 //! stay set and the summary says so, with the forge's message (which names
 //! the setting to fix, never a secret).
+//!
+//! The forge's waits (rate limits, up to 5 minutes; retry backoff) run on
+//! the job's thread and end early when the job is cancelled ([`JobClock`]):
+//! a cancel never waits out a rate limit.
 
-use super::context::{fail_with, JobRunner, Stop};
+use super::context::{cancelled, fail_with, JobRunner, Stop};
 use super::deliver::short_sha;
 use super::test_repair::Tested;
+use crate::cancel::CancelToken;
 use crate::job::event::{JobResult, LogStream, Status};
 use crate::job::spec::{MergeMode, Provider};
 use crate::job::Reporter;
 use crate::vcs::forge::{
-    self, BodyFacts, ForgeCredentials, ForgeError, ForgeTarget, OpenedPr, PullRequest, SystemClock,
+    self, BodyFacts, Clock, ForgeCredentials, ForgeError, ForgeTarget, OpenedPr, PullRequest,
 };
+use std::time::{Duration, SystemTime};
 
 /// Open or update the job's PR when `merge_mode` is `pr`; `res` is the
 /// result of the push (`branch` and `commit_sha` set). Other merge modes
@@ -50,7 +56,11 @@ pub fn pull_request(
     }
     job.check_cancel(&res)?;
     r.status(Status::CreatingPr, None);
-    match open(job, &res, tested, agent_summary) {
+    let opened = open(job, &res, tested, agent_summary);
+    if let (Err(_), Some(reason)) = (&opened, job.cancel.reason()) {
+        return Err(cancelled(&res, reason, Some("creating the pull request")));
+    }
+    match opened {
         Ok(opened) => {
             let did = if opened.created { "opened" } else { "updated" };
             r.log(
@@ -104,7 +114,26 @@ fn open(
             .then_some(usage),
     };
     let pr = PullRequest::for_job(spec, &facts, !tested.green);
-    forge::open_or_update(&job.ctx.net, &target, &pr, &creds, &SystemClock)
+    let clock = JobClock { cancel: job.cancel };
+    forge::open_or_update(&job.ctx.net, &target, &pr, &creds, &clock)
+}
+
+/// The real clock, whose sleeps end when the job is cancelled.
+struct JobClock<'a> {
+    cancel: &'a CancelToken,
+}
+
+impl Clock for JobClock<'_> {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, d: Duration) {
+        // A wake-up already taken leaves the flag set: checked first.
+        if !self.cancel.is_cancelled() {
+            let _ = self.cancel.wake_rx().recv_timeout(d);
+        }
+    }
 }
 
 /// What the provider calls it.

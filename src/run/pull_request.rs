@@ -54,7 +54,7 @@ pub fn pull_request(
         );
         return Ok(res);
     }
-    job.check_cancel(&res)?;
+    job.check_cancel(r, &res)?;
     r.status(Status::CreatingPr, None);
     let opened = open(job, &res, tested, agent_summary);
     if let (Err(_), Some(reason)) = (&opened, job.cancel.reason()) {

@@ -76,7 +76,7 @@ pub fn test_and_repair(
     let command = argv.join(" ");
     let mut repairs_left = job.spec.max_repair_attempts;
     loop {
-        job.check_cancel(res)?;
+        job.check_cancel(r, res)?;
         r.status(Status::Testing, Some(command.clone()));
         let (summary, output) = run_tests(job, r, &argv, p, res)?;
         tested.green = summary.passed;

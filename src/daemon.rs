@@ -102,13 +102,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let link_cfg = LinkConfig::from_config(&cfg, hello);
     let (link, link_thread) = link::start(link_cfg, outbox, metrics.clone(), from_link_tx)
         .map_err(|e| fail("cannot start the control-plane link", e))?;
-    let ctx = Arc::new(JobContext::new(
-        cfg.clone(),
-        workspace,
-        executors,
-        metrics.clone(),
-        link.waker(),
-    ));
+    let ctx = Arc::new(
+        JobContext::new(
+            cfg.clone(),
+            workspace,
+            executors,
+            metrics.clone(),
+            link.waker(),
+        )
+        .map_err(|e| fail("cannot set up the network for pull requests", e))?,
+    );
 
     let (done_tx, done_rx) = crossbeam_channel::unbounded();
     let pool = crate::pool::Pool::start(cfg.max_jobs, ctx.clone(), done_tx)

@@ -41,6 +41,11 @@ OPTIONS:
     --test-cmd CMD       Test command (\"\" runs none; default: detected)
     --branch NAME        Branch to commit to (default: ados/issue-N or ados/job-exec)
     --merge-mode MODE    none (default for exec), direct or pr
+    --provider NAME      github, gitlab or bitbucket: with --merge-mode pr, open
+                         (or update) the pull request there; owner and name come
+                         from the --repo URL (without it, pr pushes the branch only)
+    --api-url URL        The provider's API (default: its public one, or the
+                         self-hosted one under the --repo URL's host)
     --workspace DIR      Where clones and mirrors go (default: $WORKSPACE_DIR,
                          else <tmp>/ados-exec-workspace)
     --output FILE        Write the result JSON here instead of stdout
@@ -62,6 +67,8 @@ struct Options {
     test_cmd: Option<String>,
     branch: Option<String>,
     merge_mode: Option<String>,
+    provider: Option<String>,
+    api_url: Option<String>,
     workspace: Option<String>,
     output: Option<String>,
     verbose: bool,
@@ -80,6 +87,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         test_cmd: None,
         branch: None,
         merge_mode: None,
+        provider: None,
+        api_url: None,
         workspace: None,
         output: None,
         verbose: false,
@@ -111,6 +120,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--test-cmd" => o.test_cmd = Some(value(flag)?),
             "--branch" => o.branch = Some(value(flag)?),
             "--merge-mode" => o.merge_mode = Some(value(flag)?),
+            "--provider" => o.provider = Some(value(flag)?),
+            "--api-url" => o.api_url = Some(value(flag)?),
             "--workspace" => o.workspace = Some(value(flag)?),
             "--output" => o.output = Some(value(flag)?),
             "--verbose" | "-v" => o.verbose = true,
@@ -126,6 +137,8 @@ fn spec_from_flags(o: &Options) -> Result<Value, String> {
         .repo
         .as_deref()
         .ok_or("either --spec FILE or --repo URL|PATH is required")?;
+    let mut owner = "local".to_string();
+    let mut base_url = None;
     let (clone_url, name) = if repo.contains("://") || repo.contains('@') {
         let name = repo
             .trim_end_matches('/')
@@ -134,6 +147,13 @@ fn spec_from_flags(o: &Options) -> Result<Value, String> {
             .unwrap_or("repo")
             .trim_end_matches(".git")
             .to_string();
+        if o.provider.is_some() {
+            let (origin, path) = origin_and_path(repo);
+            base_url = origin;
+            if let Some((o, _)) = path.trim_matches('/').rsplit_once('/') {
+                owner = o.to_string();
+            }
+        }
         (repo.to_string(), name)
     } else {
         let path = std::fs::canonicalize(repo)
@@ -179,7 +199,8 @@ fn spec_from_flags(o: &Options) -> Result<Value, String> {
     let mut spec = json!({
         "job_id": "exec",
         "kind": "issue",
-        "repo": {"provider":"github","owner":"local","name":name,"clone_url":clone_url,
+        "repo": {"provider": o.provider.clone().unwrap_or_else(|| "github".into()),
+                 "owner": owner, "name": name, "clone_url": clone_url,
                  "target_branch": o.target_branch.clone().unwrap_or_else(|| "main".into())},
         "issue": issue,
         "prompt": o.prompt,
@@ -188,12 +209,30 @@ fn spec_from_flags(o: &Options) -> Result<Value, String> {
         "merge_mode": o.merge_mode.clone().unwrap_or_else(|| "none".into()),
         "test_command": o.test_cmd,
     });
+    if let Some(u) = base_url {
+        spec["repo"]["base_url"] = json!(u);
+    }
+    if let Some(u) = &o.api_url {
+        spec["repo"]["api_url"] = json!(u);
+    }
     if let Some(b) = &o.branch {
         spec["branch"] = json!(b);
     } else if issue_is_null(&spec) {
         spec["branch"] = json!("ados/job-exec");
     }
     Ok(spec)
+}
+
+/// `scheme://host[:port]` and the path of an `http(s)` or `ssh` URL (no
+/// origin for scp-like `git@host:path`, whose host names no web server).
+fn origin_and_path(url: &str) -> (Option<String>, &str) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (None, url.rsplit_once(':').map_or(url, |(_, p)| p));
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let web = matches!(scheme, "http" | "https");
+    (web.then(|| format!("{scheme}://{host}")), path)
 }
 
 fn issue_is_null(spec: &Value) -> bool {
@@ -275,13 +314,23 @@ pub fn main(args: &[String]) -> u8 {
         }
     };
     let cfg = Arc::new(cfg);
-    let ctx = Arc::new(JobContext::new(
+    let mut ctx = match JobContext::new(
         cfg.clone(),
         ws,
         crate::executors::ExecutorKind::Host,
         Arc::new(Metrics::new()),
         crate::link::Waker::noop(),
-    ));
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    // Flags without --provider name no forge (often a local repository):
+    // `pr` then pushes the branch and opens nothing.
+    ctx.open_prs = opts.spec_file.is_some() || opts.provider.is_some();
+    let ctx = Arc::new(ctx);
 
     let (canceller, token) = crate::cancel::cancel_pair();
     let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -491,5 +540,27 @@ impl EventSink for TerminalSink {
         if let Ok(mut r) = self.result.lock() {
             *r = Some(frame.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_and_path;
+
+    #[test]
+    fn the_owner_and_the_web_host_come_from_the_repo_url() {
+        assert_eq!(
+            origin_and_path("https://git.corp:8443/grp/sub/app.git"),
+            (Some("https://git.corp:8443".into()), "/grp/sub/app.git")
+        );
+        assert_eq!(
+            origin_and_path("https://bot@github.com/o/r"),
+            (Some("https://github.com".into()), "/o/r")
+        );
+        assert_eq!(
+            origin_and_path("ssh://git@github.com/o/r.git"),
+            (None, "/o/r.git")
+        );
+        assert_eq!(origin_and_path("git@github.com:o/r.git"), (None, "o/r.git"));
     }
 }

@@ -343,13 +343,16 @@ mod tests {
         ]);
         let cfg = Arc::new(Config::from_raw(&env, Purpose::Exec).expect("config"));
         let workspace = Workspace::open(&ws).expect("workspace");
-        let ctx = Arc::new(JobContext::new(
-            cfg,
-            workspace,
-            crate::executors::ExecutorKind::Host,
-            Arc::new(Metrics::new()),
-            Waker::noop(),
-        ));
+        let ctx = Arc::new(
+            JobContext::new(
+                cfg,
+                workspace,
+                crate::executors::ExecutorKind::Host,
+                Arc::new(Metrics::new()),
+                Waker::noop(),
+            )
+            .expect("context"),
+        );
         let journal = Journal::open(&dir.path().join("journal")).expect("journal");
         let mut t = task(&journal, "j-huge", "p");
         // Past validation (a spec cannot say this any more): a deadline

@@ -2,6 +2,8 @@
 //! spec file; progress on stderr, the result JSON on stdout or `--output`.
 
 use ados_test_support::fixtures::{make_bare_repo, try_git, TempDir};
+use ados_test_support::forge::{Auth, ForgeServer, Kind};
+use ados_test_support::git_server::GitServer;
 use ados_test_support::runner::{path_with_fake_agents, run_to_end, RunnerProcess};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -70,6 +72,59 @@ fn exec_from_flags_runs_the_pipeline_and_prints_the_result() {
     let (ok, file, _) = try_git(&repo, &["show", "ados/exec-1:hello.txt"]);
     assert!(ok);
     assert_eq!(file, "hi\n");
+}
+
+#[test]
+fn exec_with_a_provider_opens_the_pull_request() {
+    let repos = TempDir::new("exec-pr-repos");
+    let ws = TempDir::new("exec-pr-ws");
+    make_bare_repo(repos.path(), "o/r.git", &[("README.md", "# r\n")]);
+    let token = "ghs_ExecPrToken0123456789abcdef";
+    let git = GitServer::start(repos.path(), "x-access-token", token);
+    let forge = ForgeServer::start(Kind::GitHub, "o/r", Auth::Bearer(token.into()));
+    let mut env = env(ws.path());
+    env.push(("GITHUB_TOKEN", token.into()));
+    let (status, out, err) = run_to_end(
+        Path::new(BIN),
+        &[
+            "exec",
+            "--repo",
+            &git.url_for("o/r.git"),
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "",
+            "--branch",
+            "ados/exec-pr",
+            "--merge-mode",
+            "pr",
+            "--provider",
+            "github",
+            "--api-url",
+            &forge.api_url(),
+        ],
+        &env,
+        T,
+    );
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "stderr:\n{err}\nstdout:\n{out}"
+    );
+    let res: Value = serde_json::from_str(&out).expect("stdout is the result JSON");
+    assert_eq!(res["status"], "completed", "{res}");
+    assert!(err.contains("s] creating_pr"), "{err}");
+    let prs = forge.prs();
+    assert_eq!(prs.len(), 1, "{prs:?}");
+    assert_eq!(prs[0].branch, "ados/exec-pr");
+    assert_eq!(res["pr_number"], prs[0].number, "{res}");
+    assert!(
+        res["pr_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("/o/r/pull/")),
+        "{res}"
+    );
+    assert!(!out.contains(token) && !err.contains(token));
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! Issue jobs end to end through the real binary: the test control plane
 //! assigns, a smart-HTTP git server that demands the token serves the
 //! repository, fake agent CLIs (exact output formats of agents.md) do the
-//! work. Every path of the pipeline, and that the token ends up nowhere.
+//! work; a stand-in for the provider's REST API takes the pull requests.
+//! Every path of the pipeline, and that the token ends up nowhere.
 
 use ados_test_support::control_plane::{ControlPlane, Options};
 use ados_test_support::fixtures::{
     files_containing, git_argv_recorder, make_bare_repo, recorded_argv, run_git, try_git, TempDir,
 };
+use ados_test_support::forge::{Auth, ForgeServer, Kind};
 use ados_test_support::git_server::{base64, GitServer};
 use ados_test_support::runner::{fake_agents_dir, free_port, http_get, RunnerProcess};
 use serde_json::{json, Value};
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ados-work-runner");
 const TOKEN: &str = "ghs_TestToken0123456789abcdefXYZ";
+const BB_USER: &str = "ados-bot";
 const ANTHROPIC: &str = "sk-ant-test-key-0123456789abcdef";
 const T: Duration = Duration::from_secs(60);
 
@@ -24,6 +27,8 @@ struct Harness {
     repos: TempDir,
     recorder: TempDir,
     git: GitServer,
+    forge: ForgeServer,
+    kind: Kind,
     health: u16,
     _runner: RunnerProcess,
 }
@@ -35,6 +40,12 @@ impl Harness {
 
     /// A harness whose runner also gets `extra` in its environment.
     fn start_with(files: &[(&str, &str)], extra: &[(&str, &str)]) -> Harness {
+        Harness::start_on(Kind::GitHub, files, extra)
+    }
+
+    /// A harness whose repository is on `kind`'s provider: the git server
+    /// and the API stand-in demand that provider's credentials.
+    fn start_on(kind: Kind, files: &[(&str, &str)], extra: &[(&str, &str)]) -> Harness {
         let cp = ControlPlane::start(Options {
             heartbeat_s: 1,
             ..Options::default()
@@ -43,7 +54,17 @@ impl Harness {
         let repos = TempDir::new("pipeline-repos");
         let recorder = TempDir::new("pipeline-argv");
         make_bare_repo(repos.path(), "o/r.git", files);
-        let git = GitServer::start(repos.path(), "x-access-token", TOKEN);
+        let (git_user, token_var, auth) = match kind {
+            Kind::GitHub => ("x-access-token", "GITHUB_TOKEN", Auth::Bearer(TOKEN.into())),
+            Kind::GitLab => ("oauth2", "GITLAB_TOKEN", Auth::PrivateToken(TOKEN.into())),
+            Kind::Bitbucket => (
+                BB_USER,
+                "BITBUCKET_APP_PASSWORD",
+                Auth::Basic(BB_USER.into(), TOKEN.into()),
+            ),
+        };
+        let git = GitServer::start(repos.path(), git_user, TOKEN);
+        let forge = ForgeServer::start(kind, "o/r", auth);
         let bin = git_argv_recorder(recorder.path());
         let health = free_port();
         let path = format!(
@@ -61,7 +82,7 @@ impl Harness {
             ("ADOS_MAX_BACKOFF", "300ms".into()),
             ("ADOS_MAX_JOBS", "2".into()),
             ("ADOS_MIN_FREE_DISK", "0".into()),
-            ("GITHUB_TOKEN", TOKEN.into()),
+            (token_var, TOKEN.into()),
             ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
             ("OPENAI_API_KEY", "sk-openai-test-0123456789abcdef".into()),
             (
@@ -71,6 +92,9 @@ impl Harness {
             ("PATH", path),
         ];
         let mut env = env;
+        if kind == Kind::Bitbucket {
+            env.push(("BITBUCKET_USERNAME", BB_USER.into()));
+        }
         env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         let runner = RunnerProcess::start(Path::new(BIN), &[], &env);
         cp.wait_for(|v| v["type"] == "hello", T);
@@ -80,6 +104,8 @@ impl Harness {
             repos,
             recorder,
             git,
+            forge,
+            kind,
             health,
             _runner: runner,
         }
@@ -91,8 +117,9 @@ impl Harness {
 
     fn spec(&self, id: &str, agent: &str, prompt: &str, test_command: &str) -> Value {
         json!({"job_id": id, "kind": "issue",
-               "repo": {"provider": "github", "owner": "o", "name": "r",
-                        "clone_url": self.git.url_for("o/r.git"), "target_branch": "main"},
+               "repo": {"provider": provider_of(self.kind), "owner": "o", "name": "r",
+                        "clone_url": self.git.url_for("o/r.git"), "target_branch": "main",
+                        "api_url": self.forge.api_url()},
                "issue": {"number": 7, "title": "Say hello", "body": "Add hello.txt"},
                "prompt": prompt,
                "agent": {"name": agent, "model": "test-model"},
@@ -124,6 +151,14 @@ impl Harness {
             &["show", &format!("refs/heads/{branch}:{file}")],
         );
         ok.then_some(out)
+    }
+}
+
+fn provider_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::GitHub => "github",
+        Kind::GitLab => "gitlab",
+        Kind::Bitbucket => "bitbucket",
     }
 }
 
@@ -165,7 +200,8 @@ fn completed_with_each_agent_and_the_token_is_nowhere() {
                 "running_agent",
                 "testing",
                 "committing",
-                "pushing"
+                "pushing",
+                "creating_pr"
             ],
             "{agent}"
         );
@@ -174,11 +210,19 @@ fn completed_with_each_agent_and_the_token_is_nowhere() {
         assert_eq!(res["attempts"].as_array().map(Vec::len), Some(1));
         assert_eq!(res["tests"]["passed"], true);
         assert!(res["commit_sha"].as_str().is_some_and(|s| s.len() == 40));
-        assert!(res["pr_url"].is_null(), "no PR is made up: {res}");
-        assert!(res["summary"]
-            .as_str()
-            .unwrap_or("")
-            .contains("No PR was opened"));
+        let pr = h
+            .forge
+            .prs()
+            .into_iter()
+            .find(|p| p.branch == format!("ados/{id}"));
+        let pr = pr.expect("a PR of the job's branch");
+        assert_eq!(res["pr_number"], pr.number, "{res}");
+        assert!(
+            res["pr_url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(&format!("/pull/{}", pr.number))),
+            "{res}"
+        );
         assert_eq!(
             h.branch_file(&format!("ados/{id}"), "hello.txt").as_deref(),
             Some(format!("hi from {agent}\n").as_str())
@@ -1012,4 +1056,240 @@ fn a_job_user_reaches_neither_the_runner_nor_another_job() {
     let done =
         h.cp.wait_for(|v| v["type"] == "job.result" && v["job_id"] == "iso-a", T);
     assert_eq!(done["status"], "completed", "{done}");
+}
+
+/// Every request the forge stand-in saw, as one string (headers, paths
+/// and bodies): where a secret must not be.
+fn forge_wire(h: &Harness) -> String {
+    h.forge
+        .requests()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}?{} {:?} {}\n",
+                r.method, r.path, r.query, r.headers, r.body
+            )
+        })
+        .collect()
+}
+
+/// A job opens the PR, a re-run of the same issue (a new job, the same
+/// branch) and a repair stage update that one PR, never a second.
+fn a_pr_is_opened_then_updated(kind: Kind) {
+    let h = Harness::start_on(kind, &[("README.md", "# r\n")], &[]);
+    let mut spec = h.spec("open-1", "claude", "FAKE: write hello.txt hi", "");
+    spec["branch"] = json!("ados/issue-7");
+    let (events, res) = h.run(spec.clone());
+    assert_eq!(res["status"], "completed", "{res}");
+    assert!(
+        statuses(&events).ends_with(&["pushing".into(), "creating_pr".into()]),
+        "{:?}",
+        statuses(&events)
+    );
+    let prs = h.forge.prs();
+    assert_eq!(prs.len(), 1, "{prs:?}");
+    let pr = &prs[0];
+    assert_eq!(
+        (pr.branch.as_str(), pr.base.as_str()),
+        ("ados/issue-7", "main")
+    );
+    assert!(!pr.draft, "tests are green: {pr:?}");
+    assert_eq!(pr.title, "Say hello (#7)");
+    assert!(pr.body.contains("hello.txt"), "{}", pr.body);
+    assert_eq!(res["pr_number"], pr.number, "{res}");
+    // The web URL is the one the API answered, never one built by hand.
+    let created = h
+        .forge
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .expect("a create");
+    let answered_url = match kind {
+        Kind::GitHub => format!("http://{}/o/r/pull/{}", h.forge.addr(), pr.number),
+        Kind::GitLab => format!(
+            "http://{}/o/r/-/merge_requests/{}",
+            h.forge.addr(),
+            pr.number
+        ),
+        Kind::Bitbucket => format!("https://bitbucket.org/o/r/pull-requests/{}", pr.number),
+    };
+    assert_eq!(res["pr_url"], answered_url.as_str(), "{res}");
+    assert_eq!(res["branch"], "ados/issue-7");
+    assert!(res["commit_sha"].as_str().is_some_and(|s| s.len() == 40));
+    assert!(!created.body.contains(TOKEN));
+    for r in h.forge.requests() {
+        let visible = format!("{}?{} {}", r.path, r.query, r.body);
+        assert!(
+            !visible.contains(TOKEN),
+            "token in a URL or body: {visible}"
+        );
+    }
+
+    spec["job_id"] = json!("open-2");
+    spec["prompt"] = json!("FAKE: write hello.txt hi again");
+    let (events2, res2) = h.run(spec.clone());
+    assert_eq!(res2["status"], "completed", "{res2}");
+    assert_eq!(res2["pr_number"], pr.number, "the same PR: {res2}");
+    assert_eq!(res2["pr_url"], res["pr_url"]);
+    assert_eq!(h.forge.prs().len(), 1, "no second PR: {:?}", h.forge.prs());
+    let updates = h
+        .forge
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" || r.method == "PUT")
+        .count();
+    assert_eq!(updates, 1, "the re-run updated the PR");
+
+    spec["job_id"] = json!("open-3");
+    spec["stage"] = json!("repair");
+    spec["prompt"] = json!("CI failed: hello.txt needs a second line\nFAKE: append hello.txt two");
+    let (events3, res3) = h.run(spec);
+    assert_eq!(res3["status"], "completed", "{res3}");
+    assert_eq!(
+        res3["pr_number"], pr.number,
+        "a repair updates the PR: {res3}"
+    );
+    assert_eq!(h.forge.prs().len(), 1, "no second PR: {:?}", h.forge.prs());
+
+    let mut every = all_text(&events, &res);
+    every.push_str(&all_text(&events2, &res2));
+    every.push_str(&all_text(&events3, &res3));
+    assert!(!every.contains(TOKEN), "token in an event");
+    let wire = forge_wire(&h);
+    assert!(
+        !wire.contains(&h.cp.options().token),
+        "ADOS_TOKEN reached the forge"
+    );
+}
+
+#[test]
+fn a_github_pr_is_opened_then_updated_by_a_rerun_and_a_repair() {
+    a_pr_is_opened_then_updated(Kind::GitHub);
+}
+
+#[test]
+fn a_gitlab_mr_is_opened_then_updated_by_a_rerun_and_a_repair() {
+    a_pr_is_opened_then_updated(Kind::GitLab);
+}
+
+#[test]
+fn a_bitbucket_pr_is_opened_then_updated_by_a_rerun_and_a_repair() {
+    a_pr_is_opened_then_updated(Kind::Bitbucket);
+}
+
+#[test]
+fn red_tests_open_a_draft_pr_and_need_a_human() {
+    for kind in [Kind::GitHub, Kind::GitLab] {
+        let h = Harness::start_on(kind, &[("README.md", "# r\n")], &[]);
+        let (events, res) = h.run(h.spec("red-pr", "claude", "FAKE: write hello.txt hi", "false"));
+        assert_eq!(res["status"], "needs-human", "{kind:?}: {res}");
+        assert!(statuses(&events).contains(&"creating_pr".to_string()));
+        let prs = h.forge.prs();
+        assert_eq!(prs.len(), 1, "{kind:?}: {prs:?}");
+        assert!(prs[0].draft, "{kind:?}: a draft: {prs:?}");
+        assert_eq!(res["pr_number"], prs[0].number, "{res}");
+        assert!(res["pr_url"].is_string(), "{res}");
+        let summary = res["summary"].as_str().unwrap_or("");
+        assert!(
+            summary.contains("as a draft") && summary.contains("tests still fail"),
+            "{summary}"
+        );
+    }
+}
+
+#[test]
+fn a_token_the_api_rejects_fails_the_job_with_the_branch_pushed() {
+    let mut h = Harness::start(&[("README.md", "# r\n")]);
+    // The git server takes the token; the API does not.
+    h.forge = ForgeServer::start(Kind::GitHub, "o/r", Auth::Bearer("another-token".into()));
+    let (events, res) = h.run(h.spec("bad-api-token", "claude", "FAKE: write hello.txt hi", ""));
+    assert_eq!(res["status"], "failed", "{res}");
+    assert_eq!(res["branch"], "ados/bad-api-token");
+    let sha = res["commit_sha"].as_str().unwrap_or("");
+    assert_eq!(sha.len(), 40, "{res}");
+    assert_eq!(
+        h.branch_file("ados/bad-api-token", "hello.txt").as_deref(),
+        Some("hi\n"),
+        "the branch was pushed"
+    );
+    assert!(
+        res["pr_url"].is_null() && res["pr_number"].is_null(),
+        "{res}"
+    );
+    let summary = res["summary"].as_str().unwrap_or("");
+    assert!(
+        summary.contains("no pull request exists") && summary.contains("GITHUB_TOKEN"),
+        "{summary}"
+    );
+    assert!(summary.contains("401"), "{summary}");
+    assert!(h.forge.prs().is_empty());
+    assert!(
+        !all_text(&events, &res).contains(TOKEN),
+        "token in an event"
+    );
+}
+
+#[test]
+fn a_direct_push_refused_by_branch_protection_needs_a_human() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let refused = |id: &str| -> String {
+        let mut spec = h.spec(id, "claude", "FAKE: write hello.txt direct", "");
+        spec["merge_mode"] = json!("direct");
+        let (_, res) = h.run(spec);
+        assert_eq!(res["status"], "needs-human", "{res}");
+        assert!(
+            h.branch_file("main", "hello.txt").is_none(),
+            "nothing reached main"
+        );
+        res["summary"].as_str().unwrap_or("").to_string()
+    };
+    // A hook that refuses without a word: git reports only
+    // "pre-receive hook declined".
+    let hook = h.bare().join("hooks/pre-receive");
+    std::fs::create_dir_all(h.bare().join("hooks")).expect("hooks dir");
+    std::fs::write(&hook, "#!/bin/sh\nexit 1\n").expect("hook");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let summary = refused("protected");
+    assert!(
+        summary.contains("refused by branch protection"),
+        "{summary}"
+    );
+    // GitHub's words.
+    h.git.protect_branch("o/r.git", "main");
+    let summary = refused("protected-gh");
+    assert!(
+        summary.contains("refused by branch protection") && summary.contains("GH006"),
+        "{summary}"
+    );
+    assert!(h.forge.requests().is_empty(), "direct opens no PR");
+}
+
+#[test]
+fn a_cancel_during_a_rate_limit_wait_ends_the_job_at_once() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    // The limit resets 200 s from now (the runner's clock): within the 5
+    // minutes the PR step would wait.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    h.forge.rate_limit_until(now + 200);
+    h.cp.assign(h.spec("limited", "claude", "FAKE: write hello.txt hi", ""));
+    h.cp.wait_for(
+        |v| v["type"] == "job.event" && v["event"]["status"] == "creating_pr",
+        T,
+    );
+    // Cancelled before or after the first (limited) request: the same end.
+    h.cp.cancel("limited");
+    let res =
+        h.cp.wait_for(|v| v["type"] == "job.result" && v["job_id"] == "limited", T);
+    assert_eq!(res["status"], "cancelled", "{res}");
+    assert!(
+        res["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("creating the pull request")),
+        "{res}"
+    );
+    assert!(h.forge.prs().is_empty());
 }

@@ -142,7 +142,7 @@ impl Checkout {
         }
         if let Some(reason) = push_rejection(&out.stdout) {
             let message = format!("{reason}\n{}", out.stderr);
-            let protected = message.to_ascii_lowercase().contains("protected");
+            let protected = refused_by_protection(&message);
             return Ok(PushOutcome::Rejected { protected, message });
         }
         Ok(match out.into_error() {
@@ -232,5 +232,38 @@ impl Checkout {
                 message: format!("git merge-base could not compare {} with {tip}", self.base),
             }),
         }
+    }
+}
+
+/// What servers say when branch protection refuses a push: GitHub's
+/// `GH006: Protected branch update failed`, GitLab's `You are not allowed
+/// to push code to protected branches`, and a `pre-receive hook declined`
+/// (how git reports any server-side hook refusing the ref, which is how
+/// GitLab and self-hosted servers enforce protection). `protected` covers
+/// `protected branch` and GitLab's wording.
+const PROTECTION_MARKERS: [&str; 3] = ["protected", "gh006", "pre-receive hook declined"];
+
+/// The push was refused by branch protection (see [`PROTECTION_MARKERS`]).
+fn refused_by_protection(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    PROTECTION_MARKERS.iter().any(|m| lower.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_by_protection;
+
+    #[test]
+    fn branch_protection_is_recognised_by_each_servers_words() {
+        for refused in [
+            "[remote rejected] (protected branch hook declined)",
+            "remote: error: GH006: Protected branch update failed for refs/heads/main.",
+            "remote: GitLab: You are not allowed to push code to protected branches on this project.",
+            "[remote rejected] (pre-receive hook declined)",
+        ] {
+            assert!(refused_by_protection(refused), "{refused}");
+        }
+        assert!(!refused_by_protection("[rejected] (fetch first)"));
+        assert!(!refused_by_protection("[rejected] (non-fast-forward)"));
     }
 }

@@ -15,6 +15,7 @@ use crate::job::Reporter;
 use crate::journal::JobStream;
 use crate::link::Waker;
 use crate::metrics::Metrics;
+use crate::net::Network;
 use crate::process::{self, Ended, ProcessOutcome, RunOptions};
 use crate::redact::Redactor;
 use crate::workspace::Workspace;
@@ -45,23 +46,33 @@ pub struct JobContext {
     pub redactor: Redactor,
     /// Wakes the link after journal writes.
     pub waker: Waker,
+    /// Proxy, TLS roots and the HTTP agent, built once: the PR step
+    /// reaches the forge exactly as the link reaches the control plane.
+    pub net: Network,
+    /// Whether `merge_mode: pr` opens the pull request after the push
+    /// (`false` only for `exec` given no `--provider`: no forge to ask).
+    pub open_prs: bool,
 }
 
 impl JobContext {
-    /// Build the shared context.
+    /// Build the shared context, the network layer included.
+    ///
+    /// # Errors
+    /// `ADOS_CA_CERT` cannot be used (the message names it).
     pub fn new(
         cfg: Arc<Config>,
         workspace: Workspace,
         executors: ExecutorKind,
         metrics: Arc<Metrics>,
         waker: Waker,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
+        let net = Network::new(&cfg.proxy, cfg.ca_cert.as_deref())?;
         let redactor = Redactor::new(cfg.secrets());
         let agents = AgentRegistry::new(&cfg.custom_agents);
         let users = cfg
             .job_uid_base
             .map(|base| JobUsers::new(base, cfg.max_jobs));
-        JobContext {
+        Ok(JobContext {
             users,
             cfg,
             workspace,
@@ -70,7 +81,9 @@ impl JobContext {
             metrics,
             redactor,
             waker,
-        }
+            net,
+            open_prs: true,
+        })
     }
 }
 

@@ -2,15 +2,15 @@
 //! let the secret guard scan it, push it where `merge_mode` says, and turn
 //! each outcome into the job's result. The commit → scan → push sequence
 //! itself is [`crate::vcs::delivery`]'s (the trust boundary); this step
-//! adds the statuses, the logs and the result. Opening a pull request will
-//! be one more step after this one.
+//! adds the statuses, the logs and the result. With `merge_mode: pr` the
+//! pull request is opened by the next step, [`super::pull_request`].
 
 use super::context::{fail_with, outcome, JobRunner, Stop};
 use super::prepare::Prepared;
 use super::test_repair::Tested;
 use crate::git::{Author, ChangedFile, PushOutcome};
 use crate::job::event::{JobResult, LogStream, ResultStatus, Status};
-use crate::job::spec::{JobSpec, MergeMode};
+use crate::job::spec::JobSpec;
 use crate::job::Reporter;
 use crate::redact::Redactor;
 use crate::vcs::delivery::{self, Scanned};
@@ -135,16 +135,11 @@ pub fn deliver(
             return Err(fail_with(&res, format!("push failed: {message}")));
         }
     }
-    let pr_note = if spec.merge_mode == MergeMode::Pr {
-        " No PR was opened: this runner version does not open pull requests yet."
-    } else {
-        ""
-    };
     let summary = if tested.green {
-        format!("pushed {} to {branch}.{pr_note} {summary}", short_sha(&sha))
+        format!("pushed {} to {branch}. {summary}", short_sha(&sha))
     } else {
         format!(
-            "tests still fail after {} repair attempt(s); pushed {} to {branch} for a person to look at.{pr_note} {summary}",
+            "tests still fail after {} repair attempt(s); pushed {} to {branch} for a person to look at. {summary}",
             spec.max_repair_attempts,
             short_sha(&sha)
         )
@@ -163,7 +158,7 @@ fn green_status(green: bool) -> ResultStatus {
     }
 }
 
-fn short_sha(sha: &str) -> &str {
+pub(crate) fn short_sha(sha: &str) -> &str {
     sha.get(..10).unwrap_or(sha)
 }
 

@@ -9,7 +9,9 @@
 //!   small struct: [`prepare`] (workspace, mirror, checkout, registries,
 //!   working directory), [`agent`] (attempts, fallbacks),
 //!   [`test_repair`] (tests, repair runs), [`deliver`] (commit, scan and
-//!   push through [`crate::vcs::delivery`], then the result).
+//!   push through [`crate::vcs::delivery`], then the result),
+//!   [`pull_request`] (`merge_mode: pr`: open or update the PR through
+//!   [`crate::vcs::forge`] with [`JobContext`]'s one network).
 //! - [`prompt`]: the agent's prompt and the test command; [`repo_file`]:
 //!   bounded reads of repository files that stay inside the checkout.
 
@@ -18,6 +20,7 @@ pub mod context;
 pub mod deliver;
 pub mod prepare;
 pub mod prompt;
+pub mod pull_request;
 pub mod repo_file;
 pub mod stage;
 pub mod test_repair;

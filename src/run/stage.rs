@@ -3,18 +3,22 @@
 //! refused push) are results, not `Err`s; every path ends in a result.
 //!
 //! ```text
-//! implement: prepare(fresh)    → agent → [no change?] → test-and-repair → deliver
-//! repair:    prepare(existing) → agent → [no change?] → test-and-repair → deliver
+//! implement: prepare(fresh)    → agent → [no change?] → test-and-repair → deliver → PR
+//! repair:    prepare(existing) → agent → [no change?] → test-and-repair → deliver → PR
 //! plan:      prepare(fresh)    → agent (read-only) → its text is the result
 //! review:    prepare(existing) → agent (read-only) → its text is the result
 //! chat:      not supported yet (will reuse prepare and agent)
 //! ```
+//!
+//! The PR step runs only for `merge_mode: pr`, after a successful push;
+//! a repair stage updates the PR of its branch, never opens a second.
 
 use super::agent::{millis, run_agents};
 use super::context::{outcome, JobRunner, Stop};
 use super::deliver::deliver;
 use super::prepare::{prepare, BranchStart};
 use super::prompt;
+use super::pull_request::pull_request;
 use super::test_repair::test_and_repair;
 use crate::job::event::{JobResult, ResultStatus};
 use crate::job::spec::{JobKind, Stage};
@@ -72,7 +76,8 @@ fn change(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
     let tested = test_and_repair(job, r, &mut res, &p, won.agent, &base_prompt)?;
     let summary = tested.repair_text.as_deref().unwrap_or(&won.final_text);
     let summary = summary.to_string();
-    deliver(job, r, res, &mut p, changed, &tested, &summary)
+    let res = deliver(job, r, res, &mut p, changed, &tested, &summary)?;
+    pull_request(job, r, res, &tested, &summary)
 }
 
 /// The plan and review stages: the agent reads, its answer is the result.

@@ -382,11 +382,17 @@ fn install_interrupt(
     Some(InterruptHandle { handle, thread })
 }
 
+/// Lines of a failing test run shown without `--verbose`.
+const FAILED_TEST_LINES: usize = 20;
+
 /// Shows a job's progress on the terminal.
 struct TerminalSink {
     started: Instant,
     verbose: bool,
     result: Arc<Mutex<Option<String>>>,
+    /// The last lines of the current test run, shown when it fails (with
+    /// `--verbose` every line was shown already).
+    test_tail: std::collections::VecDeque<String>,
 }
 
 impl TerminalSink {
@@ -395,6 +401,7 @@ impl TerminalSink {
             started: Instant::now(),
             verbose,
             result: Arc::new(Mutex::new(None)),
+            test_tail: std::collections::VecDeque::new(),
         }
     }
 
@@ -459,19 +466,32 @@ impl EventSink for TerminalSink {
                     _ => {}
                 }
             }
-            Some("test") => self.line(&format!(
-                "  tests `{}`: {} (exit {}, {:.1}s)",
-                s("command"),
-                if e["passed"].as_bool() == Some(true) {
-                    "passed"
-                } else {
-                    "FAILED"
-                },
-                e["exit_code"],
-                e["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
-            )),
-            Some("log") if self.verbose => {
+            Some("test") => {
+                let passed = e["passed"].as_bool() == Some(true);
+                self.line(&format!(
+                    "  tests `{}`: {} (exit {}, {:.1}s)",
+                    s("command"),
+                    if passed { "passed" } else { "FAILED" },
+                    e["exit_code"],
+                    e["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
+                ));
+                let tail = std::mem::take(&mut self.test_tail);
+                if !passed && !self.verbose {
+                    let mut err = std::io::stderr().lock();
+                    for l in tail {
+                        let _ = writeln!(err, "    | {l}");
+                    }
+                }
+            }
+            // The runner's own words are for the person watching: always shown.
+            Some("log") if self.verbose || s("stream") == "runner" => {
                 self.line(&format!("  [{}] {}", s("stream"), s("text").trim_end()))
+            }
+            Some("log") if s("stream") == "test" => {
+                if self.test_tail.len() >= FAILED_TEST_LINES {
+                    self.test_tail.pop_front();
+                }
+                self.test_tail.push_back(s("text").trim_end().to_string());
             }
             _ => {}
         }

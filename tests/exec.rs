@@ -137,3 +137,110 @@ fn ctrl_c_cancels_the_job_and_exits_130() {
     let res: Value = serde_json::from_str(&p.stdout()).expect("result JSON on stdout");
     assert_eq!(res["status"], "cancelled");
 }
+
+/// Run `exec` on a new bare repository holding `files`, with `args` after
+/// `--repo`: the exit code, the result JSON, stderr and the repository.
+fn exec_on_repo(
+    name: &str,
+    files: &[(&str, &str)],
+    args: &[&str],
+) -> (Option<i32>, Value, String, std::path::PathBuf, TempDir) {
+    let repos = TempDir::new(&format!("exec-{name}-repos"));
+    let ws = TempDir::new(&format!("exec-{name}-ws"));
+    let repo = make_bare_repo(repos.path(), "r.git", files);
+    let repo_s = repo.display().to_string();
+    let mut argv = vec!["exec", "--repo", &repo_s];
+    argv.extend_from_slice(args);
+    let (status, out, err) = run_to_end(Path::new(BIN), &argv, &env(ws.path()), T);
+    let res: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    (status.and_then(|s| s.code()), res, err, repo, repos)
+}
+
+#[test]
+fn the_test_command_runs_through_sh_and_a_failure_shows_its_last_lines() {
+    let (code, res, err, _, _dir) = exec_on_repo(
+        "sh",
+        &[("README.md", "# r\n")],
+        &[
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "echo failing-test-marker && false",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(res["status"], "needs-human", "{err}");
+    assert_eq!(res["tests"]["passed"], false, "{res}");
+    assert_eq!(res["tests"]["command"], "echo failing-test-marker && false");
+    // Without --verbose, the failing run's last lines are shown.
+    assert!(err.contains("| failing-test-marker"), "{err}");
+}
+
+#[test]
+fn a_test_command_not_found_ends_needs_human_without_a_repair() {
+    let (code, res, err, _, _dir) = exec_on_repo(
+        "notfound",
+        &[("README.md", "# r\n")],
+        &[
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "ados-no-such-tester -q",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(res["status"], "needs-human", "{err}");
+    let summary = res["summary"].as_str().unwrap_or("");
+    assert!(
+        summary.contains("`ados-no-such-tester`: command not found"),
+        "{summary}"
+    );
+    assert_eq!(res["attempts"].as_array().map(Vec::len), Some(1), "{res}");
+    assert!(!err.contains("repairing"), "{err}");
+}
+
+#[test]
+fn exec_says_when_no_tests_ran() {
+    let (code, res, err, _, _dir) = exec_on_repo(
+        "notests",
+        &[("README.md", "# r\n")],
+        &["--prompt", "FAKE: write hello.txt hi", "--test-cmd", ""],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(res["status"], "completed", "{err}");
+    assert!(
+        err.contains("no test command given or detected: tests skipped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn files_the_test_run_creates_never_reach_the_commit() {
+    // No .gitignore: untracked test products would be staged with the work.
+    let script = "mkdir -p pkg/__pycache__ build\n\
+                  echo bytecode > pkg/__pycache__/m.cpython-312.pyc\n\
+                  echo coverage > .coverage\n\
+                  echo object > build/out.o\n\
+                  test -f hello.txt\n";
+    let (code, res, err, repo, _dir) = exec_on_repo(
+        "products",
+        &[("README.md", "# r\n"), ("t.sh", script)],
+        &[
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "sh t.sh",
+            "--branch",
+            "ados/products",
+            "--merge-mode",
+            "pr",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(res["status"], "completed", "{err}");
+    let (ok, files, _) = try_git(&repo, &["ls-tree", "-r", "--name-only", "ados/products"]);
+    assert!(ok);
+    let files: Vec<&str> = files.lines().collect();
+    assert_eq!(files, ["README.md", "hello.txt", "t.sh"], "{err}");
+    assert_eq!(res["changed_files"], json!(["hello.txt"]), "{res}");
+}

@@ -221,13 +221,13 @@ fn remove_test_products(
                 remove_empty_parents(root, rel);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(fail_with(
-                partial,
-                format!(
+            Err(e) => {
+                let why = format!(
                     "cannot remove {}, which the test run created (it must not be committed): {e}",
                     file.path
-                ),
-            )),
+                );
+                return Err(fail_with(partial, why));
+            }
         }
     }
     if removed > 0 {

@@ -388,6 +388,42 @@ fn version_and_help() {
 }
 
 #[test]
+fn help_on_every_subcommand_prints_help_and_runs_nothing() {
+    // No configuration and no server: a subcommand that ran would fail.
+    for sub in ["run", "exec", "check", "healthcheck"] {
+        for flag in ["--help", "-h"] {
+            let (status, out, err) = run_to_end(Path::new(BIN), &[sub, flag], &[], T);
+            assert_eq!(
+                status.and_then(|s| s.code()),
+                Some(0),
+                "{sub} {flag}: {out}{err}"
+            );
+            assert!(out.contains("USAGE"), "{sub} {flag}: {out}");
+            assert!(!out.contains('✗'), "{sub} {flag} ran checks: {out}");
+        }
+    }
+    let (status, _, err) = run_to_end(Path::new(BIN), &["check", "--bogus"], &[], T);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+}
+
+#[test]
+fn help_env_lists_every_variable_with_its_default() {
+    let (status, out, err) = run_to_end(Path::new(BIN), &["help", "env"], &[], T);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    for var in [
+        "ADOS_API_URL",
+        "ADOS_TOKEN",
+        "WORKSPACE_DIR",
+        "ADOS_LOG_LEVEL",
+        "ADOS_MIN_FREE_DISK",
+        "ADOS_JOB_UID_BASE",
+    ] {
+        assert!(out.contains(var), "{var} missing from:\n{out}");
+    }
+    assert!(out.contains("default: 0.0.0.0:8080"), "{out}");
+}
+
+#[test]
 fn hello_lists_only_the_agent_clis_found() {
     let cp = start_cp(15);
     let ws = TempDir::new("daemon-agents");

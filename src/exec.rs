@@ -292,8 +292,11 @@ pub fn main(args: &[String]) -> u8 {
     let redactor = Arc::new(ctx.redactor.with(spec.secrets()));
     let mut reporter = Reporter::new(spec.job_id.clone(), Box::new(sink), redactor);
     eprintln!(
-        "ados-work-runner exec: job {} on {} (agent {}, merge mode {:?})",
-        spec.job_id, spec.repo.clone_url, spec.agent.name, spec.merge_mode
+        "ados-work-runner exec: job {} on {} (agent {}, merge mode {})",
+        spec.job_id,
+        spec.repo.clone_url,
+        spec.agent.name,
+        spec.merge_mode.as_str()
     );
     let runner = JobRunner::new(&ctx, &spec, &token, None);
     let result = runner.run(&mut reporter);
@@ -503,11 +506,14 @@ impl EventSink for TerminalSink {
             .ok()
             .and_then(|v| v.get("summary").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_default();
-        self.line(&format!(
-            "{}: {}",
-            result.status.as_str(),
-            one_line(&summary, 200)
-        ));
+        let status = result.status.as_str();
+        let summary = one_line(&summary, 200);
+        // "cancelled: the runner is shutting down" says its status already.
+        if summary.starts_with(status) {
+            self.line(&summary);
+        } else {
+            self.line(&format!("{status}: {summary}"));
+        }
         if let Ok(mut r) = self.result.lock() {
             *r = Some(frame.to_string());
         }

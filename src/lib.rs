@@ -19,7 +19,8 @@
 //! - [`journal`]: the on-disk record of every job event until it is acked.
 //! - [`redact`]: secret redaction applied to everything that leaves a job.
 //! - [`health`]: `/health` and `/metrics`.
-//! - [`logging`]: text or JSON log lines.
+//! - [`logging`]: text or JSON log lines; [`words`]: counts and durations
+//!   as a person reads them.
 #![warn(missing_docs)]
 
 pub mod agents;
@@ -50,6 +51,7 @@ pub mod signal;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod vcs;
+pub mod words;
 pub mod workspace;
 
 /// The runner's version, as sent in `hello` and `User-Agent`.

@@ -328,6 +328,17 @@ fn first_sigterm_waits_for_the_job_second_cancels_it() {
         .wait_exit(T)
         .expect("runner exits after the second signal");
     assert_eq!(status.code(), Some(0), "{}", r.stderr());
+    // The log reads as sentences: no Rust names, counts in the right number.
+    let err = r.stderr();
+    assert!(
+        err.contains("received signal 15 (#1): shutting down"),
+        "{err}"
+    );
+    assert!(err.contains("received signal 15 (#2): killing"), "{err}");
+    assert!(err.contains("for 1 running job ("), "{err}");
+    for debug_name in [": Shutdown", ": Kill", "(s)"] {
+        assert!(!err.contains(debug_name), "{debug_name:?} in:\n{err}");
+    }
 }
 
 #[test]
@@ -542,6 +553,7 @@ fn check_passes_against_a_control_plane_and_names_the_fix_when_the_token_is_wron
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
+    assert!(!out.contains("(s)"), "{out}");
     let mut bad = env.clone();
     for (k, v) in bad.iter_mut() {
         if *k == "ADOS_TOKEN" {

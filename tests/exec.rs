@@ -64,6 +64,7 @@ fn exec_from_flags_runs_the_pipeline_and_prints_the_result() {
         "s] testing",
         "s] pushing",
         "claude",
+        "(agent claude, merge mode pr)",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
@@ -136,6 +137,31 @@ fn ctrl_c_cancels_the_job_and_exits_130() {
     assert_eq!(status.code(), Some(130), "{}", p.stderr());
     let res: Value = serde_json::from_str(&p.stdout()).expect("result JSON on stdout");
     assert_eq!(res["status"], "cancelled");
+    let err = p.stderr();
+    assert!(err.contains("s] cancelled: the runner"), "{err}");
+    assert!(!err.contains("cancelled: cancelled"), "{err}");
+}
+
+#[test]
+fn a_timeout_says_its_limit() {
+    let repos = TempDir::new("exec-timeout-repos");
+    let ws = TempDir::new("exec-timeout-ws");
+    let repo = make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+    let spec = json!({"job_id": "timeout-1", "prompt": "FAKE: hang",
+        "repo": {"owner": "o", "name": "r", "clone_url": repo.display().to_string()},
+        "agent": {"name": "claude", "timeout_s": 1}, "merge_mode": "none"});
+    let spec_path = ws.path().join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).expect("write spec");
+    let (status, out, err) = run_to_end(
+        Path::new(BIN),
+        &["exec", "--spec", &spec_path.display().to_string()],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
+    let res: Value = serde_json::from_str(&out).expect("result JSON");
+    let summary = res["summary"].as_str().unwrap_or("");
+    assert!(summary.contains("timed out after 1s"), "{summary}\n{err}");
 }
 
 /// Run `exec` on a new bare repository holding `files`, with `args` after

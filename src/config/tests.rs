@@ -389,7 +389,7 @@ fn display_names_var_and_example() {
     let e = Config::from_raw(&env_with(&[("ADOS_MODE", "x")]), Purpose::Daemon).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "invalid configuration (1 problem(s)):\n  - ADOS_MODE: must be one of chat, issue, all (example: ADOS_MODE=all)\n"
+        "invalid configuration (1 problem):\n  - ADOS_MODE: must be one of chat, issue, all (example: ADOS_MODE=all)\n"
     );
 }
 

@@ -8,6 +8,7 @@
 
 use crate::cancel::CancelReason;
 use crate::config::{Config, Purpose, RawEnv};
+use crate::exec_input;
 use crate::job::event::{Event, JobResult, ResultStatus};
 use crate::job::reporter::EventSink;
 use crate::job::spec::JobSpec;
@@ -36,8 +37,9 @@ OPTIONS:
     --fallback NAME      An agent to try if the previous one fails (repeatable)
     --model MODEL        Model for the agent
     --prompt TEXT        The whole prompt
-    --issue-file FILE    An issue as JSON ({number,title,body,comments}) or text
-                         (first line is the title)
+    --issue-file FILE    An issue as JSON ({number,title,body,comments}) when the
+                         file starts with `{` (then it must be valid JSON), else
+                         text (first line is the title); not with --prompt
     --test-cmd CMD       Test command (\"\" runs none; default: detected)
     --branch NAME        Branch to commit to (default: ados/issue-N or ados/job-exec)
     --merge-mode MODE    none (default for exec), direct or pr
@@ -45,6 +47,12 @@ OPTIONS:
                          else <tmp>/ados-exec-workspace)
     --output FILE        Write the result JSON here instead of stdout
     --verbose            Also show every log line
+
+With --spec, the file gives the whole job: only --output, --workspace and
+--verbose may stand beside it (any other flag is refused, never ignored),
+and an unknown field is an error naming it. Defaults are the same either
+way: merge_mode none (a local run pushes nothing unless asked), agent
+claude, target branch main, the test command detected.
 
 Local paths are allowed as remotes here (you named them yourself);
 the daemon refuses them unless ADOS_ALLOW_FILE_REMOTES is set.
@@ -65,6 +73,9 @@ struct Options {
     workspace: Option<String>,
     output: Option<String>,
     verbose: bool,
+    /// The flags typed that describe the job (all but --spec, --workspace,
+    /// --output, --verbose): refused beside --spec.
+    job_flags: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -83,6 +94,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         workspace: None,
         output: None,
         verbose: false,
+        job_flags: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -99,6 +111,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .ok_or_else(|| format!("{name} needs a value")),
             }
         };
+        if !matches!(
+            flag,
+            "--spec" | "--workspace" | "--output" | "--verbose" | "-v"
+        ) {
+            o.job_flags.push(flag.to_string());
+        }
         match flag {
             "--spec" => o.spec_file = Some(value(flag)?),
             "--repo" => o.repo = Some(value(flag)?),
@@ -154,20 +172,12 @@ fn spec_from_flags(o: &Options) -> Result<Value, String> {
             }
         })
         .collect();
+    if o.prompt.is_some() && o.issue_file.is_some() {
+        return Err("give the task with --prompt TEXT or --issue-file FILE, not both".into());
+    }
     let issue = match &o.issue_file {
         None => Value::Null,
-        Some(f) => {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("--issue-file {f}: {e}"))?;
-            match serde_json::from_str::<Value>(&text) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => {
-                    let mut lines = text.lines();
-                    let title = lines.next().unwrap_or("").trim_start_matches('#').trim();
-                    let body: Vec<&str> = lines.collect();
-                    json!({"number":1,"title":title,"body":body.join("\n").trim()})
-                }
-            }
-        }
+        Some(f) => exec_input::read_issue_file(f)?,
     };
     if o.prompt.is_none() && issue.is_null() {
         return Err("give the task with --prompt TEXT or --issue-file FILE".into());
@@ -213,12 +223,29 @@ pub fn main(args: &[String]) -> u8 {
             return 2;
         }
     };
+    if let Some(Err(e)) = opts.output.as_deref().map(exec_input::check_output) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let raw_spec = match &opts.spec_file {
         Some(f) => match std::fs::read_to_string(f)
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
         {
-            Ok(v) => v.get("job").cloned().unwrap_or(v),
+            Ok(v) => {
+                let mut v = v.get("job").cloned().unwrap_or(v);
+                let unknown = exec_input::unknown_spec_fields(&v);
+                if !unknown.is_empty() {
+                    eprintln!("error: --spec {f}:\n  - {}", unknown.join("\n  - "));
+                    return 2;
+                }
+                if let Err(e) = exec_input::refuse_beside_spec(&opts.job_flags) {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+                exec_input::apply_exec_defaults(&mut v);
+                v
+            }
             Err(e) => {
                 eprintln!("error: --spec {f}: {e}");
                 return 2;
@@ -257,13 +284,23 @@ pub fn main(args: &[String]) -> u8 {
     // The user named the repository on their own command line: a local
     // path is not the untrusted input §5 guards against.
     cfg.remote_policy.allow_file = true;
+    let from_flags = opts.spec_file.is_none();
     let spec = match JobSpec::from_json(&raw_spec, cfg.remote_policy) {
         Ok(s) => s,
+        Err(e) if from_flags => {
+            eprintln!("error: {}", exec_input::spec_error_for_flags(&e));
+            return 2;
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
+    let fallbacks: Vec<&str> = spec.fallbacks.iter().map(|a| a.name.as_str()).collect();
+    if let Err(e) = exec_input::check_agents(&cfg, &spec.agent.name, &fallbacks, from_flags) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let ws = match Workspace::open(&cfg.workspace_dir) {
         Ok(w) => w,
         Err(e) => {

@@ -32,6 +32,7 @@ pub mod config;
 pub mod daemon;
 pub mod dispatch;
 pub mod exec;
+pub mod exec_input;
 pub mod executors;
 pub mod git;
 pub mod health;

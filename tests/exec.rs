@@ -270,3 +270,105 @@ fn files_the_test_run_creates_never_reach_the_commit() {
     assert_eq!(files, ["README.md", "hello.txt", "t.sh"], "{err}");
     assert_eq!(res["changed_files"], json!(["hello.txt"]), "{res}");
 }
+
+#[test]
+fn a_spec_file_is_checked_whole_and_takes_execs_defaults() {
+    let repos = TempDir::new("exec-specchk-repos");
+    let ws = TempDir::new("exec-specchk-ws");
+    let repo = make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+    let write_spec = |name: &str, job: Value| {
+        let path = ws.path().join(name);
+        std::fs::write(&path, json!({ "job": job }).to_string()).expect("write spec");
+        path.display().to_string()
+    };
+    let base = json!({"job_id": "spec-d", "prompt": "FAKE: write hello.txt hi",
+        "repo": {"owner": "o", "name": "r", "clone_url": repo.display().to_string()},
+        "test_command": ""});
+    // A typo is an error naming the field and its close match.
+    let mut typo = base.clone();
+    typo["merge_mod"] = json!("pr");
+    let typo = write_spec("typo.json", typo);
+    let (status, _, err) = run_to_end(
+        Path::new(BIN),
+        &["exec", "--spec", &typo],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+    assert!(
+        err.contains("unknown field `merge_mod` (did you mean `merge_mode`?)"),
+        "{err}"
+    );
+    // A job flag beside --spec is refused, never ignored.
+    let good = write_spec("good.json", base);
+    let (status, _, err) = run_to_end(
+        Path::new(BIN),
+        &["exec", "--spec", &good, "--merge-mode", "pr"],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+    assert!(
+        err.contains("--merge-mode cannot be combined with --spec"),
+        "{err}"
+    );
+    // Without merge_mode, exec's default holds for a spec file too: none.
+    let (status, out, err) = run_to_end(
+        Path::new(BIN),
+        &["exec", "--spec", &good],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    let res: Value = serde_json::from_str(&out).expect("result JSON");
+    assert_eq!(res["status"], "completed", "{res}");
+    let (_, refs, _) = try_git(&repo, &["for-each-ref", "--format=%(refname)"]);
+    assert!(
+        !refs.contains("ados/"),
+        "pushed with merge_mode unset: {refs}"
+    );
+}
+
+#[test]
+fn flags_are_checked_before_any_work_and_errors_name_the_flag() {
+    let repos = TempDir::new("exec-flagchk-repos");
+    let ws = TempDir::new("exec-flagchk-ws");
+    let repo = make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+    let repo_s = repo.display().to_string();
+    let broken = ws.path().join("issue.json");
+    std::fs::write(&broken, "{\"title\": \"Add a greeting\",\n").expect("write issue");
+    let broken = broken.display().to_string();
+    let missing_dir = ws.path().join("no-such-dir").join("result.json");
+    let missing_dir = missing_dir.display().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--issue-file", &broken], "--issue-file"),
+        (
+            &["--issue-file", &broken, "--prompt", "FAKE: write a b"],
+            "not both",
+        ),
+        (
+            &["--prompt", "FAKE: write a b", "--agent", "nosuch"],
+            "--agent: unknown agent `nosuch`",
+        ),
+        (
+            &["--prompt", "FAKE: write a b", "--merge-mode", "bogus"],
+            "--merge-mode: ",
+        ),
+        (
+            &["--prompt", "FAKE: write a b", "--output", &missing_dir],
+            "does not exist",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let mut argv = vec!["exec", "--repo", &repo_s];
+        argv.extend_from_slice(flags);
+        let (status, _, err) = run_to_end(Path::new(BIN), &argv, &env(ws.path()), T);
+        assert_eq!(status.and_then(|s| s.code()), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(needle), "{flags:?}: {needle:?} not in {err}");
+        assert!(!err.contains("cloning"), "{flags:?} started the job: {err}");
+        assert!(
+            !err.contains("field `"),
+            "{flags:?} named a spec field: {err}"
+        );
+    }
+}

@@ -50,7 +50,7 @@ fn every_problem_is_reported_at_once() {
 
     let text = errs.to_string();
     assert!(text.starts_with(&format!(
-        "invalid configuration ({} problem(s)):",
+        "invalid configuration ({} problems):",
         expected.len()
     )));
     // Each line gives an example of a right value.

@@ -269,6 +269,7 @@ pub fn check_output(path: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::spec::{JobSpec, RemotePolicy};
 
     #[test]
     fn unknown_fields_are_named_with_the_close_match() {
@@ -285,6 +286,23 @@ mod tests {
             ]
         );
         assert!(unknown_spec_fields(&json!({"job_id": "j", "repo": {}})).is_empty());
+    }
+
+    #[test]
+    fn every_field_of_a_full_spec_is_known() {
+        let full = json!({"job_id":"j","kind":"issue","stage":"implement",
+            "repo":{"provider":"github","base_url":"https://github.com","api_url":null,
+                "owner":"o","name":"r","clone_url":null,"path":"","target_branch":"main"},
+            "issue":{"number":1,"title":"t","body":"b","labels":[],"comments":[],"url":""},
+            "prompt":null,"agent":{"name":"claude","model":"m","timeout_s":60,"args":[]},
+            "fallbacks":[{"name":"codex","model":"m","timeout_s":60,"args":[]},"copilot"],
+            "branch":"ados/x","merge_mode":"pr","test_command":null,"max_repair_attempts":1,
+            "commit":{"message":null,"author_name":"A","author_email":"a@b"},
+            "pr":{"title":null,"body":null,"draft":false},"credentials":{"vcs_token":"t"},
+            "registries":[{"type":"npm","url":"https://n","scope":"@s","token":"t"}],
+            "timeout_s":60,"idle_timeout_s":60});
+        assert_eq!(unknown_spec_fields(&full), Vec::<String>::new());
+        assert!(JobSpec::from_json(&full, RemotePolicy::default()).is_ok());
     }
 
     #[test]

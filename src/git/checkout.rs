@@ -25,32 +25,19 @@
 use super::env::{Access, Author};
 use super::error::{GitError, GitStep};
 use super::mirror::Mirror;
-use super::parse::{
-    parse_added_lines, parse_created_paths, parse_status, push_rejection, AddedLine, ChangedFile,
-};
-use super::run::{Capture, Git, GitOutput, Invocation};
+use super::parse::{parse_added_lines, parse_created_paths, parse_status, AddedLine, ChangedFile};
+use super::run::{Capture, Git, Invocation};
 use crate::workspace::{read_regular, MirrorLock};
 
 /// The most read of a small file in a `.git` (`HEAD`, a loose ref,
 /// `info/exclude`): the agent can write in its own.
-const REF_FILE_MAX: usize = 64 * 1024;
+pub(super) const REF_FILE_MAX: usize = 64 * 1024;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The temporary ref in the mirror that holds the commit being pushed.
-const PUSH_REF: &str = "refs/ados-push/head";
-
-/// The temporary ref in the mirror that holds the upstream tip the job's
-/// base is verified against.
-const VERIFY_REF: &str = "refs/ados-verify/tip";
-
 /// The runner's git directory, beside the checkout in the job directory.
 const RUNNER_GIT_DIR: &str = "git";
-
-/// Only branches under this prefix may be force-pushed: they are the
-/// runner's own.
-const FORCE_PREFIX: &str = "ados/";
 
 /// The lines a set of commits adds, for the secret guard.
 #[derive(Clone, Debug, Default)]
@@ -64,59 +51,19 @@ pub struct ScanDiff {
     pub truncated: bool,
 }
 
-/// How to push.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PushMode {
-    /// Fast-forward only.
-    FastForward,
-    /// Replace the remote branch, but only if it is still at `expected`
-    /// (`None`: only if it does not exist). Only for `ados/` branches.
-    ForceWithLease {
-        /// The sha the remote branch had when the job looked.
-        expected: Option<String>,
-    },
-}
-
-/// What the remote said to a push.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PushOutcome {
-    /// The branch now points at `sha`.
-    Pushed {
-        /// The pushed commit.
-        sha: String,
-    },
-    /// The remote (or the lease) refused the update.
-    Rejected {
-        /// The branch is protected on the server.
-        protected: bool,
-        /// git's reason and last error lines.
-        message: String,
-    },
-    /// The credential was missing or refused.
-    AuthFailed {
-        /// git's last error lines.
-        message: String,
-    },
-    /// Anything else (network, server error).
-    Failed {
-        /// git's last error lines.
-        message: String,
-    },
-}
-
 /// A job's checkout.
 #[derive(Debug)]
 pub struct Checkout {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     /// The runner's own git directory for `dir` (see the module docs).
-    git_dir: PathBuf,
-    mirror: Mirror,
+    pub(super) git_dir: PathBuf,
+    pub(super) mirror: Mirror,
     target: String,
     /// Where the current branch started: the diff for the scan begins here.
-    base: String,
+    pub(super) base: String,
     /// The remote branch `base` was taken from: before a push, `base` must
     /// still be on it upstream.
-    base_branch: String,
+    pub(super) base_branch: String,
 }
 
 impl Checkout {
@@ -158,97 +105,6 @@ impl Checkout {
         Ok(checkout)
     }
 
-    /// Creates the runner's git directory: a fresh config of the runner's,
-    /// the mirror's objects borrowed (read only: nothing is written there
-    /// but through the mirror's own fetches), no hooks, no attributes.
-    fn init_runner_git_dir(&self) -> Result<(), GitError> {
-        let gd = &self.git_dir;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |error| GitError::Io {
-                step: GitStep::Checkout,
-                path,
-                error,
-            }
-        };
-        if gd.exists() {
-            fs::remove_dir_all(gd).map_err(io(gd))?;
-        }
-        for d in [
-            "objects/info",
-            "objects/pack",
-            "refs/heads",
-            "refs/tags",
-            "info",
-        ] {
-            let p = gd.join(d);
-            fs::create_dir_all(&p).map_err(io(&p))?;
-        }
-        let config = gd.join("config");
-        fs::write(
-            &config,
-            "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = false\n",
-        )
-        .map_err(io(&config))?;
-        let alternates = gd.join("objects/info/alternates");
-        let objects = self.mirror.path().join("objects");
-        fs::write(&alternates, format!("{}\n", objects.display())).map_err(io(&alternates))?;
-        Ok(())
-    }
-
-    /// Points the runner's git directory at `branch` = [`Checkout::base`]
-    /// and copies the checkout's index (its stat data spares hashing every
-    /// file on the first status). Only called before the agent runs, or
-    /// after the runner itself reset the tree.
-    fn sync_runner_git_dir(&self, branch: &str) -> Result<(), GitError> {
-        let gd = &self.git_dir;
-        let io = |path: PathBuf| {
-            move |error| GitError::Io {
-                step: GitStep::Branch,
-                path,
-                error,
-            }
-        };
-        let refname = format!("refs/heads/{branch}");
-        let ref_path = gd.join(&refname);
-        if let Some(parent) = ref_path.parent() {
-            fs::create_dir_all(parent).map_err(io(parent.to_path_buf()))?;
-        }
-        fs::write(&ref_path, format!("{}\n", self.base)).map_err(io(ref_path.clone()))?;
-        let head = gd.join("HEAD");
-        fs::write(&head, format!("ref: {refname}\n")).map_err(io(head.clone()))?;
-        let index = gd.join("index");
-        match fs::copy(self.dir.join(".git").join("index"), &index) {
-            Ok(_) => Ok(()),
-            // An empty repository has no index yet: git starts one.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let _ = fs::remove_file(&index);
-                Ok(())
-            }
-            Err(e) => Err(io(index)(e)),
-        }
-    }
-
-    /// Runs git with the runner's git directory and the checkout as its
-    /// work tree (see the module docs).
-    fn runner_git(
-        &self,
-        git: &mut Git<'_>,
-        step: GitStep,
-        args: &[&str],
-    ) -> Result<Vec<String>, GitError> {
-        let mut inv = Invocation::new(step, &self.dir, Access::Local, args).capture(Capture::Keep);
-        inv.extra_env = self.runner_git_env();
-        Ok(git.exec(inv)?.check()?.stdout)
-    }
-
-    fn runner_git_env(&self) -> Vec<(String, String)> {
-        vec![
-            ("GIT_DIR".into(), self.git_dir.display().to_string()),
-            ("GIT_WORK_TREE".into(), self.dir.display().to_string()),
-        ]
-    }
-
     /// The working directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -281,13 +137,6 @@ impl Checkout {
         let verify = "HEAD^{commit}";
         let out = self.runner_git(git, GitStep::Branch, &["rev-parse", "--verify", verify])?;
         first_sha(out, GitStep::Branch, "HEAD")
-    }
-
-    /// `HEAD` of the runner's git directory, from its files.
-    fn runner_head(&self) -> Option<String> {
-        let head = read_regular(&self.git_dir.join("HEAD"), REF_FILE_MAX).ok()?;
-        let head = String::from_utf8(head).ok()?;
-        loose_ref_in(&self.git_dir, head.trim().strip_prefix("ref: ")?)
     }
 
     /// The remote's current sha of `branch`, asked of the server now
@@ -441,63 +290,6 @@ impl Checkout {
         self.fresh_agent_git_dir(git)
     }
 
-    /// Replaces the checkout's `.git` with a new one from the mirror, on
-    /// the current branch at [`Checkout::base`], its index the runner's.
-    fn fresh_agent_git_dir(&self, git: &mut Git<'_>) -> Result<(), GitError> {
-        let step = GitStep::Branch;
-        let parent = self.git_dir.parent().unwrap_or(Path::new("/"));
-        let tmp = parent.join("agent-git.tmp");
-        let io = |path: PathBuf| {
-            move |error| GitError::Io {
-                step: GitStep::Branch,
-                path,
-                error,
-            }
-        };
-        if tmp.exists() {
-            crate::workspace::remove_tree(&tmp).map_err(io(tmp.clone()))?;
-        }
-        clone_from_mirror(
-            git,
-            step,
-            &self.mirror,
-            &tmp,
-            &self.target,
-            &["--no-checkout"],
-        )?;
-        // While the new `.git` is still the runner's, in a directory of the
-        // runner's (the checkout may belong to the job's user by now).
-        local(
-            git,
-            step,
-            &tmp,
-            &["remote", "set-url", "origin", self.mirror.url()],
-        )?;
-        let dot_git = self.dir.join(".git");
-        crate::workspace::remove_tree(&dot_git).map_err(io(dot_git.clone()))?;
-        fs::rename(tmp.join(".git"), &dot_git).map_err(io(dot_git.clone()))?;
-        let _ = crate::workspace::remove_tree(&tmp);
-        let head =
-            fs::read_to_string(self.git_dir.join("HEAD")).map_err(io(self.git_dir.join("HEAD")))?;
-        let refname = head
-            .trim()
-            .strip_prefix("ref: ")
-            .unwrap_or("HEAD")
-            .to_string();
-        let ref_path = dot_git.join(&refname);
-        if let Some(p) = ref_path.parent() {
-            fs::create_dir_all(p).map_err(io(p.to_path_buf()))?;
-        }
-        fs::write(&ref_path, format!("{}\n", self.base)).map_err(io(ref_path.clone()))?;
-        fs::write(dot_git.join("HEAD"), format!("ref: {refname}\n"))
-            .map_err(io(dot_git.join("HEAD")))?;
-        let index = self.git_dir.join("index");
-        if index.exists() {
-            fs::copy(&index, dot_git.join("index")).map_err(io(index.clone()))?;
-        }
-        Ok(())
-    }
-
     /// Point local branch `name` at `HEAD` (for `merge_mode: direct`, which
     /// pushes the work as the target branch).
     ///
@@ -617,177 +409,6 @@ impl Checkout {
             truncated: out.stdout_cut,
         })
     }
-
-    /// Pushes local `branch` to the remote branch of the same name.
-    ///
-    /// Force (with lease) is only done for `ados/` branches; asking it for
-    /// any other branch is an error, whatever the caller wants.
-    ///
-    /// # Errors
-    /// [`GitError::ForcePushRefused`]; spawn, cancel, timeout and lock
-    /// errors. What the remote answers is a [`PushOutcome`].
-    pub fn push(
-        &self,
-        git: &mut Git<'_>,
-        branch: &str,
-        mode: &PushMode,
-    ) -> Result<PushOutcome, GitError> {
-        let step = GitStep::Push;
-        if matches!(mode, PushMode::ForceWithLease { .. }) && !branch.starts_with(FORCE_PREFIX) {
-            return Err(GitError::ForcePushRefused {
-                branch: branch.to_string(),
-            });
-        }
-        let local_ref = format!("refs/heads/{branch}");
-        let sha = match loose_ref_in(&self.git_dir, &local_ref) {
-            Some(sha) => sha,
-            None => {
-                let verify = format!("{local_ref}^{{commit}}");
-                let out = self.runner_git(git, step, &["rev-parse", "--verify", &verify])?;
-                first_sha(out, step, &local_ref)?
-            }
-        };
-        let _lock = MirrorLock::acquire(self.mirror.lock_path(), git.cancel())?;
-        // The mirror's configuration is the runner's before every command
-        // that carries the credential (an agent may have found the mirror).
-        self.mirror.restore_config()?;
-        self.verify_base(git)?;
-        let mirror = self.mirror.path();
-        // From the runner's git directory, never from the agent's `.git`.
-        let dir_s = self.git_dir.display().to_string();
-        let into_mirror = format!("+{local_ref}:{PUSH_REF}");
-        let fetch = Invocation::new(
-            step,
-            mirror,
-            Access::LocalFile,
-            &[
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--",
-                &dir_s,
-                &into_mirror,
-            ],
-        );
-        git.exec(fetch)?.check()?;
-        let refspec = format!("{PUSH_REF}:{local_ref}");
-        let mut args = vec![
-            "push".to_string(),
-            "--porcelain".into(),
-            "--no-verify".into(),
-        ];
-        if let PushMode::ForceWithLease { expected } = mode {
-            args.push(format!(
-                "--force-with-lease={local_ref}:{}",
-                expected.as_deref().unwrap_or("")
-            ));
-        }
-        args.extend(["--".to_string(), self.mirror.url().to_string(), refspec]);
-        let mut inv = Invocation::new(step, mirror, Access::Network, &[]).capture(Capture::Keep);
-        inv.args = args;
-        let result = git.exec(inv);
-        // The ref only pins objects until the push is done. It is a loose
-        // ref written by the fetch above: removing the file spares a git
-        // process (a packed one would be overwritten by the next push).
-        let _ = fs::remove_file(mirror.join(PUSH_REF));
-        let out = result?;
-        if out.success() {
-            return Ok(PushOutcome::Pushed { sha });
-        }
-        if let Some(reason) = push_rejection(&out.stdout) {
-            let message = format!("{reason}\n{}", out.stderr);
-            let protected = message.to_ascii_lowercase().contains("protected");
-            return Ok(PushOutcome::Rejected { protected, message });
-        }
-        Ok(match out.into_error() {
-            GitError::AuthFailed { message, .. } => PushOutcome::AuthFailed { message },
-            GitError::Failed { message, .. } => PushOutcome::Failed { message },
-            other => PushOutcome::Failed {
-                message: other.to_string(),
-            },
-        })
-    }
-}
-
-impl Checkout {
-    /// Before anything is pushed: the commit this job's branch started from
-    /// must still be on its branch upstream (the tip, or an ancestor of a
-    /// tip that moved on while the job ran). The base came from the shared
-    /// mirror, which an earlier job's agent could have reached and poisoned
-    /// (a commit of its own on `main`): such a base is refused here, so no
-    /// later job carries the poisoned commit upstream. The caller holds the
-    /// mirror's lock.
-    fn verify_base(&self, git: &mut Git<'_>) -> Result<(), GitError> {
-        let step = GitStep::Verify;
-        let mirror = self.mirror.path();
-        let refname = format!("refs/heads/{}", self.base_branch);
-        let out = git
-            .exec(
-                Invocation::new(
-                    step,
-                    mirror,
-                    Access::Network,
-                    &["ls-remote", "--refs", "--", self.mirror.url(), &refname],
-                )
-                .capture(Capture::Keep),
-            )?
-            .check()?;
-        let tip = out.stdout.iter().find_map(|l| {
-            let (sha, name) = l.split_once('\t')?;
-            (name.trim() == refname).then(|| sha.trim().to_string())
-        });
-        let not_upstream = |tip: Option<String>| GitError::BaseNotUpstream {
-            branch: self.base_branch.clone(),
-            base: self.base.clone(),
-            tip,
-        };
-        let Some(tip) = tip else {
-            return Err(not_upstream(None));
-        };
-        if tip == self.base {
-            return Ok(());
-        }
-        // Upstream moved on while the job ran: fetch its tip and ask
-        // whether the base is one of its ancestors.
-        let into = format!("+{refname}:{VERIFY_REF}");
-        let fetch = Invocation::new(
-            step,
-            mirror,
-            Access::Network,
-            &[
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                "--no-write-fetch-head",
-                "--",
-                self.mirror.url(),
-                &into,
-            ],
-        );
-        let fetched = git.exec(fetch).and_then(GitOutput::check);
-        let answer = fetched.and_then(|_| {
-            git.exec(
-                Invocation::new(
-                    step,
-                    mirror,
-                    Access::Local,
-                    &["merge-base", "--is-ancestor", &self.base, VERIFY_REF],
-                )
-                .capture(Capture::Keep),
-            )
-        });
-        let _ = fs::remove_file(mirror.join(VERIFY_REF));
-        match answer?.exit_code {
-            Some(0) => Ok(()),
-            Some(1) => Err(not_upstream(Some(tip))),
-            code => Err(GitError::Failed {
-                step,
-                exit_code: code,
-                message: format!("git merge-base could not compare {} with {tip}", self.base),
-            }),
-        }
-    }
 }
 
 /// `HEAD`'s sha read from `.git/HEAD` and a loose ref, or `None` when that
@@ -802,7 +423,7 @@ fn head_from_files(dir: &Path) -> Option<String> {
 
 /// A branch's sha from its loose ref file in `git_dir`, or `None` (packed,
 /// missing, unusual name: ask git).
-fn loose_ref_in(git_dir: &Path, refname: &str) -> Option<String> {
+pub(super) fn loose_ref_in(git_dir: &Path, refname: &str) -> Option<String> {
     if !refname.starts_with("refs/heads/") || refname.split('/').any(|c| c == ".." || c.is_empty())
     {
         return None;
@@ -817,7 +438,7 @@ fn loose_ref_in(git_dir: &Path, refname: &str) -> Option<String> {
 /// `git clone --shared` of `branch` from the mirror into `dest`, under the
 /// mirror's lock (a concurrent mirror fetch may rewrite refs while the
 /// clone reads them).
-fn clone_from_mirror(
+pub(super) fn clone_from_mirror(
     git: &mut Git<'_>,
     step: GitStep,
     mirror: &Mirror,
@@ -876,7 +497,7 @@ fn add_exclude_in(info: &Path, patterns: &[&str]) -> Result<(), GitError> {
     f.write_all(add.as_bytes()).map_err(io)
 }
 
-fn local(
+pub(super) fn local(
     git: &mut Git<'_>,
     step: GitStep,
     dir: &Path,
@@ -891,7 +512,7 @@ fn rev_parse(git: &mut Git<'_>, step: GitStep, dir: &Path, rev: &str) -> Result<
     first_sha(out, step, rev)
 }
 
-fn first_sha(out: Vec<String>, step: GitStep, rev: &str) -> Result<String, GitError> {
+pub(super) fn first_sha(out: Vec<String>, step: GitStep, rev: &str) -> Result<String, GitError> {
     out.into_iter().next().ok_or_else(|| GitError::Failed {
         step,
         exit_code: Some(0),

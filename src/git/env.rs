@@ -12,7 +12,7 @@
 //! never receives it.
 
 use super::auth::GitAuth;
-use crate::job::spec::RemotePolicy;
+use crate::net::RemotePolicy;
 use crate::net::Url;
 use std::fmt;
 use std::path::{Path, PathBuf};

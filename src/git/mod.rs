@@ -24,12 +24,15 @@ mod env;
 mod error;
 mod mirror;
 mod parse;
+mod push;
 mod run;
+mod runner_dir;
 
 pub use auth::GitAuth;
-pub use checkout::{Checkout, PushMode, PushOutcome, ScanDiff};
+pub use checkout::{Checkout, ScanDiff};
 pub use env::{Author, GitEnv};
 pub use error::{GitError, GitStep};
 pub use mirror::Mirror;
 pub use parse::{AddedLine, ChangeKind, ChangedFile};
+pub use push::{PushMode, PushOutcome};
 pub use run::{git_version, git_version_line, parse_version, Git, MIN_GIT_VERSION};

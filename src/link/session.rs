@@ -40,7 +40,7 @@
 use super::backoff::Failure;
 use super::connect::{tcp_of, would_block, Ws, MAX_INBOUND};
 use super::proto::{self, ServerMessage};
-use super::worker::Worker;
+use super::worker::{End, Worker};
 use super::{FromLink, ToLink};
 use crossbeam_channel::TryRecvError;
 use polling::{Event, Poller};
@@ -67,19 +67,6 @@ const AUTH_CLOSE_CODES: [u16; 3] = [4001, 4003, 4009];
 const READS_PER_TURN: usize = 256;
 /// The poller key of the socket.
 const SOCKET_KEY: usize = 0;
-
-/// Why a session (one connection) ended.
-pub(super) enum End {
-    /// We closed for shutdown: the thread ends.
-    Shutdown,
-    /// Lost or refused: reconnect after a backoff.
-    Lost {
-        /// How to back off.
-        failure: Failure,
-        /// How long the connection was up after `welcome` (zero if never).
-        up: Duration,
-    },
-}
 
 /// The per-connection state.
 pub(super) struct Session {

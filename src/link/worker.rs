@@ -23,7 +23,6 @@
 use super::backoff::{Backoff, Failure, XorShift};
 use super::connect::{self, ConnectError, Target, Ws, CONNECT_TIMEOUT};
 use super::proto::RunnerState;
-use super::session::End;
 use super::Outbox;
 use super::{FromLink, LinkConfig, ToLink};
 use crate::metrics::Metrics;
@@ -33,6 +32,19 @@ use polling::{Events, Poller};
 use rustls::ClientConfig;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Why a session (one connection) ended.
+pub(super) enum End {
+    /// We closed for shutdown: the thread ends.
+    Shutdown,
+    /// Lost or refused: reconnect after a backoff.
+    Lost {
+        /// How to back off.
+        failure: Failure,
+        /// How long the connection was up after `welcome` (zero if never).
+        up: Duration,
+    },
+}
 
 /// The state of the link thread.
 pub(crate) struct Worker {

@@ -21,7 +21,7 @@ pub mod url;
 
 pub use no_proxy::NoProxy;
 pub use proxy::{Proxy, ProxySettings};
-pub use url::Url;
+pub use url::{RemotePolicy, Url};
 
 use rustls::ClientConfig;
 use std::path::Path;

@@ -20,6 +20,17 @@
 use std::fmt;
 use std::net::IpAddr;
 
+/// Which kinds of remotes and schemes this runner accepts (protocol §5),
+/// from `ADOS_ALLOW_HTTP` and `ADOS_ALLOW_FILE_REMOTES`: the job spec's
+/// validation and git's protocol allowlist read the same policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RemotePolicy {
+    /// `http://` remotes on non-loopback hosts.
+    pub allow_http: bool,
+    /// `file://` remotes and plain local paths.
+    pub allow_file: bool,
+}
+
 /// A parsed hierarchical URL (one with `://`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Url {

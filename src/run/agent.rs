@@ -37,7 +37,7 @@ pub fn run_agents<'s>(
     let mut usage = Usage::default();
     let mut winner = None;
     for (i, agent_spec) in job.spec.agents_in_order().enumerate() {
-        job.check_cancel(res)?;
+        job.check_cancel(r, res)?;
         if i > 0 {
             // Every attempt starts from a clean tree.
             job.git(r, &p.genv, &p.redactor, |g| p.checkout.reset_clean(g))

@@ -172,10 +172,20 @@ impl<'a> JobRunner<'a> {
         )
     }
 
-    /// Between steps: stop if cancelled or out of time.
-    pub(crate) fn check_cancel(&self, partial: &JobResult) -> Result<(), Stop> {
+    /// Between steps: stop if cancelled, out of time, or when the job's
+    /// events can no longer be stored (a full disk): its result will be
+    /// `failed` anyway, so nothing more is done, and nothing pushed.
+    pub(crate) fn check_cancel(&self, r: &Reporter, partial: &JobResult) -> Result<(), Stop> {
         if let Some(reason) = self.cancel.reason() {
             return Err(cancelled(partial, reason, None));
+        }
+        if let Some(why) = r.write_error() {
+            return Err(fail_with(
+                partial,
+                format!(
+                    "the job's events could not be stored ({why}); stopped before the next step"
+                ),
+            ));
         }
         if self.out_of_time() {
             return Err(self.time_limit(partial, None));

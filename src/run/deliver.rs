@@ -36,7 +36,7 @@ pub fn deliver(
     summary: &str,
 ) -> Result<JobResult, Stop> {
     let spec = job.spec;
-    job.check_cancel(&res)?;
+    job.check_cancel(r, &res)?;
     r.status(Status::Committing, None);
     let changed = if tested.ran {
         job.git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g))
@@ -102,7 +102,7 @@ pub fn deliver(
         );
         return Ok(res);
     };
-    job.check_cancel(&res)?;
+    job.check_cancel(r, &res)?;
     r.status(Status::Pushing, Some(target.branch.clone()));
     res.branch = Some(target.branch.clone());
     let pushed = job

@@ -108,7 +108,7 @@ pub fn prepare(
         auth,
         None,
     );
-    job.check_cancel(res)?;
+    job.check_cancel(r, res)?;
 
     r.status(Status::Cloning, Some(spec.repo.clone_url.clone()));
     let ws = &job.ctx.workspace;
@@ -132,7 +132,7 @@ pub fn prepare(
             Checkout::clone(g, &mirror, job_dir.repo(), &spec.repo.target_branch)
         })
         .map_err(|e| job.git_failure(res, "clone", e))?;
-    job.check_cancel(res)?;
+    job.check_cancel(r, res)?;
     let replaced = match start {
         BranchStart::Existing => {
             job.git(r, &genv, &redactor, |g| {

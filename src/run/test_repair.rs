@@ -118,7 +118,7 @@ pub fn test_and_repair(
     let command = test.shown.clone();
     let mut repairs_left = job.spec.max_repair_attempts;
     loop {
-        job.check_cancel(res)?;
+        job.check_cancel(r, res)?;
         r.status(Status::Testing, Some(command.clone()));
         let before = tree_changes(job, r, p, res)?;
         let (summary, output) = run_tests(job, r, &test, p, res)?;

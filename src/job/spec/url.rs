@@ -2,17 +2,8 @@
 //! under the runner's [`RemotePolicy`].
 
 use super::SpecError;
+pub use crate::net::RemotePolicy;
 use crate::net::Url;
-
-/// Which kinds of remotes and schemes this runner accepts (§5), from
-/// `ADOS_ALLOW_HTTP` and `ADOS_ALLOW_FILE_REMOTES`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RemotePolicy {
-    /// `http://` remotes on non-loopback hosts.
-    pub allow_http: bool,
-    /// `file://` remotes and plain local paths.
-    pub allow_file: bool,
-}
 
 /// Checks a clone URL's scheme against §5 and the runner's policy.
 pub fn check_clone_url(field: &str, url: &str, policy: RemotePolicy) -> Result<(), SpecError> {

@@ -20,17 +20,22 @@
 //! holder's file descriptor closes, so a crashed or killed runner can never
 //! leave a repository locked.
 
-use crate::cancel::{CancelReason, CancelToken};
-use crate::process::RunAs;
+mod files;
+mod job_dir;
+mod lock;
+mod mirror_key;
+
+pub use files::{read_regular, remove_tree};
+pub use job_dir::JobDir;
+pub use lock::{LockError, MirrorLock};
+pub use mirror_key::MirrorKey;
+
 use std::ffi::CString;
-use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// Name of the per-job directory tree.
 const JOBS: &str = "jobs";
@@ -192,260 +197,6 @@ impl Workspace {
     }
 }
 
-/// The directory tree of one job; removed when dropped (whatever happened
-/// to the job) or by [`JobDir::remove`].
-#[derive(Debug)]
-pub struct JobDir {
-    root: PathBuf,
-    repo: PathBuf,
-    home: PathBuf,
-    tmp: PathBuf,
-    removed: bool,
-}
-
-impl JobDir {
-    /// `jobs/<job_id>/`.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// `jobs/<job_id>/repo`: the checkout (absent until cloned).
-    pub fn repo(&self) -> &Path {
-        &self.repo
-    }
-
-    /// `jobs/<job_id>/home`: HOME for git and the agent.
-    pub fn home(&self) -> &Path {
-        &self.home
-    }
-
-    /// `jobs/<job_id>/tmp`: TMPDIR for the job.
-    pub fn tmp(&self) -> &Path {
-        &self.tmp
-    }
-
-    /// Gives the job's part of its directory to `user`, who runs its agent
-    /// and tests: `repo/`, `home/` and `tmp/` (and everything in them,
-    /// symlinks not followed) become `user`'s, mode 0700, so no other job's
-    /// user can read them. `jobs/<id>/` itself stays the runner's with mode
-    /// 0711: the job's user can reach its own directories but cannot list,
-    /// rename or replace anything there, such as the runner's own git
-    /// directory beside the checkout. Called again whenever the runner
-    /// wrote in those directories (a fresh checkout, a reset between
-    /// agents). `None`: the job runs as the runner, nothing changes.
-    ///
-    /// # Errors
-    /// I/O errors changing an owner or a mode, with the path.
-    pub fn hand_to(&self, user: Option<RunAs>) -> io::Result<()> {
-        let Some(user) = user else {
-            return Ok(());
-        };
-        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o711))
-            .map_err(|e| with_path(e, "cannot set the mode of", &self.root))?;
-        for top in [&self.repo, &self.home, &self.tmp] {
-            if fs::symlink_metadata(top).is_err() {
-                continue;
-            }
-            chown_tree(top, user)?;
-            fs::set_permissions(top, fs::Permissions::from_mode(0o700))
-                .map_err(|e| with_path(e, "cannot set the mode of", top))?;
-        }
-        Ok(())
-    }
-
-    /// Removes the tree now, reporting errors (`Drop` can only log them).
-    ///
-    /// # Errors
-    /// When the tree exists and cannot be removed.
-    pub fn remove(mut self) -> io::Result<()> {
-        self.removed = true;
-        remove_tree(&self.root)
-    }
-}
-
-impl Drop for JobDir {
-    fn drop(&mut self) {
-        if !self.removed {
-            if let Err(e) = remove_tree(&self.root) {
-                log::warn!("cannot remove job dir {}: {e}", self.root.display());
-            }
-        }
-    }
-}
-
-/// `lchown` of every entry below and including `top` (iterative: a hostile
-/// repository's depth cannot exhaust the stack; symlinks are changed, not
-/// followed).
-fn chown_tree(top: &Path, user: RunAs) -> io::Result<()> {
-    let mut stack = vec![top.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        std::os::unix::fs::lchown(&path, Some(user.uid), Some(user.gid))
-            .map_err(|e| with_path(e, "cannot change the owner of", &path))?;
-        let meta = fs::symlink_metadata(&path).map_err(|e| with_path(e, "cannot read", &path))?;
-        if meta.is_dir() {
-            let entries = fs::read_dir(&path).map_err(|e| with_path(e, "cannot list", &path))?;
-            for entry in entries {
-                stack.push(
-                    entry
-                        .map_err(|e| with_path(e, "cannot list", &path))?
-                        .path(),
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Removes a directory tree; a tree the agent made read-only (`chmod -w`
-/// on a directory) is made writable and removed anyway. Absent is fine.
-pub fn remove_tree(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            make_dirs_writable(path);
-            fs::remove_dir_all(path).map_err(|e| with_path(e, "cannot remove", path))
-        }
-        Err(e) => Err(with_path(e, "cannot remove", path)),
-    }
-}
-
-/// At most `max` bytes of `path` when it is a regular file: opened without
-/// following a final symlink and without blocking (a FIFO), and checked
-/// again once open. For files a repository or an agent controls (the
-/// checkout's `.git/HEAD` and refs, test-detection inputs): a link to
-/// `/dev/zero` or a FIFO is an error, never an endless read or a hang.
-///
-/// # Errors
-/// Not found, a symlink (`ELOOP`), not a regular file, or a read error.
-pub fn read_regular(path: &Path, max: usize) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(u64::try_from(max).unwrap_or(u64::MAX))
-        .read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// `chmod u+rwx` on every directory under `root` (symlinks not followed),
-/// so its entries can be removed.
-fn make_dirs_writable(root: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(meta) = fs::symlink_metadata(&dir) else {
-            continue;
-        };
-        if !meta.is_dir() {
-            continue;
-        }
-        let mode = meta.permissions().mode() | 0o700;
-        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(mode));
-        if let Ok(entries) = fs::read_dir(&dir) {
-            stack.extend(entries.flatten().map(|e| e.path()));
-        }
-    }
-}
-
-/// The name of a repository's mirror and lock (see the module docs).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct MirrorKey(String);
-
-impl MirrorKey {
-    /// The key for a clone URL; credentials in the URL (`user:pass@`) are
-    /// ignored so they never reach a path and never split a mirror.
-    pub fn for_url(url: &str) -> MirrorKey {
-        let clean = crate::net::url::without_credentials(url);
-        let readable = readable_part(&clean);
-        let mut name: String = readable
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        // Collapse runs of `_` and keep names short enough for any file system.
-        while name.contains("__") {
-            name = name.replace("__", "_");
-        }
-        let name: String = name
-            .trim_matches(|c| c == '_' || c == '.')
-            .chars()
-            .take(80)
-            .collect();
-        let name = if name.is_empty() {
-            "repo".to_string()
-        } else {
-            name
-        };
-        MirrorKey(format!(
-            "{name}-{:012x}",
-            fnv1a(clean.as_bytes()) & 0xffff_ffff_ffff
-        ))
-    }
-
-    /// The key as a file-name stem.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for MirrorKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// `host_owner_name` from a URL (https, ssh, scp-like or a local path).
-fn readable_part(url: &str) -> String {
-    let rest = match url.split_once("://") {
-        Some((_, rest)) => rest.to_string(),
-        // scp-like `git@host:owner/name.git`
-        None => match url.split_once(':') {
-            Some((userhost, path)) if !userhost.contains('/') => {
-                let host = userhost.rsplit_once('@').map_or(userhost, |(_, h)| h);
-                format!("{host}/{path}")
-            }
-            _ => url.to_string(),
-        },
-    };
-    let rest = rest.trim_end_matches('/');
-    let rest = rest.strip_suffix(".git").unwrap_or(rest);
-    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-    // host + the last two segments (owner, name); nested groups keep the hash distinct.
-    let mut picked: Vec<&str> = Vec::new();
-    if let Some(first) = parts.first() {
-        picked.push(first.split(':').next().unwrap_or(first));
-    }
-    let tail_start = parts.len().saturating_sub(2).max(1);
-    picked.extend(parts.iter().skip(tail_start));
-    picked.join("_")
-}
-
-/// 64-bit FNV-1a: stable across Rust versions, unlike `DefaultHasher`,
-/// so mirror paths survive a runner upgrade.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 fn is_safe_component(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
@@ -457,124 +208,6 @@ fn is_safe_component(s: &str) -> bool {
 
 fn with_path(e: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
-}
-
-/// Why a repository lock could not be taken.
-#[derive(Debug)]
-pub enum LockError {
-    /// The lock file could not be opened or locked.
-    Io {
-        /// The lock file.
-        path: PathBuf,
-        /// The OS error.
-        error: io::Error,
-    },
-    /// The job was cancelled while waiting.
-    Cancelled(CancelReason),
-}
-
-impl fmt::Display for LockError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::Io { path, error } => write!(
-                f,
-                "cannot lock {}: {error} (check that WORKSPACE_DIR is writable)",
-                path.display()
-            ),
-            LockError::Cancelled(r) => {
-                write!(f, "waiting for a repository lock: {}", r.describe())
-            }
-        }
-    }
-}
-
-impl std::error::Error for LockError {}
-
-/// An exclusive flock(2) on `locks/<key>.lock`, released when dropped (the
-/// file closes) or when the process dies (the kernel closes it).
-#[derive(Debug)]
-pub struct MirrorLock {
-    // Held only for its descriptor: closing it releases the lock.
-    _file: File,
-    path: PathBuf,
-}
-
-/// How often a blocked acquire re-tries `LOCK_NB`: short enough that a
-/// cancel is seen quickly, long enough to cost nothing.
-const LOCK_POLL: Duration = Duration::from_millis(50);
-/// How often a blocked acquire logs that it is still waiting.
-const LOCK_LOG_EVERY: Duration = Duration::from_secs(10);
-
-impl MirrorLock {
-    /// Takes the lock, waiting as long as needed; logs every 10 s while it
-    /// waits and gives up when `cancel` fires.
-    ///
-    /// # Errors
-    /// [`LockError::Cancelled`] when cancelled; [`LockError::Io`] when the
-    /// lock file cannot be opened or flock fails for another reason.
-    pub fn acquire(path: &Path, cancel: &CancelToken) -> Result<MirrorLock, LockError> {
-        let start = Instant::now();
-        let mut next_log = start + LOCK_LOG_EVERY;
-        loop {
-            if let Some(lock) = MirrorLock::try_acquire(path)? {
-                return Ok(lock);
-            }
-            if let Some(reason) = cancel.reason() {
-                return Err(LockError::Cancelled(reason));
-            }
-            if Instant::now() >= next_log {
-                log::info!(
-                    "waiting for repository lock {} ({}s so far; another job is using this repository)",
-                    path.display(),
-                    start.elapsed().as_secs()
-                );
-                next_log += LOCK_LOG_EVERY;
-            }
-            // The wake channel doubles as an interruptible sleep.
-            let _ = cancel.wake_rx().recv_timeout(LOCK_POLL);
-        }
-    }
-
-    /// Takes the lock if it is free right now.
-    ///
-    /// # Errors
-    /// [`LockError::Io`] when the file cannot be opened or flock fails with
-    /// anything but "would block".
-    pub fn try_acquire(path: &Path) -> Result<Option<MirrorLock>, LockError> {
-        let io_err = |error| LockError::Io {
-            path: path.to_path_buf(),
-            error,
-        };
-        // std opens with O_CLOEXEC, so children never inherit (and never
-        // prolong) the lock.
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(io_err)?;
-        loop {
-            // SAFETY: flock(2) on a descriptor we own for the call's duration.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if rc == 0 {
-                return Ok(Some(MirrorLock {
-                    _file: file,
-                    path: path.to_path_buf(),
-                }));
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EWOULDBLOCK) => return Ok(None),
-                Some(libc::EINTR) => continue,
-                _ => return Err(io_err(e)),
-            }
-        }
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Bytes available to an unprivileged user on the file system holding
@@ -606,7 +239,10 @@ fn widen<T: Into<u64>>(v: T) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::mirror_key::fnv1a;
     use super::*;
+    use crate::cancel::{CancelReason, CancelToken};
+    use crate::process::RunAs;
 
     #[test]
     fn read_regular_refuses_links_fifos_and_devices_and_stops_at_max() {

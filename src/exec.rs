@@ -40,7 +40,8 @@ OPTIONS:
     --issue-file FILE    An issue as JSON ({number,title,body,comments}) when the
                          file starts with `{` (then it must be valid JSON), else
                          text (first line is the title); not with --prompt
-    --test-cmd CMD       Test command (\"\" runs none; default: detected)
+    --test-cmd CMD       Test command, run by `sh -c` (\"\" runs none; default:
+                         detected)
     --branch NAME        Branch to commit to (default: ados/issue-N or ados/job-exec)
     --merge-mode MODE    none (default for exec), direct or pr
     --workspace DIR      Where clones and mirrors go (default: $WORKSPACE_DIR,

@@ -22,13 +22,40 @@ SUBCOMMANDS:
     healthcheck   Exit 0 if /health on ADOS_HEALTH_ADDR answers 200, else 1
                   (for container HEALTHCHECKs in images without curl)
     version       Print the version
-    help          Print this help
+    help [env]    Print this help, or every environment variable with its
+                  default and meaning
 
-Configuration comes from environment variables (ADOS_API_URL, ADOS_TOKEN,
-ADOS_RUNNER_ID, WORKSPACE_DIR, ...): see README.md for the full list.
+`--help` after any subcommand prints its help. Configuration comes from
+environment variables (ADOS_API_URL, ADOS_TOKEN, ADOS_RUNNER_ID,
+WORKSPACE_DIR, ...): `ados-work-runner help env` lists them all.
 
 EXIT CODES:
     0 success, 1 failure, 2 bad configuration or usage, 130 interrupted
+";
+
+/// The usage text of `check --help`.
+const CHECK_USAGE: &str = "\
+ados-work-runner check — check the setup before running
+
+USAGE:
+    ados-work-runner check
+
+Checks the configuration (the same environment variables as `run`), git,
+the agent CLIs, free disk in WORKSPACE_DIR and the control plane (its API
+and the WebSocket handshake). Prints one line per check, with the fix for
+each that fails. Exit 0 when every check passes, else 1.
+";
+
+/// The usage text of `healthcheck --help`.
+const HEALTHCHECK_USAGE: &str = "\
+ados-work-runner healthcheck — probe a running runner's /health
+
+USAGE:
+    ados-work-runner healthcheck
+
+Asks http://ADOS_HEALTH_ADDR/health (default 0.0.0.0:8080, probed on the
+loopback) and exits 0 if it answers 200, else 1. For container
+HEALTHCHECKs in images without curl.
 ";
 
 /// Parse `std::env::args`, run the subcommand, return the exit code.
@@ -55,19 +82,30 @@ pub fn run(args: &[String]) -> u8 {
         Some((c, rest)) => (c.as_str(), rest),
         None => ("run", &[][..]),
     };
+    let help = |a: &String| a == "-h" || a == "--help";
+    // `--help` anywhere after a subcommand prints its help and runs nothing.
+    let wants_help = rest.iter().any(help);
     match cmd {
-        "run" => {
-            if let Some(a) = rest.first() {
-                if a == "-h" || a == "--help" {
-                    print!("{USAGE}");
-                    return 0;
-                }
-                eprintln!("error: `run` takes no arguments (got `{a}`); configure it with environment variables");
-                return 2;
-            }
-            run_daemon()
-        }
         "exec" => crate::exec::main(rest),
+        "run" | "check" | "healthcheck" if wants_help => {
+            print!(
+                "{}",
+                match cmd {
+                    "check" => CHECK_USAGE,
+                    "healthcheck" => HEALTHCHECK_USAGE,
+                    _ => USAGE,
+                }
+            );
+            0
+        }
+        "run" | "check" | "healthcheck" if !rest.is_empty() => {
+            eprintln!(
+                "error: `{cmd}` takes no arguments (got `{}`); configure it with environment variables (`ados-work-runner help env`)",
+                rest.join(" ")
+            );
+            2
+        }
+        "run" => run_daemon(),
         "check" => {
             let env = RawEnv::from_process();
             let checks = crate::check::run_checks(&env);
@@ -82,10 +120,20 @@ pub fn run(args: &[String]) -> u8 {
             println!("ados-work-runner {}", crate::VERSION);
             0
         }
-        "help" | "--help" | "-h" => {
-            print!("{USAGE}");
-            0
-        }
+        "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
+            Some("env") => {
+                print!("{}", crate::config::variables::help_text());
+                0
+            }
+            None => {
+                print!("{USAGE}");
+                0
+            }
+            Some(topic) => {
+                eprintln!("error: no help on `{topic}` (try `help` or `help env`)");
+                2
+            }
+        },
         other => {
             eprintln!("error: unknown subcommand `{other}`\n\n{USAGE}");
             2

@@ -39,12 +39,12 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = Arc::new(cfg);
     log::info!(
-        "ados-work-runner {} starting: runner {} (group {}, mode {}), {} slot(s), workspace {}",
+        "ados-work-runner {} starting: runner {} (group {}, mode {}), {}, workspace {}",
         crate::VERSION,
         cfg.runner_id,
         cfg.group,
         cfg.mode.as_str(),
-        cfg.max_jobs,
+        crate::words::count(cfg.max_jobs, "slot"),
         cfg.workspace_dir.display()
     );
     for short in cfg.short_secrets() {

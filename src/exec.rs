@@ -8,6 +8,7 @@
 
 use crate::cancel::CancelReason;
 use crate::config::{Config, Purpose, RawEnv};
+use crate::exec_input;
 use crate::job::event::{Event, JobResult, ResultStatus};
 use crate::job::reporter::EventSink;
 use crate::job::spec::JobSpec;
@@ -36,9 +37,11 @@ OPTIONS:
     --fallback NAME      An agent to try if the previous one fails (repeatable)
     --model MODEL        Model for the agent
     --prompt TEXT        The whole prompt
-    --issue-file FILE    An issue as JSON ({number,title,body,comments}) or text
-                         (first line is the title)
-    --test-cmd CMD       Test command (\"\" runs none; default: detected)
+    --issue-file FILE    An issue as JSON ({number,title,body,comments}) when the
+                         file starts with `{` (then it must be valid JSON), else
+                         text (first line is the title); not with --prompt
+    --test-cmd CMD       Test command, run by `sh -c` (\"\" runs none; default:
+                         detected)
     --branch NAME        Branch to commit to (default: ados/issue-N or ados/job-exec)
     --merge-mode MODE    none (default for exec), direct or pr
     --provider NAME      github, gitlab or bitbucket: with --merge-mode pr, open
@@ -50,6 +53,12 @@ OPTIONS:
                          else <tmp>/ados-exec-workspace)
     --output FILE        Write the result JSON here instead of stdout
     --verbose            Also show every log line
+
+With --spec, the file gives the whole job: only --output, --workspace and
+--verbose may stand beside it (any other flag is refused, never ignored),
+and an unknown field is an error naming it. Defaults are the same either
+way: merge_mode none (a local run pushes nothing unless asked), agent
+claude, target branch main, the test command detected.
 
 Local paths are allowed as remotes here (you named them yourself);
 the daemon refuses them unless ADOS_ALLOW_FILE_REMOTES is set.
@@ -72,6 +81,9 @@ struct Options {
     workspace: Option<String>,
     output: Option<String>,
     verbose: bool,
+    /// The flags typed that describe the job (all but --spec, --workspace,
+    /// --output, --verbose): refused beside --spec.
+    job_flags: Vec<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -92,6 +104,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         workspace: None,
         output: None,
         verbose: false,
+        job_flags: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -108,6 +121,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .ok_or_else(|| format!("{name} needs a value")),
             }
         };
+        if !matches!(
+            flag,
+            "--spec" | "--workspace" | "--output" | "--verbose" | "-v"
+        ) {
+            o.job_flags.push(flag.to_string());
+        }
         match flag {
             "--spec" => o.spec_file = Some(value(flag)?),
             "--repo" => o.repo = Some(value(flag)?),
@@ -174,20 +193,12 @@ fn spec_from_flags(o: &Options) -> Result<Value, String> {
             }
         })
         .collect();
+    if o.prompt.is_some() && o.issue_file.is_some() {
+        return Err("give the task with --prompt TEXT or --issue-file FILE, not both".into());
+    }
     let issue = match &o.issue_file {
         None => Value::Null,
-        Some(f) => {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("--issue-file {f}: {e}"))?;
-            match serde_json::from_str::<Value>(&text) {
-                Ok(v @ Value::Object(_)) => v,
-                _ => {
-                    let mut lines = text.lines();
-                    let title = lines.next().unwrap_or("").trim_start_matches('#').trim();
-                    let body: Vec<&str> = lines.collect();
-                    json!({"number":1,"title":title,"body":body.join("\n").trim()})
-                }
-            }
-        }
+        Some(f) => exec_input::read_issue_file(f)?,
     };
     if o.prompt.is_none() && issue.is_null() {
         return Err("give the task with --prompt TEXT or --issue-file FILE".into());
@@ -252,12 +263,29 @@ pub fn main(args: &[String]) -> u8 {
             return 2;
         }
     };
+    if let Some(Err(e)) = opts.output.as_deref().map(exec_input::check_output) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let raw_spec = match &opts.spec_file {
         Some(f) => match std::fs::read_to_string(f)
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
         {
-            Ok(v) => v.get("job").cloned().unwrap_or(v),
+            Ok(v) => {
+                let mut v = v.get("job").cloned().unwrap_or(v);
+                let unknown = exec_input::unknown_spec_fields(&v);
+                if !unknown.is_empty() {
+                    eprintln!("error: --spec {f}:\n  - {}", unknown.join("\n  - "));
+                    return 2;
+                }
+                if let Err(e) = exec_input::refuse_beside_spec(&opts.job_flags) {
+                    eprintln!("error: {e}");
+                    return 2;
+                }
+                exec_input::apply_exec_defaults(&mut v);
+                v
+            }
             Err(e) => {
                 eprintln!("error: --spec {f}: {e}");
                 return 2;
@@ -296,13 +324,23 @@ pub fn main(args: &[String]) -> u8 {
     // The user named the repository on their own command line: a local
     // path is not the untrusted input §5 guards against.
     cfg.remote_policy.allow_file = true;
+    let from_flags = opts.spec_file.is_none();
     let spec = match JobSpec::from_json(&raw_spec, cfg.remote_policy) {
         Ok(s) => s,
+        Err(e) if from_flags => {
+            eprintln!("error: {}", exec_input::spec_error_for_flags(&e));
+            return 2;
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
+    let fallbacks: Vec<&str> = spec.fallbacks.iter().map(|a| a.name.as_str()).collect();
+    if let Err(e) = exec_input::check_agents(&cfg, &spec.agent.name, &fallbacks, from_flags) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     let ws = match Workspace::open(&cfg.workspace_dir) {
         Ok(w) => w,
         Err(e) => {
@@ -341,8 +379,11 @@ pub fn main(args: &[String]) -> u8 {
     let redactor = Arc::new(ctx.redactor.with(spec.secrets()));
     let mut reporter = Reporter::new(spec.job_id.clone(), Box::new(sink), redactor);
     eprintln!(
-        "ados-work-runner exec: job {} on {} (agent {}, merge mode {:?})",
-        spec.job_id, spec.repo.clone_url, spec.agent.name, spec.merge_mode
+        "ados-work-runner exec: job {} on {} (agent {}, merge mode {})",
+        spec.job_id,
+        spec.repo.clone_url,
+        spec.agent.name,
+        spec.merge_mode.as_str()
     );
     let runner = JobRunner::new(&ctx, &spec, &token, None);
     let result = runner.run(&mut reporter);
@@ -431,11 +472,17 @@ fn install_interrupt(
     Some(InterruptHandle { handle, thread })
 }
 
+/// Lines of a failing test run shown without `--verbose`.
+const FAILED_TEST_LINES: usize = 20;
+
 /// Shows a job's progress on the terminal.
 struct TerminalSink {
     started: Instant,
     verbose: bool,
     result: Arc<Mutex<Option<String>>>,
+    /// The last lines of the current test run, shown when it fails (with
+    /// `--verbose` every line was shown already).
+    test_tail: std::collections::VecDeque<String>,
 }
 
 impl TerminalSink {
@@ -444,6 +491,7 @@ impl TerminalSink {
             started: Instant::now(),
             verbose,
             result: Arc::new(Mutex::new(None)),
+            test_tail: std::collections::VecDeque::new(),
         }
     }
 
@@ -508,19 +556,32 @@ impl EventSink for TerminalSink {
                     _ => {}
                 }
             }
-            Some("test") => self.line(&format!(
-                "  tests `{}`: {} (exit {}, {:.1}s)",
-                s("command"),
-                if e["passed"].as_bool() == Some(true) {
-                    "passed"
-                } else {
-                    "FAILED"
-                },
-                e["exit_code"],
-                e["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
-            )),
-            Some("log") if self.verbose => {
+            Some("test") => {
+                let passed = e["passed"].as_bool() == Some(true);
+                self.line(&format!(
+                    "  tests `{}`: {} (exit {}, {:.1}s)",
+                    s("command"),
+                    if passed { "passed" } else { "FAILED" },
+                    e["exit_code"],
+                    e["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
+                ));
+                let tail = std::mem::take(&mut self.test_tail);
+                if !passed && !self.verbose {
+                    let mut err = std::io::stderr().lock();
+                    for l in tail {
+                        let _ = writeln!(err, "    | {l}");
+                    }
+                }
+            }
+            // The runner's own words are for the person watching: always shown.
+            Some("log") if self.verbose || s("stream") == "runner" => {
                 self.line(&format!("  [{}] {}", s("stream"), s("text").trim_end()))
+            }
+            Some("log") if s("stream") == "test" => {
+                if self.test_tail.len() >= FAILED_TEST_LINES {
+                    self.test_tail.pop_front();
+                }
+                self.test_tail.push_back(s("text").trim_end().to_string());
             }
             _ => {}
         }
@@ -532,11 +593,14 @@ impl EventSink for TerminalSink {
             .ok()
             .and_then(|v| v.get("summary").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_default();
-        self.line(&format!(
-            "{}: {}",
-            result.status.as_str(),
-            one_line(&summary, 200)
-        ));
+        let status = result.status.as_str();
+        let summary = one_line(&summary, 200);
+        // "cancelled: the runner is shutting down" says its status already.
+        if summary.starts_with(status) {
+            self.line(&summary);
+        } else {
+            self.line(&format!("{status}: {summary}"));
+        }
         if let Ok(mut r) = self.result.lock() {
             *r = Some(frame.to_string());
         }

@@ -19,7 +19,8 @@
 //! - [`journal`]: the on-disk record of every job event until it is acked.
 //! - [`redact`]: secret redaction applied to everything that leaves a job.
 //! - [`health`]: `/health` and `/metrics`.
-//! - [`logging`]: text or JSON log lines.
+//! - [`logging`]: text or JSON log lines; [`words`]: counts and durations
+//!   as a person reads them.
 #![warn(missing_docs)]
 
 pub mod agents;
@@ -31,6 +32,7 @@ pub mod config;
 pub mod daemon;
 pub mod dispatch;
 pub mod exec;
+pub mod exec_input;
 pub mod executors;
 pub mod git;
 pub mod health;
@@ -50,6 +52,7 @@ pub mod signal;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod vcs;
+pub mod words;
 pub mod workspace;
 
 /// The runner's version, as sent in `hello` and `User-Agent`.

@@ -30,6 +30,21 @@ pub enum SignalEvent {
     Exit,
 }
 
+impl SignalEvent {
+    /// What the runner does now, for the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SignalEvent::Shutdown => {
+                "shutting down: no new jobs, running ones finish (signal again to cancel them)"
+            }
+            SignalEvent::Kill => {
+                "killing every running job's processes (signal again to exit at once)"
+            }
+            SignalEvent::Exit => "exiting at once",
+        }
+    }
+}
+
 /// The event for the `nth` (1-based) SIGTERM/SIGINT. Pure, so the
 /// escalation is tested without sending signals.
 pub fn event_for(nth: u32) -> SignalEvent {
@@ -100,7 +115,7 @@ fn spawn_for(
                 }
                 count = count.saturating_add(1);
                 let event = event_for(count);
-                log::warn!("received signal {sig} (#{count}): {event:?}");
+                log::warn!("received signal {sig} (#{count}): {}", event.describe());
                 if tx.send(event).is_err() {
                     log::debug!("signal event {event:?} dropped: nobody listens any more");
                 }

@@ -50,7 +50,7 @@ fn every_problem_is_reported_at_once() {
 
     let text = errs.to_string();
     assert!(text.starts_with(&format!(
-        "invalid configuration ({} problem(s)):",
+        "invalid configuration ({} problems):",
         expected.len()
     )));
     // Each line gives an example of a right value.
@@ -75,4 +75,85 @@ fn a_valid_environment_loads() {
     assert_eq!(c.max_jobs, 2);
     assert!(!format!("{c:?}").contains("tok_1"));
     let _ = std::fs::remove_dir_all(ws);
+}
+
+/// A valid daemon environment plus `extra`.
+fn env_plus(ws: &std::path::Path, extra: &[(&'static str, &'static str)]) -> RawEnv {
+    let mut pairs = vec![
+        ("ADOS_API_URL", "https://api.ados.dev".to_string()),
+        ("ADOS_TOKEN", "tok_1".into()),
+        ("ADOS_RUNNER_ID", "runner-001".into()),
+        ("WORKSPACE_DIR", ws.display().to_string()),
+        ("ADOS_CPUS", "2".into()),
+        ("ADOS_MEMORY", "8G".into()),
+    ];
+    for (k, v) in extra {
+        pairs.retain(|(pk, _)| pk != k);
+        pairs.push((k, (*v).to_string()));
+    }
+    RawEnv::from_pairs(pairs)
+}
+
+#[test]
+fn an_invalid_log_level_is_a_configuration_error_naming_its_variable() {
+    let ws = std::env::temp_dir().join(format!("ados-config-log-{}", std::process::id()));
+    for (var, value) in [
+        ("ADOS_LOG_LEVEL", "verbose"),
+        ("ADOS_LOG_LEVEL", "info,ados_work_runner=loud"),
+        ("RUST_LOG", "verbose"),
+    ] {
+        let errs =
+            Config::from_raw(&env_plus(&ws, &[(var, value)]), Purpose::Daemon).expect_err(value);
+        let vars: Vec<&str> = errs.0.iter().map(|e| e.var).collect();
+        assert_eq!(vars, [var], "{errs}");
+        assert!(errs.to_string().contains("is not a level"), "{errs}");
+    }
+    for good in [
+        "info",
+        "WARN",
+        "warn,ados_work_runner::link=debug",
+        "off",
+        "debug/hello",
+    ] {
+        let c = Config::from_raw(&env_plus(&ws, &[("ADOS_LOG_LEVEL", good)]), Purpose::Daemon)
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(c.log_level, good);
+    }
+    let _ = std::fs::remove_dir_all(ws);
+}
+
+#[test]
+fn memory_sizes_take_kubernetes_units() {
+    let ws = std::env::temp_dir().join(format!("ados-config-gi-{}", std::process::id()));
+    let env = env_plus(
+        &ws,
+        &[("ADOS_MEMORY", "8Gi"), ("ADOS_MIN_FREE_DISK", "512Mi")],
+    );
+    let c = Config::from_raw(&env, Purpose::Daemon).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.memory_bytes, 8 << 30);
+    assert_eq!(c.min_free_disk, 512 << 20);
+    let _ = std::fs::remove_dir_all(ws);
+}
+
+#[test]
+fn check_reports_an_invalid_log_level() {
+    let ws = ados_test_support::fixtures::TempDir::new("config-check-log");
+    let env: Vec<(&str, String)> = vec![
+        ("ADOS_API_URL", "http://127.0.0.1:9".into()),
+        ("ADOS_TOKEN", "tok_1".into()),
+        ("ADOS_RUNNER_ID", "runner-001".into()),
+        ("WORKSPACE_DIR", ws.path().display().to_string()),
+        ("ADOS_CPUS", "2".into()),
+        ("ADOS_MEMORY", "8G".into()),
+        ("ADOS_LOG_LEVEL", "verbose".into()),
+    ];
+    let (status, out, err) = ados_test_support::runner::run_to_end(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ados-work-runner")),
+        &["check"],
+        &env,
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{out}{err}");
+    assert!(out.contains("✗ configuration"), "{out}");
+    assert!(out.contains("ADOS_LOG_LEVEL"), "{out}");
 }

@@ -328,6 +328,17 @@ fn first_sigterm_waits_for_the_job_second_cancels_it() {
         .wait_exit(T)
         .expect("runner exits after the second signal");
     assert_eq!(status.code(), Some(0), "{}", r.stderr());
+    // The log reads as sentences: no Rust names, counts in the right number.
+    let err = r.stderr();
+    assert!(
+        err.contains("received signal 15 (#1): shutting down"),
+        "{err}"
+    );
+    assert!(err.contains("received signal 15 (#2): killing"), "{err}");
+    assert!(err.contains("for 1 running job ("), "{err}");
+    for debug_name in [": Shutdown", ": Kill", "(s)"] {
+        assert!(!err.contains(debug_name), "{debug_name:?} in:\n{err}");
+    }
 }
 
 #[test]
@@ -385,6 +396,42 @@ fn version_and_help() {
     }
     let (status, _, err) = run_to_end(Path::new(BIN), &["bogus"], &[], T);
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+}
+
+#[test]
+fn help_on_every_subcommand_prints_help_and_runs_nothing() {
+    // No configuration and no server: a subcommand that ran would fail.
+    for sub in ["run", "exec", "check", "healthcheck"] {
+        for flag in ["--help", "-h"] {
+            let (status, out, err) = run_to_end(Path::new(BIN), &[sub, flag], &[], T);
+            assert_eq!(
+                status.and_then(|s| s.code()),
+                Some(0),
+                "{sub} {flag}: {out}{err}"
+            );
+            assert!(out.contains("USAGE"), "{sub} {flag}: {out}");
+            assert!(!out.contains('✗'), "{sub} {flag} ran checks: {out}");
+        }
+    }
+    let (status, _, err) = run_to_end(Path::new(BIN), &["check", "--bogus"], &[], T);
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+}
+
+#[test]
+fn help_env_lists_every_variable_with_its_default() {
+    let (status, out, err) = run_to_end(Path::new(BIN), &["help", "env"], &[], T);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    for var in [
+        "ADOS_API_URL",
+        "ADOS_TOKEN",
+        "WORKSPACE_DIR",
+        "ADOS_LOG_LEVEL",
+        "ADOS_MIN_FREE_DISK",
+        "ADOS_JOB_UID_BASE",
+    ] {
+        assert!(out.contains(var), "{var} missing from:\n{out}");
+    }
+    assert!(out.contains("default: 0.0.0.0:8080"), "{out}");
 }
 
 #[test]
@@ -513,6 +560,7 @@ fn check_passes_against_a_control_plane_and_names_the_fix_when_the_token_is_wron
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
+    assert!(!out.contains("(s)"), "{out}");
     let mut bad = env.clone();
     for (k, v) in bad.iter_mut() {
         if *k == "ADOS_TOKEN" {

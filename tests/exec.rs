@@ -66,6 +66,7 @@ fn exec_from_flags_runs_the_pipeline_and_prints_the_result() {
         "s] testing",
         "s] pushing",
         "claude",
+        "(agent claude, merge mode pr)",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
@@ -191,4 +192,238 @@ fn ctrl_c_cancels_the_job_and_exits_130() {
     assert_eq!(status.code(), Some(130), "{}", p.stderr());
     let res: Value = serde_json::from_str(&p.stdout()).expect("result JSON on stdout");
     assert_eq!(res["status"], "cancelled");
+    let err = p.stderr();
+    assert!(err.contains("s] cancelled: the runner"), "{err}");
+    assert!(!err.contains("cancelled: cancelled"), "{err}");
+}
+
+#[test]
+fn a_timeout_says_its_limit() {
+    let repos = TempDir::new("exec-timeout-repos");
+    let ws = TempDir::new("exec-timeout-ws");
+    let repo = make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+    let spec = json!({"job_id": "timeout-1", "prompt": "FAKE: hang",
+        "repo": {"owner": "o", "name": "r", "clone_url": repo.display().to_string()},
+        "agent": {"name": "claude", "timeout_s": 1}, "merge_mode": "none"});
+    let spec_path = ws.path().join("spec.json");
+    std::fs::write(&spec_path, spec.to_string()).expect("write spec");
+    let (status, out, err) = run_to_end(
+        Path::new(BIN),
+        &["exec", "--spec", &spec_path.display().to_string()],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
+    let res: Value = serde_json::from_str(&out).expect("result JSON");
+    let summary = res["summary"].as_str().unwrap_or("");
+    assert!(summary.contains("timed out after 1s"), "{summary}\n{err}");
+}
+
+/// Run `exec` on a new bare repository holding `files`, with `args` after
+/// `--repo`: the exit code, the result JSON, stderr and the repository.
+fn exec_on_repo(
+    name: &str,
+    files: &[(&str, &str)],
+    args: &[&str],
+) -> (Option<i32>, Value, String, std::path::PathBuf, TempDir) {
+    let repos = TempDir::new(&format!("exec-{name}-repos"));
+    let ws = TempDir::new(&format!("exec-{name}-ws"));
+    let repo = make_bare_repo(repos.path(), "r.git", files);
+    let repo_s = repo.display().to_string();
+    let mut argv = vec!["exec", "--repo", &repo_s];
+    argv.extend_from_slice(args);
+    let (status, out, err) = run_to_end(Path::new(BIN), &argv, &env(ws.path()), T);
+    let res: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    (status.and_then(|s| s.code()), res, err, repo, repos)
+}
+
+#[test]
+fn the_test_command_runs_through_sh_and_a_failure_shows_its_last_lines() {
+    let (code, res, err, _, _dir) = exec_on_repo(
+        "sh",
+        &[("README.md", "# r\n")],
+        &[
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "echo failing-test-marker && false",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(res["status"], "needs-human", "{err}");
+    assert_eq!(res["tests"]["passed"], false, "{res}");
+    assert_eq!(res["tests"]["command"], "echo failing-test-marker && false");
+    // Without --verbose, the failing run's last lines are shown.
+    assert!(err.contains("| failing-test-marker"), "{err}");
+}
+
+#[test]
+fn a_test_command_not_found_ends_needs_human_without_a_repair() {
+    let (code, res, err, _, _dir) = exec_on_repo(
+        "notfound",
+        &[("README.md", "# r\n")],
+        &[
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "ados-no-such-tester -q",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(res["status"], "needs-human", "{err}");
+    let summary = res["summary"].as_str().unwrap_or("");
+    assert!(
+        summary.contains("`ados-no-such-tester`: command not found"),
+        "{summary}"
+    );
+    assert_eq!(res["attempts"].as_array().map(Vec::len), Some(1), "{res}");
+    assert!(!err.contains("repairing"), "{err}");
+}
+
+#[test]
+fn exec_says_when_no_tests_ran() {
+    let (code, res, err, _, _dir) = exec_on_repo(
+        "notests",
+        &[("README.md", "# r\n")],
+        &["--prompt", "FAKE: write hello.txt hi", "--test-cmd", ""],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(res["status"], "completed", "{err}");
+    assert!(
+        err.contains("no test command given or detected: tests skipped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn files_the_test_run_creates_never_reach_the_commit() {
+    // No .gitignore: untracked test products would be staged with the work.
+    let script = "mkdir -p pkg/__pycache__ build\n\
+                  echo bytecode > pkg/__pycache__/m.cpython-312.pyc\n\
+                  echo coverage > .coverage\n\
+                  echo object > build/out.o\n\
+                  test -f hello.txt\n";
+    let (code, res, err, repo, _dir) = exec_on_repo(
+        "products",
+        &[("README.md", "# r\n"), ("t.sh", script)],
+        &[
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "sh t.sh",
+            "--branch",
+            "ados/products",
+            "--merge-mode",
+            "pr",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(res["status"], "completed", "{err}");
+    let (ok, files, _) = try_git(&repo, &["ls-tree", "-r", "--name-only", "ados/products"]);
+    assert!(ok);
+    let files: Vec<&str> = files.lines().collect();
+    assert_eq!(files, ["README.md", "hello.txt", "t.sh"], "{err}");
+    assert_eq!(res["changed_files"], json!(["hello.txt"]), "{res}");
+}
+
+#[test]
+fn a_spec_file_is_checked_whole_and_takes_execs_defaults() {
+    let repos = TempDir::new("exec-specchk-repos");
+    let ws = TempDir::new("exec-specchk-ws");
+    let repo = make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+    let write_spec = |name: &str, job: Value| {
+        let path = ws.path().join(name);
+        std::fs::write(&path, json!({ "job": job }).to_string()).expect("write spec");
+        path.display().to_string()
+    };
+    let base = json!({"job_id": "spec-d", "prompt": "FAKE: write hello.txt hi",
+        "repo": {"owner": "o", "name": "r", "clone_url": repo.display().to_string()},
+        "test_command": ""});
+    // A typo is an error naming the field and its close match.
+    let mut typo = base.clone();
+    typo["merge_mod"] = json!("pr");
+    let typo = write_spec("typo.json", typo);
+    let (status, _, err) = run_to_end(
+        Path::new(BIN),
+        &["exec", "--spec", &typo],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+    assert!(
+        err.contains("unknown field `merge_mod` (did you mean `merge_mode`?)"),
+        "{err}"
+    );
+    // A job flag beside --spec is refused, never ignored.
+    let good = write_spec("good.json", base);
+    let (status, _, err) = run_to_end(
+        Path::new(BIN),
+        &["exec", "--spec", &good, "--merge-mode", "pr"],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{err}");
+    assert!(
+        err.contains("--merge-mode cannot be combined with --spec"),
+        "{err}"
+    );
+    // Without merge_mode, exec's default holds for a spec file too: none.
+    let (status, out, err) = run_to_end(
+        Path::new(BIN),
+        &["exec", "--spec", &good],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    let res: Value = serde_json::from_str(&out).expect("result JSON");
+    assert_eq!(res["status"], "completed", "{res}");
+    let (_, refs, _) = try_git(&repo, &["for-each-ref", "--format=%(refname)"]);
+    assert!(
+        !refs.contains("ados/"),
+        "pushed with merge_mode unset: {refs}"
+    );
+}
+
+#[test]
+fn flags_are_checked_before_any_work_and_errors_name_the_flag() {
+    let repos = TempDir::new("exec-flagchk-repos");
+    let ws = TempDir::new("exec-flagchk-ws");
+    let repo = make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+    let repo_s = repo.display().to_string();
+    let broken = ws.path().join("issue.json");
+    std::fs::write(&broken, "{\"title\": \"Add a greeting\",\n").expect("write issue");
+    let broken = broken.display().to_string();
+    let missing_dir = ws.path().join("no-such-dir").join("result.json");
+    let missing_dir = missing_dir.display().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--issue-file", &broken], "--issue-file"),
+        (
+            &["--issue-file", &broken, "--prompt", "FAKE: write a b"],
+            "not both",
+        ),
+        (
+            &["--prompt", "FAKE: write a b", "--agent", "nosuch"],
+            "--agent: unknown agent `nosuch`",
+        ),
+        (
+            &["--prompt", "FAKE: write a b", "--merge-mode", "bogus"],
+            "--merge-mode: ",
+        ),
+        (
+            &["--prompt", "FAKE: write a b", "--output", &missing_dir],
+            "does not exist",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let mut argv = vec!["exec", "--repo", &repo_s];
+        argv.extend_from_slice(flags);
+        let (status, _, err) = run_to_end(Path::new(BIN), &argv, &env(ws.path()), T);
+        assert_eq!(status.and_then(|s| s.code()), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(needle), "{flags:?}: {needle:?} not in {err}");
+        assert!(!err.contains("cloning"), "{flags:?} started the job: {err}");
+        assert!(
+            !err.contains("field `"),
+            "{flags:?} named a spec field: {err}"
+        );
+    }
 }

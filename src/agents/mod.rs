@@ -104,6 +104,7 @@ mod testing {
             signal: None,
             ended: Ended::Exited,
             duration: Duration::from_secs(1),
+            timeout: None,
             leaked: false,
             lines_truncated: 0,
         }
@@ -115,6 +116,7 @@ mod testing {
             signal: Some(9),
             ended: Ended::TimedOut,
             duration: Duration::from_secs(1),
+            timeout: None,
             leaked: false,
             lines_truncated: 0,
         }

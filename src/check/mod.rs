@@ -156,12 +156,12 @@ fn config_check(config: &Result<Config, ConfigErrors>) -> Check {
         Ok(c) => Check::pass(
             "configuration",
             format!(
-                "valid (runner {}, group {}, mode {}, {} job slot(s), {} CPU(s), {} memory)",
+                "valid (runner {}, group {}, mode {}, {}, {}, {} memory)",
                 c.runner_id,
                 c.group,
                 c.mode.as_str(),
-                c.max_jobs,
-                c.cpus,
+                crate::words::count(c.max_jobs, "job slot"),
+                crate::words::count(c.cpus as usize, "CPU"),
                 format_memory(c.memory_bytes)
             ),
         ),

@@ -30,7 +30,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "invalid configuration ({} problem(s)):", self.0.len())?;
+        writeln!(
+            f,
+            "invalid configuration ({}):",
+            crate::words::count(self.0.len(), "problem")
+        )?;
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }

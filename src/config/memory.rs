@@ -1,4 +1,5 @@
-//! Memory sizes: `8G`, `8GB`, `512M`, `512MiB`, plain bytes. Binary units
+//! Memory sizes: `8G`, `8GB`, `8Gi` (Kubernetes' spelling), `512M`,
+//! `512MiB`, plain bytes. Binary units
 //! throughout (1G = 1 GiB), because that is what cgroup limits and
 //! `docker --memory` mean.
 
@@ -17,11 +18,15 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("`{num}` is not a number"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        other => return Err(format!("unknown unit `{other}` (use K, M, G or T)")),
+        "k" | "kb" | "ki" | "kib" => 1 << 10,
+        "m" | "mb" | "mi" | "mib" => 1 << 20,
+        "g" | "gb" | "gi" | "gib" => 1 << 30,
+        "t" | "tb" | "ti" | "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` (use K, M, G or T, optionally with B, i or iB)"
+            ))
+        }
     };
     let bytes = value * mult as f64;
     if !(1.0..=1.8e19).contains(&bytes) {

@@ -2,7 +2,8 @@
 //! [`Config`]. Reading (`raw`) is separate from checking (`resolved`, which
 //! assembles the `Config` with the readers in `vars` and collects every
 //! `error` before failing) so that every problem can be reported at once.
-//! `settings` holds the small types, `custom` the `ADOS_CUSTOM_AGENTS` file.
+//! `settings` holds the small types, `custom` the `ADOS_CUSTOM_AGENTS` file,
+//! `variables` the table of every variable (`help env`).
 
 mod custom;
 mod detect;
@@ -14,6 +15,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 mod validate;
+pub mod variables;
 mod vars;
 
 pub use crate::net::ProxySettings;

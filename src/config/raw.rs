@@ -7,16 +7,18 @@ use std::collections::BTreeMap;
 #[derive(Clone, Default)]
 pub struct RawEnv {
     vars: BTreeMap<String, String>,
+    /// Every name asked for (tests check each is documented).
+    #[cfg(test)]
+    pub(super) read: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl RawEnv {
     /// The process environment (non-UTF-8 values are skipped).
     pub fn from_process() -> RawEnv {
-        RawEnv {
-            vars: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
-        }
+        RawEnv::from_pairs(
+            std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        )
     }
 
     /// From explicit pairs (tests).
@@ -28,6 +30,8 @@ impl RawEnv {
                 .into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
+            #[cfg(test)]
+            read: Default::default(),
         }
     }
 
@@ -38,6 +42,7 @@ impl RawEnv {
 
     /// A variable's value; empty values count as unset.
     pub fn get(&self, key: &str) -> Option<&str> {
+        self.note_read(key);
         self.vars
             .get(key)
             .map(String::as_str)
@@ -47,8 +52,19 @@ impl RawEnv {
     /// A variable's value exactly as set, even empty or blank; `None` only
     /// when unset. Lets validation tell "unset" from "set but empty".
     pub fn get_raw(&self, key: &str) -> Option<&str> {
+        self.note_read(key);
         self.vars.get(key).map(String::as_str)
     }
+
+    #[cfg(test)]
+    fn note_read(&self, key: &str) {
+        if let Ok(mut read) = self.read.lock() {
+            read.insert(key.to_string());
+        }
+    }
+
+    #[cfg(not(test))]
+    fn note_read(&self, _key: &str) {}
 
     /// Whether a flag variable is on (`1`, `true`, `yes`, `on`).
     pub fn flag(&self, key: &str) -> bool {

@@ -318,12 +318,18 @@ impl Config {
                 LogFormat::Text
             }
         };
-        let log_level = env
-            .get("ADOS_LOG_LEVEL")
-            .or_else(|| env.get("RUST_LOG"))
-            .unwrap_or("info")
-            .trim()
-            .to_string();
+        let (log_var, log_level) = match (env.get("ADOS_LOG_LEVEL"), env.get("RUST_LOG")) {
+            (Some(v), _) => ("ADOS_LOG_LEVEL", v),
+            (None, Some(v)) => ("RUST_LOG", v),
+            (None, None) => ("ADOS_LOG_LEVEL", "info"),
+        };
+        let log_level = match validate::check_log_filter(log_level) {
+            Ok(()) => log_level.trim().to_string(),
+            Err(p) => {
+                errs.push(log_var, p, "info");
+                "info".to_string()
+            }
+        };
         let ca_cert = env.get("ADOS_CA_CERT").and_then(|v| {
             let path = PathBuf::from(v.trim());
             match check_ca_file(&path) {

@@ -389,6 +389,28 @@ fn display_names_var_and_example() {
     let e = Config::from_raw(&env_with(&[("ADOS_MODE", "x")]), Purpose::Daemon).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "invalid configuration (1 problem(s)):\n  - ADOS_MODE: must be one of chat, issue, all (example: ADOS_MODE=all)\n"
+        "invalid configuration (1 problem):\n  - ADOS_MODE: must be one of chat, issue, all (example: ADOS_MODE=all)\n"
     );
+}
+
+#[test]
+fn every_variable_the_configuration_reads_is_in_the_help_table() {
+    let env = env_with(&[]);
+    let _ = Config::from_raw(&env, Purpose::Daemon);
+    let _ = Config::from_raw(&env, Purpose::Exec);
+    let read = env.read.lock().expect("not poisoned").clone();
+    assert!(read.contains("ADOS_LOG_LEVEL"), "{read:?}");
+    let missing: Vec<&String> = read.iter().filter(|v| !variables::is_listed(v)).collect();
+    assert!(
+        missing.is_empty(),
+        "not in config::variables::VARIABLES: {missing:?}"
+    );
+    let help = variables::help_text();
+    for v in variables::VARIABLES {
+        assert!(
+            help.contains(v.name) && help.contains(v.meaning),
+            "{}",
+            v.name
+        );
+    }
 }

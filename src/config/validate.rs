@@ -25,6 +25,46 @@ pub fn parse_http_url(s: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// The levels a log filter may name.
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A log filter (`ADOS_LOG_LEVEL`, `RUST_LOG`): comma-separated
+/// directives, each a level (`info`) or `module=level`
+/// (`ados_work_runner::link=debug`). A bare word that is not a level is
+/// refused although env_logger would read it as a module name: `verbose`
+/// would then silence every line, and a module needs its `=level` here.
+pub fn check_log_filter(s: &str) -> Result<(), String> {
+    let levels = LOG_LEVELS.join(", ");
+    let is_level = |w: &str| LOG_LEVELS.contains(&w.trim().to_ascii_lowercase().as_str());
+    let is_module = |m: &str| {
+        !m.is_empty()
+            && m.split("::").all(|part| {
+                !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+    };
+    // env_logger's `/text` suffix filters messages; the directives are before it.
+    let directives = s.split_once('/').map_or(s, |(d, _)| d);
+    if directives.trim().is_empty() {
+        return Err(format!("is empty; give a level ({levels})"));
+    }
+    for d in directives
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let ok = match d.split_once('=') {
+            Some((module, level)) => is_module(module.trim()) && is_level(level),
+            None => is_level(d),
+        };
+        if !ok {
+            return Err(format!(
+                "`{d}` is not a level ({levels}) or a `module=level` directive"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A duration: plain seconds (`600`) or a number with `s`, `m` or `h`
 /// (`10m`). At most a day: a longer grace period is surely a typo.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

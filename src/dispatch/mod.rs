@@ -323,9 +323,9 @@ impl<W: Workers> Dispatcher<W> {
             SignalEvent::Shutdown => {
                 let grace = self.cfg.shutdown_grace;
                 log::info!(
-                    "shutdown requested: draining; waiting up to {}s for {} running job(s) (signal again to cancel them now)",
-                    grace.as_secs(),
-                    self.table.running_count()
+                    "shutdown requested: draining; waiting up to {} for {} (signal again to cancel them now)",
+                    crate::words::duration(grace),
+                    crate::words::count(self.table.running_count(), "running job")
                 );
                 self.table.draining = true;
                 self.shutdown = Shutdown::Draining {
@@ -356,8 +356,8 @@ impl<W: Workers> Dispatcher<W> {
                     self.shutdown = Shutdown::Done;
                 } else if deadline.is_some_and(|d| now >= d) {
                     log::warn!(
-                        "shutdown grace period over: cancelling {} job(s)",
-                        self.table.running_count()
+                        "shutdown grace period over: cancelling {}",
+                        crate::words::count(self.table.running_count(), "job")
                     );
                     self.table.cancel_all(CancelReason::Shutdown);
                     self.shutdown = Shutdown::Cancelling;

@@ -92,9 +92,10 @@ fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, DialEr
         }
     }
     Err(match last {
-        Some((addr, e)) if would_block(&e) => {
-            DialError::Connect(format!("connecting to {addr} timed out after {timeout:?}"))
-        }
+        Some((addr, e)) if would_block(&e) => DialError::Connect(format!(
+            "connecting to {addr} timed out after {}",
+            crate::words::duration(timeout)
+        )),
         Some((addr, e)) => DialError::Connect(format!("cannot connect to {addr}: {e}")),
         None => DialError::Connect(format!("{host} resolved to no address")),
     })

@@ -43,7 +43,8 @@ pub fn client_config(ca_cert: Option<&Path>) -> io::Result<Arc<ClientConfig>> {
             return Err(bad("no CERTIFICATE block found".into()));
         }
         log::debug!(
-            "added {added} CA certificate(s) from ADOS_CA_CERT {}",
+            "added {} from ADOS_CA_CERT {}",
+            crate::words::count(added, "CA certificate"),
             path.display()
         );
     }

@@ -163,10 +163,7 @@ pub(super) fn spawn_reader<R>(
 where
     R: Read + AsRawFd + Send + 'static,
 {
-    let name = match stream {
-        OutputStream::Stdout => format!("proc-{pgid}-stdout"),
-        OutputStream::Stderr => format!("proc-{pgid}-stderr"),
-    };
+    let name = format!("proc-{pgid}-{}", stream.as_str());
     std::thread::Builder::new().name(name).spawn(move || {
         let mut splitter = LineSplitter::new(MAX_LINE);
         let mut emit = |p: Piece| {
@@ -186,7 +183,7 @@ where
                 Ok(false) => continue,
                 Ok(true) => {}
                 Err(e) => {
-                    log::warn!("polling the child's {stream:?}: {e}");
+                    log::warn!("polling the child's {}: {e}", stream.as_str());
                     break;
                 }
             }
@@ -195,7 +192,7 @@ where
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    log::warn!("reading the child's {stream:?}: {e}");
+                    log::warn!("reading the child's {}: {e}", stream.as_str());
                     break;
                 }
             };

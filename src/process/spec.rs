@@ -198,6 +198,16 @@ pub enum OutputStream {
     Stderr,
 }
 
+impl OutputStream {
+    /// `stdout` or `stderr`, for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
+}
+
 /// Why the child stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ended {
@@ -220,6 +230,8 @@ pub struct ProcessOutcome {
     pub ended: Ended,
     /// Wall time from spawn to the end of `run`.
     pub duration: Duration,
+    /// The spec's timeout, so that a timeout can say its limit.
+    pub timeout: Option<Duration>,
     /// A descendant still held stdout/stderr 100 ms after the leader
     /// exited (it was then killed with the group).
     pub leaked: bool,
@@ -235,10 +247,13 @@ impl ProcessOutcome {
     }
 
     /// A short description for messages: `exit code 1`, `killed by signal
-    /// 9`, `timed out`, `cancelled by the control plane`.
+    /// 9`, `timed out after 30m`, `cancelled by the control plane`.
     pub fn describe(&self) -> String {
         match self.ended {
-            Ended::TimedOut => "timed out".to_string(),
+            Ended::TimedOut => match self.timeout {
+                Some(limit) => format!("timed out after {}", crate::words::duration(limit)),
+                None => "timed out".to_string(),
+            },
             Ended::Cancelled(r) => r.describe().to_string(),
             Ended::Exited => match (self.exit_code, self.signal) {
                 (Some(c), _) => format!("exit code {c}"),

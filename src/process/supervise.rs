@@ -188,6 +188,7 @@ pub fn run(
         signal,
         ended: sup.ended,
         duration: start.elapsed(),
+        timeout: spec.timeout,
         leaked: sup.leaked,
         lines_truncated: sup.lines_truncated,
     };
@@ -455,10 +456,10 @@ impl Supervisor<'_, '_> {
             Timer::Timeout => {
                 if self.phase == Phase::Running && self.exit.is_none() {
                     log::info!(
-                        "`{}` (group {}) timed out after {:?}",
+                        "`{}` (group {}) timed out after {}",
                         self.spec.program,
                         self.pgid,
-                        self.start.elapsed()
+                        crate::words::duration(self.start.elapsed())
                     );
                     self.ended = Ended::TimedOut;
                     self.terminate(false);

@@ -159,66 +159,6 @@ pub fn detect_test_command(files: &RepoFiles, dir: &Path) -> Option<Vec<String>>
     None
 }
 
-/// Split a `test_command` into argv the way a user expects from a command
-/// line (whitespace, single and double quotes, backslash escapes) — but
-/// with no shell: no expansion, no pipes, no `;`. Protocol §5: no value
-/// from a job spec is ever passed through a shell.
-pub fn split_command(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(ch) => cur.push(ch),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(ch) => cur.push(ch),
-                            None => return Err("unterminated double quote".into()),
-                        },
-                        Some(ch) => cur.push(ch),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(ch) => cur.push(ch),
-                    None => return Err("trailing backslash".into()),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
-}
-
 /// The failing output a repair prompt shows: the last
 /// [`REPAIR_TAIL_LINES`] lines of `text`, each cut at [`REPAIR_LINE_MAX`]
 /// bytes, and no more than [`REPAIR_TAIL_MAX`] bytes in all (the last
@@ -256,29 +196,6 @@ fn cut_line(line: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn split_without_a_shell() {
-        assert_eq!(
-            split_command(r#"cargo test -- --test-threads 1 "a b" 'c d' e\ f"#).expect("ok"),
-            vec![
-                "cargo",
-                "test",
-                "--",
-                "--test-threads",
-                "1",
-                "a b",
-                "c d",
-                "e f"
-            ]
-        );
-        assert_eq!(
-            split_command("echo $HOME; rm -rf /").expect("ok")[1],
-            "$HOME;"
-        );
-        assert!(split_command("'open").is_err());
-        assert!(split_command("   ").expect("ok").is_empty());
-    }
 
     #[test]
     fn detection_order() {

@@ -3,13 +3,16 @@
 //! failing output and run the tests again.
 
 use super::agent::{attempt, attempt_record, millis};
-use super::context::{fail_with, JobRunner, Stop};
+use super::context::{fail_with, outcome, JobRunner, Stop};
 use super::prepare::Prepared;
 use super::prompt;
-use crate::job::event::{Event, JobResult, LogStream, Status, TestSummary};
+use crate::git::ChangeKind;
+use crate::job::event::{Event, JobResult, LogStream, ResultStatus, Status, TestSummary};
 use crate::job::spec::{AgentSpec, JobSpec};
 use crate::job::Reporter;
 use crate::process::{self, CommandSpec};
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The longest a test run may take (the job's deadline caps it further).
@@ -28,22 +31,60 @@ pub struct Tested {
     pub repair_text: Option<String>,
 }
 
-/// The test command as argv: the spec's `test_command` split without a
-/// shell, else the one detected in `workdir`; empty: no tests.
-///
-/// # Errors
-/// A `test_command` that cannot be split (an unterminated quote).
-pub fn test_argv(
+/// The test command to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestCommand {
+    /// What runs: `sh -c <test_command>`, or the detected argv.
+    pub argv: Vec<String>,
+    /// What a person reads: the spec's command line, or the detected argv
+    /// joined.
+    pub shown: String,
+}
+
+/// The test command: the spec's `test_command` run by `sh -c` (a command
+/// line the repository's owners wrote, like a CI script step), else the
+/// one detected in `workdir`; `None`: no tests (an empty `test_command`,
+/// or nothing detected).
+pub fn test_command(
     spec: &JobSpec,
     files: &super::repo_file::RepoFiles,
     workdir: &std::path::Path,
-) -> Result<Vec<String>, String> {
+) -> Option<TestCommand> {
     match &spec.test_command {
-        Some(cmd) => {
-            prompt::split_command(cmd).map_err(|e| format!("test_command cannot be parsed: {e}"))
-        }
-        None => Ok(prompt::detect_test_command(files, workdir).unwrap_or_default()),
+        Some(cmd) if cmd.trim().is_empty() => None,
+        Some(cmd) => Some(TestCommand {
+            argv: vec!["sh".into(), "-c".into(), cmd.clone()],
+            shown: cmd.clone(),
+        }),
+        None => prompt::detect_test_command(files, workdir)
+            .filter(|argv| !argv.is_empty())
+            .map(|argv| TestCommand {
+                shown: argv.join(" "),
+                argv,
+            }),
     }
+}
+
+/// The exit status of a command `sh` (or `execvp`) did not find.
+const EXIT_NOT_FOUND: i32 = 127;
+
+/// The program a shell said it did not find, from the run's output
+/// (`sh: 1: pytest: not found`, `bash: pytest: command not found`), else
+/// the command's first word.
+fn missing_program(output: &str, shown: &str) -> String {
+    let from_output = output.lines().rev().find_map(|line| {
+        let head = line
+            .strip_suffix(": command not found")
+            .or_else(|| line.strip_suffix(": not found"))?;
+        head.rsplit(": ")
+            .next()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+    });
+    from_output
+        .or_else(|| shown.split_whitespace().next())
+        .unwrap_or(shown)
+        .to_string()
 }
 
 /// Test, and repair with `agent` while the tests fail and the spec's
@@ -51,7 +92,8 @@ pub fn test_argv(
 /// and their usage go into `res`.
 ///
 /// # Errors
-/// `cancelled` / time limit, or `failed` for an unparsable test command.
+/// `cancelled` / time limit; `needs-human` when the test command was not
+/// found (exit 127: no repair can fix the runner's image).
 pub fn test_and_repair(
     job: &JobRunner,
     r: &mut Reporter,
@@ -60,27 +102,38 @@ pub fn test_and_repair(
     agent: &AgentSpec,
     base_prompt: &str,
 ) -> Result<Tested, Stop> {
-    let argv = test_argv(job.spec, &p.files, &p.workdir).map_err(|e| fail_with(res, e))?;
     let mut tested = Tested {
-        ran: !argv.is_empty(),
+        ran: false,
         green: true,
         repair_text: None,
     };
-    if argv.is_empty() {
+    let Some(test) = test_command(job.spec, &p.files, &p.workdir) else {
         r.log(
             LogStream::Runner,
             "no test command given or detected: tests skipped\n",
         );
         return Ok(tested);
-    }
-    let command = argv.join(" ");
+    };
+    tested.ran = true;
+    let command = test.shown.clone();
     let mut repairs_left = job.spec.max_repair_attempts;
     loop {
         job.check_cancel(r, res)?;
         r.status(Status::Testing, Some(command.clone()));
-        let (summary, output) = run_tests(job, r, &argv, p, res)?;
+        let before = tree_changes(job, r, p, res)?;
+        let (summary, output) = run_tests(job, r, &test, p, res)?;
+        remove_test_products(job, r, p, res, &before)?;
         tested.green = summary.passed;
+        let not_found = summary.exit_code == EXIT_NOT_FOUND;
         res.tests = Some(summary);
+        if not_found {
+            let program = missing_program(&output, &command);
+            let why = format!(
+                "the tests could not run: `{program}`: command not found (exit 127 from `{command}`); install it where the job runs or fix test_command"
+            );
+            r.log(LogStream::Runner, &format!("{why}\n"));
+            return Err(outcome(res, ResultStatus::NeedsHuman, why));
+        }
         if tested.green || repairs_left == 0 {
             return Ok(tested);
         }
@@ -107,12 +160,106 @@ pub fn test_and_repair(
     }
 }
 
+/// The paths that differ from the branch's start (changed, added,
+/// untracked), read before a test run so that what it creates can be told
+/// apart from the agent's work.
+fn tree_changes(
+    job: &JobRunner,
+    r: &mut Reporter,
+    p: &Prepared,
+    partial: &JobResult,
+) -> Result<BTreeSet<String>, Stop> {
+    let changed = job
+        .git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g))
+        .map_err(|e| job.git_failure(partial, "status", e))?;
+    Ok(changed.into_iter().map(|c| c.path).collect())
+}
+
+/// Remove every untracked file the test run created (`__pycache__`,
+/// coverage reports, build output not covered by a `.gitignore`): it is
+/// not the agent's work and must never reach the commit. Files the agent
+/// made before the run (in `before`) stay, even when the tests rewrote
+/// them; ignored files are never committed anyway. Directories left empty
+/// are removed too. Runs after every test run, so a repair run starts from
+/// the agent's work alone.
+fn remove_test_products(
+    job: &JobRunner,
+    r: &mut Reporter,
+    p: &Prepared,
+    partial: &JobResult,
+    before: &BTreeSet<String>,
+) -> Result<(), Stop> {
+    let after = job
+        .git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g))
+        .map_err(|e| job.git_failure(partial, "status", e))?;
+    let root = p.checkout.dir();
+    let mut removed = 0usize;
+    for file in after {
+        if file.kind != ChangeKind::Untracked || before.contains(&file.path) {
+            continue;
+        }
+        let rel = Path::new(&file.path);
+        // Git names paths inside the work tree; anything else is left alone.
+        if !rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            continue;
+        }
+        let path = root.join(rel);
+        // A directory here is a nested repository the tests made (git
+        // lists it whole): it goes whole.
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        let gone = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match gone {
+            Ok(()) => {
+                removed = removed.saturating_add(1);
+                remove_empty_parents(root, rel);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                let why = format!(
+                    "cannot remove {}, which the test run created (it must not be committed): {e}",
+                    file.path
+                );
+                return Err(fail_with(partial, why));
+            }
+        }
+    }
+    if removed > 0 {
+        r.log(
+            LogStream::Runner,
+            &format!(
+                "removed {removed} {} the test run created (not the agent's work, never committed)\n",
+                if removed == 1 { "file" } else { "files" }
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Remove the directories above `rel` (inside `root`) that are now empty.
+fn remove_empty_parents(root: &Path, rel: &Path) {
+    let mut dir = rel.parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        // Fails (and stops) at the first directory that still holds something.
+        if std::fs::remove_dir(root.join(d)).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
 /// One test run: its summary (also sent as a `test` event) and the tail
 /// of its output.
 fn run_tests(
     job: &JobRunner,
     r: &mut Reporter,
-    argv: &[String],
+    test: &TestCommand,
     p: &Prepared,
     partial: &JobResult,
 ) -> Result<(TestSummary, String), Stop> {
@@ -121,8 +268,8 @@ fn run_tests(
     env.push(("HOME".into(), p.job_dir.home().display().to_string()));
     env.push(("TMPDIR".into(), p.job_dir.tmp().display().to_string()));
     env.push(("CI".into(), "true".into()));
-    let command = argv.join(" ");
-    let Some((program, args)) = argv.split_first() else {
+    let command = test.shown.clone();
+    let Some((program, args)) = test.argv.split_first() else {
         let summary = TestSummary {
             command,
             exit_code: 127,
@@ -241,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn the_test_command_is_the_specs_split_or_the_detected_one() {
+    fn the_test_command_is_the_specs_through_sh_or_the_detected_one() {
         use crate::job::spec::RemotePolicy;
         let spec = |cmd: serde_json::Value| {
             let v = serde_json::json!({"job_id":"j","repo":{"owner":"o","name":"r"},
@@ -253,21 +400,36 @@ mod tests {
         std::fs::create_dir_all(&d).expect("mkdir");
         let files = super::super::repo_file::RepoFiles::new(&d).expect("root");
         let dir = files.root().to_path_buf();
+        let cmd = test_command(&spec(serde_json::json!("true && false")), &files, &dir)
+            .expect("a command");
+        assert_eq!(cmd.argv, ["sh", "-c", "true && false"]);
+        assert_eq!(cmd.shown, "true && false");
         assert_eq!(
-            test_argv(&spec(serde_json::json!("make check 'a b'")), &files, &dir),
-            Ok(vec!["make".into(), "check".into(), "a b".into()])
+            test_command(&spec(serde_json::json!("  ")), &files, &dir),
+            None
         );
-        let err = test_argv(&spec(serde_json::json!("'open")), &files, &dir).expect_err("quote");
-        assert!(err.starts_with("test_command cannot be parsed"), "{err}");
         assert_eq!(
-            test_argv(&spec(serde_json::Value::Null), &files, &dir),
-            Ok(vec![])
+            test_command(&spec(serde_json::Value::Null), &files, &dir),
+            None
         );
         std::fs::write(dir.join("go.mod"), "module x\n").expect("write");
-        assert_eq!(
-            test_argv(&spec(serde_json::Value::Null), &files, &dir),
-            Ok(vec!["go".into(), "test".into(), "./...".into()])
-        );
+        let detected =
+            test_command(&spec(serde_json::Value::Null), &files, &dir).expect("detected");
+        assert_eq!(detected.argv, ["go", "test", "./..."]);
+        assert_eq!(detected.shown, "go test ./...");
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn the_missing_program_is_read_from_the_shells_words() {
+        assert_eq!(
+            missing_program("collecting\nsh: 1: pytest: not found\n", "pytest -q"),
+            "pytest"
+        );
+        assert_eq!(
+            missing_program("bash: line 1: tox: command not found\n", "make && tox"),
+            "tox"
+        );
+        assert_eq!(missing_program("", "npm test"), "npm");
     }
 }

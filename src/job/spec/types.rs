@@ -110,6 +110,17 @@ pub enum MergeMode {
     None,
 }
 
+impl MergeMode {
+    /// The spec's spelling: `pr`, `direct`, `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeMode::Pr => "pr",
+            MergeMode::Direct => "direct",
+            MergeMode::None => "none",
+        }
+    }
+}
+
 /// The repository of a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RepoSpec {

@@ -1,0 +1,77 @@
+//! Every environment variable the runner reads, with its default and
+//! meaning: one table, printed by `ados-work-runner help env` (the binary
+//! is often copied without its README) and checked by a test against the
+//! variables the configuration actually reads.
+
+/// One variable of the table.
+#[derive(Clone, Copy, Debug)]
+pub struct Variable {
+    /// The name (`ADOS_API_URL`); `A / B` for names read as one.
+    pub name: &'static str,
+    /// What holds when it is unset.
+    pub default: &'static str,
+    /// What it sets, in a line or two.
+    pub meaning: &'static str,
+}
+
+/// The table, in the order of the README's sections.
+#[rustfmt::skip]
+pub const VARIABLES: &[Variable] = &[
+    Variable { name: "ADOS_API_URL", default: "required", meaning: "control plane URL (https://api.ados.dev); the WebSocket is wss://…/api/v1/work/runners/ws" },
+    Variable { name: "ADOS_TOKEN", default: "required", meaning: "runner token (secret; sent only as Authorization: Bearer)" },
+    Variable { name: "ADOS_RUNNER_ID", default: "required", meaning: "this runner's id, [A-Za-z0-9._-], 1 to 128 characters" },
+    Variable { name: "WORKSPACE_DIR", default: "required (exec: <tmp>/ados-exec-workspace)", meaning: "where clones, mirrors, journals and job directories live (created if missing)" },
+    Variable { name: "ADOS_MODE", default: "all", meaning: "chat, issue or all: which job kinds this runner takes" },
+    Variable { name: "ADOS_GROUP", default: "default", meaning: "runner group" },
+    Variable { name: "ADOS_CPUS", default: "cgroup cpu.max, else available parallelism", meaning: "CPUs reported to the control plane" },
+    Variable { name: "ADOS_MEMORY", default: "cgroup memory.max, else MemTotal", meaning: "memory: 8G, 8GB, 8Gi, 512M, 512MiB or bytes (binary units)" },
+    Variable { name: "ADOS_HOSTNAME", default: "the host name", meaning: "host name reported" },
+    Variable { name: "ADOS_DEPLOY_ID", default: "unset", meaning: "deployment id reported in hello" },
+    Variable { name: "ADOS_TENANT_ID", default: "unset", meaning: "tenant id (also sent as X-Ados-Tenant-Id)" },
+    Variable { name: "GITHUB_TOKEN", default: "unset", meaning: "secret: GitHub clone/push; Copilot's token when COPILOT_GITHUB_TOKEN is unset" },
+    Variable { name: "GITLAB_TOKEN", default: "unset", meaning: "secret: GitLab clone/push" },
+    Variable { name: "BITBUCKET_USERNAME", default: "unset", meaning: "Bitbucket clone/push user (with BITBUCKET_APP_PASSWORD: both or neither)" },
+    Variable { name: "BITBUCKET_APP_PASSWORD", default: "unset", meaning: "secret: Bitbucket app password (with BITBUCKET_USERNAME)" },
+    Variable { name: "ANTHROPIC_API_KEY", default: "unset", meaning: "secret: Claude Code's key (given only to claude)" },
+    Variable { name: "CLAUDE_CODE_OAUTH_TOKEN", default: "unset", meaning: "secret: Claude Code's OAuth token, instead of ANTHROPIC_API_KEY" },
+    Variable { name: "OPENAI_API_KEY", default: "unset", meaning: "secret: Codex's key (given only to codex, as CODEX_API_KEY)" },
+    Variable { name: "COPILOT_GITHUB_TOKEN", default: "unset", meaning: "secret: Copilot CLI's token (a fine-grained PAT with Copilot Requests)" },
+    Variable { name: "ADOS_MAX_JOBS", default: "min(cpus, memory / 2 GiB), at least 1", meaning: "worker slots (jobs at once)" },
+    Variable { name: "ADOS_HEALTH_ADDR", default: "0.0.0.0:8080", meaning: "address of /health and /metrics" },
+    Variable { name: "ADOS_LOG_FORMAT", default: "text", meaning: "text or json (one object per line)" },
+    Variable { name: "ADOS_LOG_LEVEL / RUST_LOG", default: "info", meaning: "log filter: a level (error, warn, info, debug, trace, off) or module=level directives, comma-separated" },
+    Variable { name: "ADOS_CA_CERT", default: "unset", meaning: "PEM bundle trusted in addition to the embedded web PKI roots" },
+    Variable { name: "HTTPS_PROXY / HTTP_PROXY", default: "unset", meaning: "proxy, http://[user:password@]host:port (either case)" },
+    Variable { name: "NO_PROXY", default: "unset", meaning: "hosts reached without the proxy: domain, host:port, address, CIDR block or * (either case)" },
+    Variable { name: "ADOS_SHUTDOWN_GRACE", default: "600 (s)", meaning: "how long the first SIGTERM waits for running jobs (600, 10m)" },
+    Variable { name: "ADOS_ALLOW_HTTP", default: "off", meaning: "allow http:// clone URLs on non-loopback hosts" },
+    Variable { name: "ADOS_ALLOW_FILE_REMOTES", default: "off", meaning: "allow file:// and local-path clone URLs" },
+    Variable { name: "ADOS_JOB_UID_BASE", default: "200000 when root, else off", meaning: "first uid/gid of the per-job users (base + slot); off runs jobs as the runner's user" },
+    Variable { name: "ADOS_METRICS_REPO_LABEL", default: "on", meaning: "0 drops the repo label of ados_jobs_total" },
+    Variable { name: "ADOS_MIN_FREE_DISK", default: "2G", meaning: "below this free space in WORKSPACE_DIR new jobs are rejected (retryable); 0 turns it off" },
+    Variable { name: "ADOS_CUSTOM_AGENTS", default: "unset", meaning: "JSON file defining custom command agents" },
+    Variable { name: "ADOS_MAX_BACKOFF", default: "30 (s)", meaning: "ceiling of the reconnect backoff" },
+];
+
+/// Whether `var` (any case) is in the table.
+pub fn is_listed(var: &str) -> bool {
+    VARIABLES.iter().any(|v| {
+        v.name
+            .split(" / ")
+            .any(|name| name.eq_ignore_ascii_case(var))
+    })
+}
+
+/// The text of `ados-work-runner help env`: one block per variable.
+pub fn help_text() -> String {
+    let mut out = String::from(
+        "ados-work-runner — environment variables (a value that is empty counts as unset)\n\n",
+    );
+    for v in VARIABLES {
+        out.push_str(&format!(
+            "{}\n    default: {}\n    {}\n",
+            v.name, v.default, v.meaning
+        ));
+    }
+    out
+}

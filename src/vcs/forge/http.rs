@@ -257,7 +257,7 @@ impl<'a> Api<'a> {
         let mut response = match sent {
             Ok(r) => r,
             Err(e) => {
-                let why = self.redactor.redact(&e.to_string()).into_owned();
+                let why = self.redactor.redact(&describe_transport(&e)).into_owned();
                 return Ok(Outcome::Retry(format!("could not reach it: {why}")));
             }
         };
@@ -468,8 +468,40 @@ pub fn next_link(header: &str) -> Option<String> {
     None
 }
 
+/// A transport error in words; a timeout names the phase it hit, so a
+/// person can tell a proxy or firewall that drops connections (connecting)
+/// from a slow API (waiting for the answer).
+fn describe_transport(e: &ureq::Error) -> String {
+    use ureq::Timeout;
+    let phase = match e {
+        ureq::Error::Timeout(t) => match t {
+            Timeout::Resolve => "resolving the host name",
+            Timeout::Connect => "connecting",
+            Timeout::SendRequest | Timeout::SendBody | Timeout::Await100 | Timeout::PerWrite => {
+                "sending the request"
+            }
+            Timeout::RecvResponse => "waiting for the answer",
+            Timeout::RecvBody | Timeout::PerRead => "reading the answer",
+            _ => "the request as a whole (60 s)",
+        },
+        other => return other.to_string(),
+    };
+    format!("timed out {phase}")
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_timeout_names_its_phase() {
+        let t = |timeout| super::describe_transport(&ureq::Error::Timeout(timeout));
+        assert_eq!(t(ureq::Timeout::Connect), "timed out connecting");
+        assert_eq!(
+            t(ureq::Timeout::RecvResponse),
+            "timed out waiting for the answer"
+        );
+        assert_eq!(t(ureq::Timeout::RecvBody), "timed out reading the answer");
+    }
     use super::*;
 
     #[test]

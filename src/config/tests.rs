@@ -414,3 +414,66 @@ fn every_variable_the_configuration_reads_is_in_the_help_table() {
         );
     }
 }
+
+#[test]
+fn every_secret_can_come_from_a_file() {
+    let dir = temp_dir("secret-files");
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "tok_from_a_file_123\n").unwrap();
+    let gh_file = dir.join("gh");
+    std::fs::write(&gh_file, "ghp_fromfile0123456789\r\n").unwrap();
+    let link = dir.join("gh-link");
+    std::os::unix::fs::symlink(&gh_file, &link).unwrap();
+    let token_var = token_file.display().to_string();
+    let link_var = link.display().to_string();
+    let c = Config::from_raw(
+        &{
+            let mut pairs: Vec<(String, String)> = vec![
+                ("ADOS_API_URL".into(), "https://api.ados.dev/".into()),
+                ("ADOS_TOKEN_FILE".into(), token_var.clone()),
+                ("ADOS_RUNNER_ID".into(), "runner-001".into()),
+                ("WORKSPACE_DIR".into(), temp_dir("ws").display().to_string()),
+                ("ADOS_CPUS".into(), "4".into()),
+                ("ADOS_MEMORY".into(), "16G".into()),
+                ("ADOS_HOSTNAME".into(), "host-1".into()),
+            ];
+            // A Kubernetes secret is mounted through a link: followed.
+            pairs.push(("GITHUB_TOKEN_FILE".into(), link_var.clone()));
+            RawEnv::from_pairs(pairs)
+        },
+        Purpose::Daemon,
+    )
+    .unwrap();
+    assert_eq!(
+        c.token, "tok_from_a_file_123",
+        "one trailing newline dropped"
+    );
+    assert_eq!(
+        c.vcs.github_token.as_deref(),
+        Some("ghp_fromfile0123456789")
+    );
+    assert!(
+        c.secrets().iter().any(|s| s == "ghp_fromfile0123456789"),
+        "redacted like the variable"
+    );
+    // Both set: an error naming both, never the value.
+    let both = err_for(
+        "GITHUB_TOKEN",
+        &[
+            ("GITHUB_TOKEN", "ghp_x0123456789abc"),
+            ("GITHUB_TOKEN_FILE", &link_var),
+        ],
+    );
+    assert!(both.contains("GITHUB_TOKEN_FILE are both set"), "{both}");
+    assert!(!both.contains("ghp_"), "{both}");
+    let missing = err_for("GITHUB_TOKEN", &[("GITHUB_TOKEN_FILE", "/nonexistent/gh")]);
+    assert!(
+        missing.contains("GITHUB_TOKEN_FILE: cannot read /nonexistent/gh"),
+        "{missing}"
+    );
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty_var = empty.display().to_string();
+    assert!(err_for("GITHUB_TOKEN", &[("GITHUB_TOKEN_FILE", &empty_var)]).contains("is empty"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -55,6 +55,8 @@ pub const VARIABLES: &[Variable] = &[
 
 /// Whether `var` (any case) is in the table.
 pub fn is_listed(var: &str) -> bool {
+    // Every secret may be given as `<NAME>_FILE` (see the help text).
+    let var = var.strip_suffix("_FILE").unwrap_or(var);
     VARIABLES.iter().any(|v| {
         v.name
             .split(" / ")
@@ -65,7 +67,10 @@ pub fn is_listed(var: &str) -> bool {
 /// The text of `ados-work-runner help env`: one block per variable.
 pub fn help_text() -> String {
     let mut out = String::from(
-        "ados-work-runner — environment variables (a value that is empty counts as unset)\n\n",
+        "ados-work-runner — environment variables (a value that is empty counts as unset)\n\n\
+         Every secret (ADOS_TOKEN, GITHUB_TOKEN, GITLAB_TOKEN, BITBUCKET_*, the agents' keys)\n\
+         may instead be given as <NAME>_FILE, the path of a file that holds it (Docker and\n\
+         Kubernetes secrets); one trailing newline is dropped; setting both is an error.\n\n",
     );
     for v in VARIABLES {
         out.push_str(&format!(

@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 /// A secret variable. Unset is an error only when `required`; an optional
 /// secret set to the empty string counts as unset (compose files write
 /// `GITHUB_TOKEN=${GITHUB_TOKEN}`), a required one does not.
+///
+/// Every secret may instead be given as `<NAME>_FILE`, the path of a file
+/// that holds it (the Docker and Kubernetes secrets convention): read whole
+/// (at most 64 KiB, links followed: Kubernetes mounts secrets through
+/// them), one trailing newline dropped. Both set is an error.
 pub(super) fn secret(
     env: &RawEnv,
     errs: &mut Problems,
@@ -17,6 +22,24 @@ pub(super) fn secret(
     required: bool,
     example: &'static str,
 ) -> Option<String> {
+    let file_var = format!("{var}_FILE");
+    let from_file = env.get(&file_var).map(str::trim).map(str::to_string);
+    if let Some(path) = from_file {
+        if env.get_raw(var).is_some_and(|v| !v.is_empty()) {
+            return errs.add(
+                var,
+                format!("and {file_var} are both set; set one of them"),
+                example,
+            );
+        }
+        return match read_secret_file(&path) {
+            Ok(v) => match validate::secret_problem(&v) {
+                Some(p) => errs.add(var, format!("(from {file_var} {path}) {p}"), example),
+                None => Some(v),
+            },
+            Err(p) => errs.add(var, format!("{file_var}: {p}"), example),
+        };
+    }
     match env.get_raw(var) {
         None if required => errs.add(var, "is required but not set", example),
         None => None,
@@ -26,6 +49,38 @@ pub(super) fn secret(
             None => Some(v.to_string()),
         },
     }
+}
+
+/// The most a secret file may hold.
+const SECRET_FILE_MAX: u64 = 64 * 1024;
+
+/// A secret from a file: a regular file (links followed), bounded, with one
+/// trailing newline (`\n` or `\r\n`) dropped.
+fn read_secret_file(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{path} is not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(SECRET_FILE_MAX + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read {path} as text: {e}"))?;
+    if text.len() as u64 > SECRET_FILE_MAX {
+        return Err(format!("{path} is larger than 64 KiB: not a secret file"));
+    }
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text)
+        .to_string();
+    if text.is_empty() {
+        return Err(format!("{path} is empty"));
+    }
+    Ok(text)
 }
 
 pub(super) fn label(

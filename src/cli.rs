@@ -114,7 +114,14 @@ pub fn run(args: &[String]) -> u8 {
         "healthcheck" => {
             let env = RawEnv::from_process();
             let addr = env.get("ADOS_HEALTH_ADDR").unwrap_or("0.0.0.0:8080");
-            crate::health::healthcheck(addr) as u8
+            if addr.trim().eq_ignore_ascii_case("off") {
+                eprintln!(
+                    "healthcheck: ADOS_HEALTH_ADDR=off: this runner serves no /health to probe"
+                );
+                1
+            } else {
+                crate::health::healthcheck(addr) as u8
+            }
         }
         "version" | "--version" | "-V" => {
             println!("ados-work-runner {}", crate::VERSION);

@@ -60,12 +60,16 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         .map_err(|e| fail("cannot open the event journal under WORKSPACE_DIR", e))?;
     let metrics = Arc::new(Metrics::new());
     metrics.set_repo_label(cfg.metrics_repo_label);
-    let health = crate::health::serve(cfg.health_addr, metrics.clone()).map_err(|e| {
-        fail(
-            &format!("cannot listen on ADOS_HEALTH_ADDR {}", cfg.health_addr),
-            e,
-        )
-    })?;
+    let health = match cfg.health_addr {
+        Some(addr) => Some(
+            crate::health::serve(addr, metrics.clone())
+                .map_err(|e| fail(&format!("cannot listen on ADOS_HEALTH_ADDR {addr}"), e))?,
+        ),
+        None => {
+            log::info!("ADOS_HEALTH_ADDR=off: no /health or /metrics endpoint");
+            None
+        }
+    };
 
     let redactor = crate::redact::Redactor::new(cfg.secrets());
     let (from_link_tx, from_link_rx) = crossbeam_channel::unbounded();
@@ -128,7 +132,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     if link_thread.join().is_err() {
         log::error!("the link thread panicked during shutdown");
     }
-    health.shutdown();
+    if let Some(health) = health {
+        health.shutdown();
+    }
     signals.close();
     log::info!("stopped");
     Ok(())

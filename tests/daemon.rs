@@ -664,3 +664,19 @@ fn a_same_uid_process_cannot_read_the_runners_environment() {
         "a same-uid process read the runner's environment: {text:.80}"
     );
 }
+
+#[test]
+fn health_addr_off_runs_without_an_endpoint() {
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-health-off");
+    let mut env = env_for(&cp, ws.path(), free_port());
+    env.retain(|(k, _)| *k != "ADOS_HEALTH_ADDR");
+    env.push(("ADOS_HEALTH_ADDR", "off".into()));
+    let r = RunnerProcess::start(Path::new(BIN), &[], &env);
+    cp.wait_for(|v| v["type"] == "hello", T);
+    assert!(
+        r.wait_stderr("no /health or /metrics endpoint", T),
+        "{}",
+        r.stderr()
+    );
+}

@@ -49,7 +49,7 @@ pub struct Config {
     /// `ADOS_MAX_JOBS` or derived from cpus and memory.
     pub max_jobs: usize,
     /// `ADOS_HEALTH_ADDR`.
-    pub health_addr: SocketAddr,
+    pub health_addr: Option<SocketAddr>,
     /// `ADOS_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `ADOS_LOG_LEVEL` (or `RUST_LOG`), as an env_logger filter.
@@ -296,15 +296,17 @@ impl Config {
             },
         };
         let health_addr = match env.get("ADOS_HEALTH_ADDR").map(str::trim) {
-            None => SocketAddr::from(([0, 0, 0, 0], 8080)),
-            Some(v) => v.parse().unwrap_or_else(|_| {
+            None => Some(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            // Where nothing probes the runner, or its port is not to be open.
+            Some(v) if v.eq_ignore_ascii_case("off") => None,
+            Some(v) => Some(v.parse().unwrap_or_else(|_| {
                 errs.push(
                     "ADOS_HEALTH_ADDR",
-                    "must be an IP address and port",
+                    "must be an IP address and port, or off",
                     "0.0.0.0:8080",
                 );
                 SocketAddr::from(([0, 0, 0, 0], 8080))
-            }),
+            })),
         };
         let log_format = match env
             .get("ADOS_LOG_FORMAT")

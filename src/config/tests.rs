@@ -68,7 +68,7 @@ fn defaults() {
     assert_eq!(c.mode, Mode::All);
     assert_eq!(c.group, "default");
     assert_eq!(c.max_jobs, 4);
-    assert_eq!(c.health_addr, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(c.health_addr, Some("0.0.0.0:8080".parse().unwrap()));
     assert_eq!(c.log_format, LogFormat::Text);
     assert_eq!(c.log_level, "info");
     assert_eq!(c.shutdown_grace, Duration::from_secs(600));
@@ -202,10 +202,10 @@ fn health_addr_and_logging() {
     assert_eq!(
         ok(&[("ADOS_HEALTH_ADDR", "127.0.0.1:0")])
             .health_addr
-            .ip()
-            .to_string(),
-        "127.0.0.1"
+            .map(|a| a.ip().to_string()),
+        Some("127.0.0.1".to_string())
     );
+    assert_eq!(ok(&[("ADOS_HEALTH_ADDR", "off")]).health_addr, None);
     assert!(err_for("ADOS_HEALTH_ADDR", &[("ADOS_HEALTH_ADDR", "localhost")]).contains("port"));
     assert_eq!(
         ok(&[("ADOS_LOG_FORMAT", "json")]).log_format,

@@ -37,7 +37,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "OPENAI_API_KEY", default: "unset", meaning: "secret: Codex's key (given only to codex, as CODEX_API_KEY)" },
     Variable { name: "COPILOT_GITHUB_TOKEN", default: "unset", meaning: "secret: Copilot CLI's token (a fine-grained PAT with Copilot Requests)" },
     Variable { name: "ADOS_MAX_JOBS", default: "min(cpus, memory / 2 GiB), at least 1", meaning: "worker slots (jobs at once)" },
-    Variable { name: "ADOS_HEALTH_ADDR", default: "0.0.0.0:8080", meaning: "address of /health and /metrics" },
+    Variable { name: "ADOS_HEALTH_ADDR", default: "0.0.0.0:8080", meaning: "address of /health and /metrics; off serves neither" },
     Variable { name: "ADOS_LOG_FORMAT", default: "text", meaning: "text or json (one object per line)" },
     Variable { name: "ADOS_LOG_LEVEL / RUST_LOG", default: "info", meaning: "log filter: a level (error, warn, info, debug, trace, off) or module=level directives, comma-separated" },
     Variable { name: "ADOS_CA_CERT", default: "unset", meaning: "PEM bundle trusted in addition to the embedded web PKI roots" },

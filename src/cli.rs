@@ -14,7 +14,9 @@ USAGE:
     ados-work-runner [SUBCOMMAND] [OPTIONS]
 
 SUBCOMMANDS:
-    run           Connect to the control plane and run jobs (the default)
+    run           Connect to the control plane and run jobs (the default);
+                  `run --once`: take exactly one job, deliver it, exit 0
+                  (ephemeral runners; also ADOS_ONCE=1)
     exec          Run one job with no server: from a spec file or from flags
                   (see `ados-work-runner exec --help`)
     check         Check configuration, git, agent CLIs, disk and the control
@@ -98,6 +100,7 @@ pub fn run(args: &[String]) -> u8 {
             );
             0
         }
+        "run" if rest.len() == 1 && rest[0] == "--once" => run_daemon(true),
         "run" | "check" | "healthcheck" if !rest.is_empty() => {
             eprintln!(
                 "error: `{cmd}` takes no arguments (got `{}`); configure it with environment variables (`ados-work-runner help env`)",
@@ -105,7 +108,7 @@ pub fn run(args: &[String]) -> u8 {
             );
             2
         }
-        "run" => run_daemon(),
+        "run" => run_daemon(false),
         "check" => {
             let env = RawEnv::from_process();
             let checks = crate::check::run_checks(&env);
@@ -148,9 +151,12 @@ pub fn run(args: &[String]) -> u8 {
     }
 }
 
-fn run_daemon() -> u8 {
+fn run_daemon(once: bool) -> u8 {
     let cfg = match Config::from_env(Purpose::Daemon) {
-        Ok(c) => c,
+        Ok(mut c) => {
+            c.once |= once;
+            c
+        }
         Err(errors) => {
             eprint!("{errors}");
             eprintln!("Fix the variables above and start again (`ados-work-runner check` tests the whole setup).");

@@ -680,3 +680,41 @@ fn health_addr_off_runs_without_an_endpoint() {
         r.stderr()
     );
 }
+
+#[test]
+fn run_once_takes_one_job_delivers_it_and_exits_zero() {
+    let cp = start_cp(1);
+    let ws = TempDir::new("daemon-once");
+    let repos = TempDir::new("daemon-once-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let url = repo.to_str().unwrap_or("").to_string();
+    let env = env_for(&cp, ws.path(), free_port());
+    let mut r = RunnerProcess::start(Path::new(BIN), &["run", "--once"], &env);
+    cp.wait_for(|v| v["type"] == "hello", T);
+    cp.assign(job("once-1", &url, "FAKE: sleep 1\nFAKE: write a.txt a"));
+    cp.wait_for(is("job.accepted", "once-1"), T);
+    // Its one job taken, the runner takes no other.
+    cp.assign(job("once-2", &url, "FAKE: write b.txt b"));
+    let rej = cp.wait_for(is("job.rejected", "once-2"), T);
+    assert_eq!(rej["retryable"], true, "{rej}");
+    cp.wait_for(is("job.result", "once-1"), T);
+    let status = r.wait_exit(T).expect("exits once its job is delivered");
+    assert_eq!(status.code(), Some(0), "{}", r.stderr());
+    assert!(cp
+        .frames()
+        .iter()
+        .all(|f| f["job_id"] != "once-2" || f["type"] == "job.rejected"));
+}
+
+#[test]
+fn run_once_drained_before_any_job_exits_zero_at_once() {
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-once-drain");
+    let mut env = env_for(&cp, ws.path(), free_port());
+    env.push(("ADOS_ONCE", "1".into()));
+    let mut r = RunnerProcess::start(Path::new(BIN), &[], &env);
+    cp.wait_for(|v| v["type"] == "hello", T);
+    cp.send(json!({"type": "drain"}));
+    let status = r.wait_exit(T).expect("exits on a drain before any job");
+    assert_eq!(status.code(), Some(0), "{}", r.stderr());
+}

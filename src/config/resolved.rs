@@ -50,6 +50,9 @@ pub struct Config {
     pub max_jobs: usize,
     /// `ADOS_HEALTH_ADDR`.
     pub health_addr: Option<SocketAddr>,
+    /// `ADOS_ONCE` (or `run --once`): take exactly one job, deliver its
+    /// result and events, then exit 0 (ephemeral runners).
+    pub once: bool,
     /// `ADOS_LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `ADOS_LOG_LEVEL` (or `RUST_LOG`), as an env_logger filter.
@@ -385,6 +388,7 @@ impl Config {
             }),
         };
         let metrics_repo_label = flag_or(env, &mut errs, "ADOS_METRICS_REPO_LABEL", true);
+        let once = flag_or(env, &mut errs, "ADOS_ONCE", false);
         let job_uid_base = job_uid_base(env, &mut errs, max_jobs, is_root());
         if job_uid_base.is_some() {
             if let Err(problem) = reachable_by_job_users(&workspace_dir) {
@@ -472,6 +476,7 @@ impl Config {
             tenant_id,
             max_jobs,
             health_addr,
+            once,
             log_format,
             log_level,
             ca_cert,

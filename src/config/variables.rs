@@ -46,6 +46,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "ADOS_SHUTDOWN_GRACE", default: "600 (s)", meaning: "how long the first SIGTERM waits for running jobs (600, 10m)" },
     Variable { name: "ADOS_ALLOW_HTTP", default: "off", meaning: "allow http:// clone URLs on non-loopback hosts" },
     Variable { name: "ADOS_ALLOW_FILE_REMOTES", default: "off", meaning: "allow file:// and local-path clone URLs" },
+    Variable { name: "ADOS_ONCE", default: "off", meaning: "1: take exactly one job, deliver its result and every event, then exit 0 (ephemeral runners; same as run --once)" },
     Variable { name: "ADOS_JOB_UID_BASE", default: "200000 when root, else off", meaning: "first uid/gid of the per-job users (base + slot); off runs jobs as the runner's user" },
     Variable { name: "ADOS_METRICS_REPO_LABEL", default: "on", meaning: "0 drops the repo label of ados_jobs_total" },
     Variable { name: "ADOS_MIN_FREE_DISK", default: "2G", meaning: "below this free space in WORKSPACE_DIR new jobs are rejected (retryable); 0 turns it off" },

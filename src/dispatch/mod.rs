@@ -102,7 +102,29 @@ pub struct Dispatcher<W: Workers = Pool> {
     disk: Disk,
     /// Why the runner is degraded (a worker thread died), if it is.
     degraded: Option<String>,
+    /// `ADOS_ONCE`: where the one job of an ephemeral runner is.
+    once: Once,
 }
+
+/// An ephemeral runner's one job (`ADOS_ONCE`, `run --once`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Once {
+    /// Not ephemeral: jobs come and go.
+    Off,
+    /// Waiting for its job; a drain or a signal ends the runner at once.
+    Waiting,
+    /// The job was taken; no other is. Once it ended (at `ended`) and its
+    /// result was acked, or [`ONCE_ACK_WAIT`] later, the runner exits.
+    Taken {
+        /// When the job's worker reported it ended.
+        ended: Option<Instant>,
+    },
+}
+
+/// How long an ephemeral runner waits for the acks of its job's events
+/// after the job ended, before it exits anyway (its journal keeps what was
+/// not acked, for a runner started on the same WORKSPACE_DIR).
+const ONCE_ACK_WAIT: Duration = Duration::from_secs(60);
 
 impl<W: Workers> Dispatcher<W> {
     /// A dispatcher over a started link and pool, measuring disk space with
@@ -115,6 +137,7 @@ impl<W: Workers> Dispatcher<W> {
         journal: Journal,
         metrics: Arc<Metrics>,
     ) -> Dispatcher<W> {
+        let cfg_once = cfg.once;
         Dispatcher {
             cfg,
             table,
@@ -129,6 +152,7 @@ impl<W: Workers> Dispatcher<W> {
                 problem: None,
             },
             degraded: None,
+            once: if cfg_once { Once::Waiting } else { Once::Off },
         }
     }
 
@@ -174,6 +198,9 @@ impl<W: Workers> Dispatcher<W> {
             Event::Worker(WorkerReport::Done(id, status)) => {
                 log::info!("job {id} ended: {}", status.as_str());
                 self.table.finished(&id);
+                if let Once::Taken { ended: None } = self.once {
+                    self.once = Once::Taken { ended: Some(now) };
+                }
                 self.push_state();
             }
             Event::Worker(WorkerReport::Died { worker, job }) => self.on_worker_died(worker, job),
@@ -251,7 +278,17 @@ impl<W: Workers> Dispatcher<W> {
                     retryable,
                 )));
             }
-            Decision::Accept(spec) => self.start(*spec),
+            Decision::Accept(spec) => {
+                self.start(*spec);
+                if self.once == Once::Waiting && self.table.running_count() > 0 {
+                    // Ephemeral: this is the one job; the server is told no
+                    // other is taken (heartbeats say draining).
+                    log::info!("ADOS_ONCE: this runner's one job is taken; no other will be");
+                    self.once = Once::Taken { ended: None };
+                    self.table.draining = true;
+                    self.push_state();
+                }
+            }
         }
     }
 
@@ -349,6 +386,9 @@ impl<W: Workers> Dispatcher<W> {
     }
 
     fn advance_shutdown(&mut self, now: Instant) {
+        if self.shutdown == Shutdown::No {
+            self.advance_once(now);
+        }
         match self.shutdown {
             Shutdown::No | Shutdown::Done => {}
             Shutdown::Draining { deadline } => {
@@ -368,6 +408,27 @@ impl<W: Workers> Dispatcher<W> {
                     self.shutdown = Shutdown::Done;
                 }
             }
+        }
+    }
+
+    /// An ephemeral runner ends when its one job ended and everything it
+    /// said was acked (bounded by [`ONCE_ACK_WAIT`]), or at once when a
+    /// drain comes before any job.
+    fn advance_once(&mut self, now: Instant) {
+        let done = match self.once {
+            Once::Off => false,
+            Once::Waiting => self.table.draining,
+            Once::Taken { ended: Some(at) } => {
+                self.table.is_empty()
+                    || at
+                        .checked_add(ONCE_ACK_WAIT)
+                        .is_none_or(|limit| now >= limit)
+            }
+            Once::Taken { ended: None } => false,
+        };
+        if done {
+            log::info!("ADOS_ONCE: done; exiting");
+            self.shutdown = Shutdown::Done;
         }
     }
 

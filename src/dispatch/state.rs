@@ -168,6 +168,12 @@ impl JobTable {
             .count()
     }
 
+    /// Whether the runner holds no job at all (none running, none waiting
+    /// for its result's ack).
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
     /// Whether the runner holds `id` in any state.
     pub fn holds(&self, id: &JobId) -> bool {
         self.jobs.contains_key(id)

@@ -39,9 +39,13 @@ struct Rig {
 }
 
 fn rig(free: u64) -> Rig {
+    rig_with(free, &[])
+}
+
+fn rig_with(free: u64, extra: &[(&str, &str)]) -> Rig {
     let dir = TempDir::new("dispatch");
     let ws = dir.path().join("ws");
-    let env = RawEnv::from_pairs([
+    let mut pairs = vec![
         ("ADOS_API_URL", "http://127.0.0.1:9"),
         ("ADOS_TOKEN", "test-token-123"),
         ("ADOS_RUNNER_ID", "r1"),
@@ -49,7 +53,9 @@ fn rig(free: u64) -> Rig {
         ("ADOS_MAX_JOBS", "1"),
         ("ADOS_MIN_FREE_DISK", "1G"),
         ("ADOS_SHUTDOWN_GRACE", "60s"),
-    ]);
+    ];
+    pairs.extend_from_slice(extra);
+    let env = RawEnv::from_pairs(pairs);
     let cfg = Arc::new(Config::from_raw(&env, Purpose::Daemon).expect("config"));
     let journal = Journal::open(&dir.path().join("journal")).expect("journal");
     let (tx, link_rx) = unbounded();
@@ -229,4 +235,36 @@ fn a_closed_receiver_is_not_an_event() {
         inbox.next_event(Duration::from_millis(1)),
         Event::Tick
     ));
+}
+
+#[test]
+fn an_ephemeral_runner_ends_when_its_one_job_is_acked_or_the_ack_wait_is_over() {
+    let mut r = rig_with(PLENTY, &[("ADOS_ONCE", "1"), ("ADOS_MAX_JOBS", "2")]);
+    r.d.handle(assign("a"), at(&r, 0));
+    assert_eq!(r.d.workers.tasks.len(), 1);
+    r.d.handle(assign("b"), at(&r, 1));
+    assert_eq!(
+        r.d.workers.tasks.len(),
+        1,
+        "one job only, even with a free slot"
+    );
+    r.d.handle(
+        Event::Worker(WorkerReport::Done(id("a"), ResultStatus::Completed)),
+        at(&r, 2),
+    );
+    assert!(!r.d.is_done(), "its result is not acked yet");
+    r.d.handle(Event::Link(FromLink::Released(id("a"))), at(&r, 3));
+    assert!(r.d.is_done());
+
+    // Acks that never come: it exits once the wait is over.
+    let mut r = rig_with(PLENTY, &[("ADOS_ONCE", "1")]);
+    r.d.handle(assign("a"), at(&r, 0));
+    r.d.handle(
+        Event::Worker(WorkerReport::Done(id("a"), ResultStatus::Completed)),
+        at(&r, 2),
+    );
+    r.d.handle(Event::Tick, at(&r, 30));
+    assert!(!r.d.is_done());
+    r.d.handle(Event::Tick, at(&r, 63));
+    assert!(r.d.is_done());
 }

@@ -183,16 +183,7 @@ fn spec_from_flags(o: &Options) -> Result<Value, String> {
             .unwrap_or_else(|| "repo".into());
         (path.to_string_lossy().into_owned(), name)
     };
-    let name: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let name = crate::workspace::file_name_word(&name);
     if o.prompt.is_some() && o.issue_file.is_some() {
         return Err("give the task with --prompt TEXT or --issue-file FILE, not both".into());
     }
@@ -368,6 +359,9 @@ pub fn main(args: &[String]) -> u8 {
     // Flags without --provider name no forge (often a local repository):
     // `pr` then pushes the branch and opens nothing.
     ctx.open_prs = opts.spec_file.is_some() || opts.provider.is_some();
+    // The job's directory goes when it ends: a commit that is not pushed
+    // is kept beside the result (or here), or in the local --repo.
+    ctx.keep_local = Some(bundle_dir(opts.output.as_deref()));
     let ctx = Arc::new(ctx);
 
     let (canceller, token) = crate::cancel::cancel_pair();
@@ -425,6 +419,18 @@ pub fn main(args: &[String]) -> u8 {
         ResultStatus::Completed => 0,
         _ => 1,
     }
+}
+
+/// Where a `merge_mode: none` run's bundle goes: beside `--output`, else
+/// the current directory; absolute, since the job's git runs elsewhere.
+fn bundle_dir(output: Option<&str>) -> std::path::PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    let dir = output
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| cwd.clone(), std::path::Path::to_path_buf);
+    std::fs::canonicalize(&dir).unwrap_or_else(|_| cwd.join(dir))
 }
 
 struct InterruptHandle {

@@ -526,3 +526,41 @@ fn a_local_run_whose_branch_is_checked_out_there_keeps_a_bundle_beside_the_outpu
     assert_eq!(file, "hi\n");
     assert!(err.contains("in the bundle"), "{err}");
 }
+
+/// `make demo`, `make run` and the demo script find the binary where cargo
+/// put it: under `$CARGO_TARGET_DIR` when that is set.
+#[test]
+fn make_and_the_demo_script_honour_cargo_target_dir() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = TempDir::new("exec-target-dir");
+    let target = tmp.path().join("elsewhere");
+    let release = target.join("release");
+    std::fs::create_dir_all(&release).expect("create release dir");
+    let planned = std::process::Command::new("make")
+        .args(["--dry-run", "--no-print-directory", "demo", "run"])
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run make");
+    let planned = String::from_utf8_lossy(&planned.stdout).into_owned();
+    let wanted = release.join("ados-work-runner").display().to_string();
+    assert!(planned.contains(&format!("run.sh {wanted}")), "{planned}");
+    assert!(planned.contains(&format!("{wanted} run")), "{planned}");
+    assert!(!planned.contains("./target/release"), "{planned}");
+    // The demo script, given no binary, takes it from there too: the whole
+    // demo runs from a directory with no ./target at all.
+    std::os::unix::fs::symlink(BIN, release.join("ados-work-runner")).expect("link binary");
+    let demo = std::process::Command::new("sh")
+        .arg(root.join("dist/demo/run.sh"))
+        .current_dir(tmp.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .env("ADOS_MIN_FREE_DISK", "0")
+        .output()
+        .expect("run the demo");
+    let out = String::from_utf8_lossy(&demo.stdout);
+    let err = String::from_utf8_lossy(&demo.stderr);
+    assert!(
+        demo.status.success() && out.contains("== result (exit code 0)"),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
+}

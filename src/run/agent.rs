@@ -86,7 +86,8 @@ pub fn run_agents<'s>(
     res.model = agent.model.clone();
     Ok(AgentWon {
         agent,
-        final_text: out.verdict.final_text.trim().to_string(),
+        // The summary is the agent's prose: never a JSON line it printed.
+        final_text: crate::agents::prose(&out.verdict.final_text),
     })
 }
 

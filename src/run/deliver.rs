@@ -268,8 +268,11 @@ pub fn commit_message(spec: &JobSpec, agent_summary: &str) -> String {
         ),
         _ => ("Changes by the ADOS agent".to_string(), String::new()),
     };
-    let body = agent_summary.trim();
-    let body: String = body.chars().take(4000).collect();
+    // Prose only: a JSON line an agent printed is no commit message.
+    let body: String = crate::agents::prose(agent_summary)
+        .chars()
+        .take(4000)
+        .collect();
     if body.is_empty() {
         format!("{subject}{closes}\n")
     } else {
@@ -304,6 +307,16 @@ mod tests {
             m,
             "Fix the parser (#42)\n\nRewrote the tokenizer.\n\nCloses #42\n"
         );
+        let m = commit_message(
+            &spec(json!({})),
+            "{\"type\":\"result\",\"ok\":true}\nRewrote the tokenizer.\n[1, 2]",
+        );
+        assert_eq!(
+            m, "Fix the parser (#42)\n\nRewrote the tokenizer.\n\nCloses #42\n",
+            "a JSON line is no commit message"
+        );
+        let m = commit_message(&spec(json!({})), "{\"a\":1}");
+        assert_eq!(m, "Fix the parser (#42)\n\nCloses #42\n");
         let m = commit_message(&spec(json!({})), "  ");
         assert_eq!(m, "Fix the parser (#42)\n\nCloses #42\n");
         let m = commit_message(&spec(json!({"commit":{"message":"custom"}})), "x");

@@ -157,3 +157,23 @@ fn check_reports_an_invalid_log_level() {
     assert!(out.contains("✗ configuration"), "{out}");
     assert!(out.contains("ADOS_LOG_LEVEL"), "{out}");
 }
+
+#[test]
+fn check_shows_memory_in_binary_units() {
+    let ws = ados_test_support::fixtures::TempDir::new("config-check-mem");
+    let env: Vec<(&str, String)> = vec![
+        ("ADOS_API_URL", "http://127.0.0.1:9".into()),
+        ("ADOS_TOKEN", "tok_1".into()),
+        ("ADOS_RUNNER_ID", "runner-001".into()),
+        ("WORKSPACE_DIR", ws.path().display().to_string()),
+        ("ADOS_CPUS", "2".into()),
+        ("ADOS_MEMORY", "8Gi".into()),
+    ];
+    let (_, out, err) = ados_test_support::runner::run_to_end(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ados-work-runner")),
+        &["check"],
+        &env,
+        std::time::Duration::from_secs(60),
+    );
+    assert!(out.contains("2 CPUs, 8GiB memory)"), "{out}{err}");
+}

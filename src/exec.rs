@@ -52,7 +52,9 @@ OPTIONS:
     --workspace DIR      Where clones and mirrors go (default: $WORKSPACE_DIR,
                          else <tmp>/ados-exec-workspace)
     --output FILE        Write the result JSON here instead of stdout
-    --verbose            Also show every log line
+    --verbose            Also show every log line, the runner's INFO log
+                         lines too (without it: warnings and errors only,
+                         unless ADOS_LOG_LEVEL or RUST_LOG is set)
 
 With --spec, the file gives the whole job: only --output, --workspace and
 --verbose may stand beside it (any other flag is refused, never ignored),
@@ -310,7 +312,16 @@ pub fn main(args: &[String]) -> u8 {
             return 2;
         }
     };
-    crate::logging::init_logging(cfg.log_format, &cfg.log_level, cfg.secrets());
+    // The terminal shows exec's own progress: a module's INFO line (a
+    // timed-out process, a lock wait) would cut through it. `--verbose` or
+    // an ADOS_LOG_LEVEL / RUST_LOG the user set shows them.
+    let chosen = env.get("ADOS_LOG_LEVEL").is_some() || env.get("RUST_LOG").is_some();
+    let level = if opts.verbose || chosen {
+        cfg.log_level.as_str()
+    } else {
+        "warn"
+    };
+    crate::logging::init_logging(cfg.log_format, level, cfg.secrets());
     let _ = rustls::crypto::ring::default_provider().install_default();
     // The user named the repository on their own command line: a local
     // path is not the untrusted input §5 guards against.

@@ -217,6 +217,8 @@ fn a_timeout_says_its_limit() {
     let res: Value = serde_json::from_str(&out).expect("result JSON");
     let summary = res["summary"].as_str().unwrap_or("");
     assert!(summary.contains("timed out after 1s"), "{summary}\n{err}");
+    // The supervisor's INFO line about the timeout is not in exec's progress.
+    assert!(!err.contains(" INFO "), "{err}");
 }
 
 /// Run `exec` on a new bare repository holding `files`, with `args` after

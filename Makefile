@@ -1,6 +1,8 @@
 # ados-work-runner — every day commands. `make help` lists them.
 CARGO ?= cargo
 BIN   := ados-work-runner
+# Where cargo puts the binary: $CARGO_TARGET_DIR when set, like cargo itself.
+RELEASE_BIN := $(or $(CARGO_TARGET_DIR),./target)/release/$(BIN)
 
 .PHONY: help build release test lint run demo bench static control-plane clean
 
@@ -10,7 +12,7 @@ help: ## this list
 build: ## debug build
 	$(CARGO) build --workspace
 
-release: ## optimised build: target/release/ados-work-runner
+release: ## optimised build: $CARGO_TARGET_DIR (or target)/release/ados-work-runner
 	$(CARGO) build --release --bin $(BIN)
 
 test: ## the whole test suite (unit, integration, property tests)
@@ -21,16 +23,16 @@ lint: ## rustfmt check + clippy with -D warnings
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 run: release ## run the daemon (configure with ADOS_* variables, see README)
-	./target/release/$(BIN) run
+	$(RELEASE_BIN) run
 
 control-plane: ## a local control plane for trying daemon mode (see README)
 	$(CARGO) run -p ados-test-support --bin ados-control-plane -- --port 9090 --token dev-token
 
 demo: release ## the whole pipeline on a throwaway repo: no account, no API key
-	./dist/demo/run.sh ./target/release/$(BIN)
+	./dist/demo/run.sh $(RELEASE_BIN)
 
 bench: release ## benchmarks; figures and method in BENCHMARKS.md
-	./dist/bench/run.sh $${CARGO_TARGET_DIR:-./target}/release/$(BIN)
+	./dist/bench/run.sh $(RELEASE_BIN)
 
 static: ## fully static musl binary: dist/ados-work-runner (see docs/static.md)
 	./dist/build-static.sh

@@ -39,12 +39,14 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = Arc::new(cfg);
     log::info!(
-        "ados-work-runner {} starting: runner {} (group {}, mode {}), {}, workspace {}",
+        "ados-work-runner {} starting: runner {} (group {}, mode {}), {}, {}, {} memory, workspace {}",
         crate::VERSION,
         cfg.runner_id,
         cfg.group,
         cfg.mode.as_str(),
         crate::words::count(cfg.max_jobs, "slot"),
+        crate::words::count(cfg.cpus as usize, "CPU"),
+        crate::config::format_binary(cfg.memory_bytes),
         cfg.workspace_dir.display()
     );
     for short in cfg.short_secrets() {

@@ -52,7 +52,9 @@ OPTIONS:
     --workspace DIR      Where clones and mirrors go (default: $WORKSPACE_DIR,
                          else <tmp>/ados-exec-workspace)
     --output FILE        Write the result JSON here instead of stdout
-    --verbose            Also show every log line
+    --verbose            Also show every log line, the runner's INFO log
+                         lines too (without it: warnings and errors only,
+                         unless ADOS_LOG_LEVEL or RUST_LOG is set)
 
 With --spec, the file gives the whole job: only --output, --workspace and
 --verbose may stand beside it (any other flag is refused, never ignored),
@@ -183,16 +185,7 @@ fn spec_from_flags(o: &Options) -> Result<Value, String> {
             .unwrap_or_else(|| "repo".into());
         (path.to_string_lossy().into_owned(), name)
     };
-    let name: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let name = crate::workspace::file_name_word(&name);
     if o.prompt.is_some() && o.issue_file.is_some() {
         return Err("give the task with --prompt TEXT or --issue-file FILE, not both".into());
     }
@@ -319,7 +312,16 @@ pub fn main(args: &[String]) -> u8 {
             return 2;
         }
     };
-    crate::logging::init_logging(cfg.log_format, &cfg.log_level, cfg.secrets());
+    // The terminal shows exec's own progress: a module's INFO line (a
+    // timed-out process, a lock wait) would cut through it. `--verbose` or
+    // an ADOS_LOG_LEVEL / RUST_LOG the user set shows them.
+    let chosen = env.get("ADOS_LOG_LEVEL").is_some() || env.get("RUST_LOG").is_some();
+    let level = if opts.verbose || chosen {
+        cfg.log_level.as_str()
+    } else {
+        "warn"
+    };
+    crate::logging::init_logging(cfg.log_format, level, cfg.secrets());
     let _ = rustls::crypto::ring::default_provider().install_default();
     // The user named the repository on their own command line: a local
     // path is not the untrusted input §5 guards against.
@@ -368,6 +370,9 @@ pub fn main(args: &[String]) -> u8 {
     // Flags without --provider name no forge (often a local repository):
     // `pr` then pushes the branch and opens nothing.
     ctx.open_prs = opts.spec_file.is_some() || opts.provider.is_some();
+    // The job's directory goes when it ends: a commit that is not pushed
+    // is kept beside the result (or here), or in the local --repo.
+    ctx.keep_local = Some(bundle_dir(opts.output.as_deref()));
     let ctx = Arc::new(ctx);
 
     let (canceller, token) = crate::cancel::cancel_pair();
@@ -425,6 +430,18 @@ pub fn main(args: &[String]) -> u8 {
         ResultStatus::Completed => 0,
         _ => 1,
     }
+}
+
+/// Where a `merge_mode: none` run's bundle goes: beside `--output`, else
+/// the current directory; absolute, since the job's git runs elsewhere.
+fn bundle_dir(output: Option<&str>) -> std::path::PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    let dir = output
+        .map(std::path::Path::new)
+        .and_then(std::path::Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| cwd.clone(), std::path::Path::to_path_buf);
+    std::fs::canonicalize(&dir).unwrap_or_else(|_| cwd.join(dir))
 }
 
 struct InterruptHandle {

@@ -135,25 +135,40 @@ fn memory_sizes_take_kubernetes_units() {
     let _ = std::fs::remove_dir_all(ws);
 }
 
-#[test]
-fn check_reports_an_invalid_log_level() {
-    let ws = ados_test_support::fixtures::TempDir::new("config-check-log");
-    let env: Vec<(&str, String)> = vec![
+/// `check` with a valid configuration plus `extra`: its exit code, stdout
+/// and stderr.
+fn run_check(name: &str, extra: &[(&'static str, &str)]) -> (Option<i32>, String, String) {
+    let ws = ados_test_support::fixtures::TempDir::new(name);
+    let mut env: Vec<(&str, String)> = vec![
         ("ADOS_API_URL", "http://127.0.0.1:9".into()),
         ("ADOS_TOKEN", "tok_1".into()),
         ("ADOS_RUNNER_ID", "runner-001".into()),
         ("WORKSPACE_DIR", ws.path().display().to_string()),
         ("ADOS_CPUS", "2".into()),
-        ("ADOS_MEMORY", "8G".into()),
-        ("ADOS_LOG_LEVEL", "verbose".into()),
     ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let (status, out, err) = ados_test_support::runner::run_to_end(
         std::path::Path::new(env!("CARGO_BIN_EXE_ados-work-runner")),
         &["check"],
         &env,
         std::time::Duration::from_secs(60),
     );
-    assert_eq!(status.and_then(|s| s.code()), Some(1), "{out}{err}");
+    (status.and_then(|s| s.code()), out, err)
+}
+
+#[test]
+fn check_reports_an_invalid_log_level() {
+    let (code, out, err) = run_check(
+        "config-check-log",
+        &[("ADOS_MEMORY", "8G"), ("ADOS_LOG_LEVEL", "verbose")],
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.contains("✗ configuration"), "{out}");
     assert!(out.contains("ADOS_LOG_LEVEL"), "{out}");
+}
+
+#[test]
+fn check_shows_memory_in_binary_units() {
+    let (_, out, err) = run_check("config-check-mem", &[("ADOS_MEMORY", "8Gi")]);
+    assert!(out.contains("2 CPUs, 8GiB memory)"), "{out}{err}");
 }

@@ -217,6 +217,8 @@ fn a_timeout_says_its_limit() {
     let res: Value = serde_json::from_str(&out).expect("result JSON");
     let summary = res["summary"].as_str().unwrap_or("");
     assert!(summary.contains("timed out after 1s"), "{summary}\n{err}");
+    // The supervisor's INFO line about the timeout is not in exec's progress.
+    assert!(!err.contains(" INFO "), "{err}");
 }
 
 /// Run `exec` on a new bare repository holding `files`, with `args` after
@@ -377,11 +379,10 @@ fn a_spec_file_is_checked_whole_and_takes_execs_defaults() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
     let res: Value = serde_json::from_str(&out).expect("result JSON");
     assert_eq!(res["status"], "completed", "{res}");
-    let (_, refs, _) = try_git(&repo, &["for-each-ref", "--format=%(refname)"]);
-    assert!(
-        !refs.contains("ados/"),
-        "pushed with merge_mode unset: {refs}"
-    );
+    // Nothing pushed: the commit is only kept, as the job's branch.
+    assert!(res["local_copy"].is_object(), "{res}");
+    let (_, main, _) = try_git(&repo, &["ls-tree", "--name-only", "main"]);
+    assert_eq!(main, "README.md\n", "pushed with merge_mode unset");
 }
 
 #[test]
@@ -426,4 +427,142 @@ fn flags_are_checked_before_any_work_and_errors_name_the_flag() {
             "{flags:?} named a spec field: {err}"
         );
     }
+}
+
+#[test]
+fn a_local_run_keeps_its_commit_as_a_branch_of_the_local_repo() {
+    let repos = TempDir::new("exec-keep-repos");
+    let ws = TempDir::new("exec-keep-ws");
+    let repo = make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+    let repo_s = repo.display().to_string();
+    let (status, out, err) = run_to_end(
+        Path::new(BIN),
+        &[
+            "exec",
+            "--repo",
+            &repo_s,
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "",
+            "--branch",
+            "ados/exec-keep",
+        ],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    let res: Value = serde_json::from_str(&out).expect("result JSON");
+    assert_eq!(res["status"], "completed", "{res}");
+    let canonical = std::fs::canonicalize(&repo).expect("canonical repo");
+    assert_eq!(
+        res["local_copy"],
+        json!({"kind": "repository", "path": canonical.display().to_string(),
+               "branch": "ados/exec-keep"}),
+        "{res}"
+    );
+    // The job's directory is gone; the commit is not.
+    let (ok, file, _) = try_git(&repo, &["show", "ados/exec-keep:hello.txt"]);
+    assert!(ok, "the commit was not kept:\n{err}");
+    assert_eq!(file, "hi\n");
+    let (_, sha, _) = try_git(&repo, &["rev-parse", "ados/exec-keep"]);
+    assert_eq!(res["commit_sha"].as_str(), Some(sha.trim()));
+    assert!(err.contains("kept as branch ados/exec-keep in"), "{err}");
+    // Its target branch is untouched.
+    let (_, main_files, _) = try_git(&repo, &["ls-tree", "--name-only", "main"]);
+    assert_eq!(main_files, "README.md\n");
+}
+
+#[test]
+fn a_local_run_whose_branch_is_checked_out_there_keeps_a_bundle_beside_the_output() {
+    let repos = TempDir::new("exec-bundle-repos");
+    let ws = TempDir::new("exec-bundle-ws");
+    let out_dir = TempDir::new("exec-bundle-out");
+    let bare = make_bare_repo(repos.path(), "w.git", &[("README.md", "# w\n")]);
+    // A non-bare repository whose checked-out branch is the job's.
+    let work = repos.path().join("w");
+    let (ok, _, e) = try_git(
+        repos.path(),
+        &["clone", "--quiet", &bare.display().to_string(), "w"],
+    );
+    assert!(ok, "{e}");
+    let (ok, _, e) = try_git(&work, &["checkout", "--quiet", "-b", "ados/exec-mine"]);
+    assert!(ok, "{e}");
+    let work_s = work.display().to_string();
+    let output = out_dir.path().join("result.json");
+    let output_s = output.display().to_string();
+    let (status, _, err) = run_to_end(
+        Path::new(BIN),
+        &[
+            "exec",
+            "--repo",
+            &work_s,
+            "--prompt",
+            "FAKE: write hello.txt hi",
+            "--test-cmd",
+            "",
+            "--branch",
+            "ados/exec-mine",
+            "--output",
+            &output_s,
+        ],
+        &env(ws.path()),
+        T,
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    let res: Value =
+        serde_json::from_str(&std::fs::read_to_string(&output).expect("output")).expect("JSON");
+    assert_eq!(res["local_copy"]["kind"], "bundle", "{res}\n{err}");
+    let bundle = res["local_copy"]["path"].as_str().expect("bundle path");
+    let out_canon = std::fs::canonicalize(out_dir.path()).expect("canonical");
+    assert!(Path::new(bundle).starts_with(&out_canon), "{bundle}");
+    // The checked-out branch and its work tree were not touched.
+    let (_, head, _) = try_git(&work, &["rev-parse", "HEAD"]);
+    let (_, main, _) = try_git(&work, &["rev-parse", "main"]);
+    assert_eq!(head, main);
+    assert!(!work.join("hello.txt").exists());
+    // The bundle holds the commit: the user takes it with a fetch.
+    let (ok, _, e) = try_git(&work, &["fetch", "--quiet", bundle, "ados/exec-mine:kept"]);
+    assert!(ok, "{e}");
+    let (_, file, _) = try_git(&work, &["show", "kept:hello.txt"]);
+    assert_eq!(file, "hi\n");
+    assert!(err.contains("in the bundle"), "{err}");
+}
+
+/// `make demo`, `make run` and the demo script find the binary where cargo
+/// put it: under `$CARGO_TARGET_DIR` when that is set.
+#[test]
+fn make_and_the_demo_script_honour_cargo_target_dir() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = TempDir::new("exec-target-dir");
+    let target = tmp.path().join("elsewhere");
+    let release = target.join("release");
+    std::fs::create_dir_all(&release).expect("create release dir");
+    let planned = std::process::Command::new("make")
+        .args(["--dry-run", "--no-print-directory", "demo", "run"])
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("run make");
+    let planned = String::from_utf8_lossy(&planned.stdout).into_owned();
+    let wanted = release.join("ados-work-runner").display().to_string();
+    assert!(planned.contains(&format!("run.sh {wanted}")), "{planned}");
+    assert!(planned.contains(&format!("{wanted} run")), "{planned}");
+    assert!(!planned.contains("./target/release"), "{planned}");
+    // The demo script, given no binary, takes it from there too: the whole
+    // demo runs from a directory with no ./target at all.
+    std::os::unix::fs::symlink(BIN, release.join("ados-work-runner")).expect("link binary");
+    let demo = std::process::Command::new("sh")
+        .arg(root.join("dist/demo/run.sh"))
+        .current_dir(tmp.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .env("ADOS_MIN_FREE_DISK", "0")
+        .output()
+        .expect("run the demo");
+    let out = String::from_utf8_lossy(&demo.stdout);
+    let err = String::from_utf8_lossy(&demo.stderr);
+    assert!(
+        demo.status.success() && out.contains("== result (exit code 0)"),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
 }

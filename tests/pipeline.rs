@@ -289,8 +289,20 @@ fn fallback_after_a_failing_agent_starts_from_a_clean_tree() {
         "",
     );
     spec["fallbacks"] = json!([{"name": "codex"}]);
-    let (_, res) = h.run(spec);
+    let (events, res) = h.run(spec);
     assert_eq!(res["status"], "completed", "{res}");
+    // The fallback's status says why the job moved on.
+    let details: Vec<&str> = events
+        .iter()
+        .filter(|v| v["event"]["status"] == "running_agent")
+        .filter_map(|v| v["event"]["detail"].as_str())
+        .collect();
+    assert_eq!(details.len(), 2, "{details:?}");
+    assert_eq!(details[0], "claude");
+    assert!(
+        details[1].starts_with("codex (fallback: claude failed: ") && details[1].ends_with(')'),
+        "{details:?}"
+    );
     let attempts = res["attempts"].as_array().cloned().unwrap_or_default();
     assert_eq!(attempts.len(), 2, "{res}");
     assert_eq!(attempts[0]["agent"], "claude");

@@ -2,7 +2,7 @@
 # `make demo`: the whole pipeline on a throwaway repository, with the demo
 # agent. No account, no API key, nothing left behind.
 set -eu
-BIN=${1:-./target/release/ados-work-runner}
+BIN=${1:-${CARGO_TARGET_DIR:-./target}/release/ados-work-runner}
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)

@@ -240,6 +240,21 @@ pub(crate) fn json_object(line: &str) -> Option<Value> {
         .filter(Value::is_object)
 }
 
+/// Whether `line` is a machine line: a JSON object or array (an event a
+/// CLI printed, a tool's result), never the prose of a summary.
+pub fn is_machine_line(line: &str) -> bool {
+    let t = line.trim();
+    (t.starts_with('{') || t.starts_with('['))
+        && serde_json::from_str::<Value>(t).is_ok_and(|v| v.is_object() || v.is_array())
+}
+
+/// `text` without its machine lines ([`is_machine_line`]): the prose an
+/// agent wrote, for a commit message, a PR body or a result summary.
+pub fn prose(text: &str) -> String {
+    let kept: Vec<&str> = text.lines().filter(|l| !is_machine_line(l)).collect();
+    kept.join("\n").trim().to_string()
+}
+
 /// `v[key]` as a string.
 pub(crate) fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)

@@ -7,8 +7,8 @@
 //! no agent credential: the runner cannot know which one it would need.
 
 use super::adapter::{
-    base_command, place_prompt, AgentAdapter, AgentContext, AgentParser, AgentVerdict, LongPrompt,
-    Parsed, StderrTail, DEFAULT_AGENT_TIMEOUT,
+    base_command, is_machine_line, place_prompt, AgentAdapter, AgentContext, AgentParser,
+    AgentVerdict, LongPrompt, Parsed, StderrTail, DEFAULT_AGENT_TIMEOUT,
 };
 use crate::config::CustomAgent;
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
@@ -100,8 +100,12 @@ impl AgentParser for CustomParser {
             self.stderr.push(line);
             return Vec::new();
         }
-        self.text.push_str(line);
-        self.text.push('\n');
+        // The final text is the agent's prose: a JSON line it printed
+        // never reaches a commit message.
+        if !is_machine_line(line) {
+            self.text.push_str(line);
+            self.text.push('\n');
+        }
         if self.text.len() > 2 * MAX_FINAL_TEXT {
             let mut cut = self.text.len() - MAX_FINAL_TEXT;
             while !self.text.is_char_boundary(cut) {
@@ -188,6 +192,13 @@ mod tests {
         assert_eq!(events[0].agent, "aider");
         assert!(v.success);
         assert_eq!(v.final_text, "one\n\ntwo");
+        let out = "{\"event\":\"edit\",\"file\":\"a.py\"}\nFixed the parser.\n[\"done\"]";
+        let (events, _, v) = run_parser(a.parser().as_mut(), out, &exited(0));
+        assert_eq!(events.len(), 3, "every line is still shown");
+        assert_eq!(
+            v.final_text, "Fixed the parser.",
+            "only prose is final text"
+        );
         let (_, _, v) = run_parser(a.parser().as_mut(), "x", &exited(2));
         assert!(!v.success);
         assert_eq!(v.error.as_deref(), Some("aider exit code 2"));

@@ -18,7 +18,7 @@ mod custom;
 mod registry;
 
 pub use adapter::{
-    uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, LongPrompt, Parsed,
+    prose, uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, LongPrompt, Parsed,
     PromptInput, DEFAULT_AGENT_TIMEOUT, PROMPT_ARG_MAX,
 };
 pub use attempt::{run_attempt, AttemptOutput};

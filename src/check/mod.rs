@@ -23,7 +23,7 @@ mod programs;
 mod websocket;
 mod workspace;
 
-use crate::config::{format_memory, Config, ConfigErrors, Purpose, RawEnv, BUILTIN_AGENTS};
+use crate::config::{format_binary, Config, ConfigErrors, Purpose, RawEnv, BUILTIN_AGENTS};
 use crate::net::Network;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -162,7 +162,7 @@ fn config_check(config: &Result<Config, ConfigErrors>) -> Check {
                 c.mode.as_str(),
                 crate::words::count(c.max_jobs, "job slot"),
                 crate::words::count(c.cpus as usize, "CPU"),
-                format_memory(c.memory_bytes)
+                format_binary(c.memory_bytes)
             ),
         ),
         Err(errs) => Check::fail(

@@ -35,16 +35,24 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
-/// Bytes as the `memory` field of `hello` shows them: `8GB`, `512MB`.
+/// Bytes as the `memory` field of `hello` shows them: `8GB`, `512MB`
+/// (the contract's spelling; the value is binary, as `memory_bytes` says).
 pub fn format_memory(bytes: u64) -> String {
+    format_binary(bytes).replace("iB", "B")
+}
+
+/// Bytes for a person, in the binary units they are counted in: `8GiB`,
+/// `23.6GiB`, `512MiB` (`ADOS_MEMORY=8Gi` is shown as `8GiB`, never as a
+/// decimal `8.6GB`).
+pub fn format_binary(bytes: u64) -> String {
     const G: u64 = 1 << 30;
     const M: u64 = 1 << 20;
     if bytes >= G && bytes % G == 0 {
-        format!("{}GB", bytes / G)
+        format!("{}GiB", bytes / G)
     } else if bytes >= G {
-        format!("{:.1}GB", bytes as f64 / G as f64)
+        format!("{:.1}GiB", bytes as f64 / G as f64)
     } else if bytes >= M {
-        format!("{}MB", bytes / M)
+        format!("{}MiB", bytes / M)
     } else {
         format!("{bytes}B")
     }
@@ -72,5 +80,14 @@ mod tests {
         }
         assert_eq!(format_memory(8 << 30), "8GB");
         assert_eq!(format_memory(512 << 20), "512MB");
+        for (given, shown) in [
+            ("8Gi", "8GiB"),
+            ("8G", "8GiB"),
+            ("23.6Gi", "23.6GiB"),
+            ("512Mi", "512MiB"),
+        ] {
+            let bytes = parse_memory(given).expect("valid");
+            assert_eq!(format_binary(bytes), shown, "{given}");
+        }
     }
 }

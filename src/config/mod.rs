@@ -21,7 +21,7 @@ mod vars;
 pub use crate::net::ProxySettings;
 pub use custom::{CustomAgent, BUILTIN_AGENTS};
 pub use error::{ConfigError, ConfigErrors};
-pub use memory::{format_memory, parse_memory};
+pub use memory::{format_binary, format_memory, parse_memory};
 pub use raw::RawEnv;
 pub use resolved::Config;
 pub use settings::{

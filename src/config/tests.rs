@@ -143,7 +143,18 @@ fn workspace_dir_is_absolute_and_created() {
         &[("WORKSPACE_DIR", file.join("sub").to_str().unwrap())],
     );
     assert!(
-        e.contains("cannot be created") && e.contains("file/sub"),
+        e.contains("cannot be created")
+            && e.contains("file/sub")
+            && e.contains(&format!("{} is a file, not a directory", file.display())),
+        "{e}"
+    );
+    // The file itself: said so, not "File exists".
+    let e = err_for(
+        "WORKSPACE_DIR",
+        &[("WORKSPACE_DIR", file.to_str().unwrap())],
+    );
+    assert!(
+        e.contains(&format!("{} is a file, not a directory", file.display())),
         "{e}"
     );
 }

@@ -151,6 +151,23 @@ pub(super) fn workspace_dir(env: &RawEnv, errs: &mut Problems) -> PathBuf {
             EX,
         );
     }
+    // A file where a directory should be: git's "File exists" or "Not a
+    // directory" would not say which path is the file.
+    let file = path
+        .ancestors()
+        .find(|a| std::fs::metadata(a).is_ok_and(|m| !m.is_dir()));
+    if let Some(file) = file {
+        let problem = if file == path {
+            format!("{} is a file, not a directory", path.display())
+        } else {
+            format!(
+                "{} cannot be created: {} is a file, not a directory",
+                path.display(),
+                file.display()
+            )
+        };
+        return errs.add("WORKSPACE_DIR", problem, EX);
+    }
     if let Err(e) = std::fs::create_dir_all(&path) {
         return errs.add(
             "WORKSPACE_DIR",

@@ -31,6 +31,8 @@ pub enum GitStep {
     Diff,
     /// Pushing a branch.
     Push,
+    /// Writing a git bundle of the job's branch (`exec`, `merge_mode: none`).
+    Bundle,
     /// Verifying, before a push, that the job's base is on its branch upstream.
     Verify,
 }
@@ -48,6 +50,7 @@ impl GitStep {
             GitStep::Status => "status",
             GitStep::Exclude => "exclude",
             GitStep::Commit => "commit",
+            GitStep::Bundle => "bundle",
             GitStep::Diff => "diff",
             GitStep::Push => "push",
             GitStep::Verify => "base verification",

@@ -63,6 +63,31 @@ pub enum PushOutcome {
 }
 
 impl Checkout {
+    /// Writes local `branch` (the commits since the job's start point, or
+    /// all of them when the repository was empty) to the git bundle file
+    /// `path`: the work of a run that pushes nothing, kept after the job's
+    /// directory is gone. The runner's git directory is the source, never
+    /// the agent's `.git`.
+    ///
+    /// # Errors
+    /// Git failures tagged `bundle`.
+    pub fn bundle(
+        &self,
+        git: &mut Git<'_>,
+        branch: &str,
+        path: &std::path::Path,
+    ) -> Result<(), GitError> {
+        let local_ref = format!("refs/heads/{branch}");
+        let path = path.display().to_string();
+        let not_base = format!("^{}", self.base());
+        let mut args = vec!["bundle", "create", "--quiet", &path, &local_ref];
+        if !self.base().is_empty() {
+            args.push(&not_base);
+        }
+        self.runner_git(git, GitStep::Bundle, &args)?;
+        Ok(())
+    }
+
     /// Pushes local `branch` to the remote branch of the same name.
     ///
     /// Force (with lease) is only done for `ados/` branches; asking it for

@@ -299,6 +299,31 @@ pub struct JobResult {
     pub duration_ms: u64,
     /// The error, for `failed` and `cancelled`.
     pub error: Option<String>,
+    /// `exec` only: where a `merge_mode: none` run left its commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_copy: Option<LocalCopy>,
+}
+
+/// Where `exec` kept the commit of a `merge_mode: none` run, so the work
+/// outlives the job's directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LocalCopy {
+    /// `repository` (the `--repo` path now has the branch) or `bundle`.
+    pub kind: LocalCopyKind,
+    /// The repository or the bundle file, absolute.
+    pub path: String,
+    /// The branch that holds the commit (in the repository or the bundle).
+    pub branch: String,
+}
+
+/// The two places a local run keeps its commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalCopyKind {
+    /// A branch in the local repository given as `--repo`.
+    Repository,
+    /// A git bundle file.
+    Bundle,
 }
 
 impl JobResult {
@@ -319,6 +344,7 @@ impl JobResult {
             usage: Usage::default(),
             duration_ms: 0,
             error,
+            local_copy: None,
         }
     }
 

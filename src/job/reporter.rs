@@ -261,6 +261,7 @@ fn write_error_result(error: &str, dropped: u64, ended: JobResult) -> JobResult 
         model: ended.model,
         usage: ended.usage,
         duration_ms: ended.duration_ms,
+        local_copy: ended.local_copy,
         ..JobResult::failed(error)
     }
 }

@@ -36,6 +36,9 @@ pub fn run_agents<'s>(
 ) -> Result<AgentWon<'s>, Stop> {
     let mut usage = Usage::default();
     let mut winner = None;
+    // Why the previous agent failed: a fallback's status says it, so a
+    // person watching sees why the job moved on.
+    let mut previous_failure: Option<String> = None;
     for (i, agent_spec) in job.spec.agents_in_order().enumerate() {
         job.check_cancel(r, res)?;
         if i > 0 {
@@ -43,7 +46,11 @@ pub fn run_agents<'s>(
             job.git(r, &p.genv, &p.redactor, |g| p.checkout.reset_clean(g))
                 .map_err(|e| job.git_failure(res, "reset before the fallback agent", e))?;
         }
-        r.status(Status::RunningAgent, Some(agent_spec.name.clone()));
+        let detail = match previous_failure.take() {
+            Some(why) => format!("{} (fallback: {why})", agent_spec.name),
+            None => agent_spec.name.clone(),
+        };
+        r.status(Status::RunningAgent, Some(detail));
         match attempt(job, r, p, agent_spec, prompt, read_only) {
             Ok(out) => {
                 usage.add(&out.verdict.usage);
@@ -55,20 +62,19 @@ pub fn run_agents<'s>(
                     winner = Some((agent_spec, out));
                     break;
                 }
+                let why = out.verdict.error.as_deref().unwrap_or("unknown error");
                 r.log(
                     LogStream::Runner,
-                    &format!(
-                        "agent {} failed: {}\n",
-                        agent_spec.name,
-                        out.verdict.error.as_deref().unwrap_or("unknown error")
-                    ),
+                    &format!("agent {} failed: {why}\n", agent_spec.name),
                 );
+                previous_failure = Some(failure_detail(&agent_spec.name, why));
             }
             Err(e) => {
                 r.log(
                     LogStream::Runner,
                     &format!("agent {}: {e}\n", agent_spec.name),
                 );
+                previous_failure = Some(failure_detail(&agent_spec.name, &e));
                 res.attempts.push(Attempt {
                     agent: agent_spec.name.clone(),
                     exit_code: None,
@@ -86,8 +92,24 @@ pub fn run_agents<'s>(
     res.model = agent.model.clone();
     Ok(AgentWon {
         agent,
-        final_text: out.verdict.final_text.trim().to_string(),
+        // The summary is the agent's prose: never a JSON line it printed.
+        final_text: crate::agents::prose(&out.verdict.final_text),
     })
+}
+
+/// `<agent> failed: <why>` on one line of at most 200 characters, for a
+/// fallback's `running_agent` detail.
+fn failure_detail(agent: &str, why: &str) -> String {
+    let first = why
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(why)
+        .trim();
+    let mut cut: String = first.chars().take(200).collect();
+    if cut.len() < first.len() {
+        cut.push('…');
+    }
+    format!("{agent} failed: {cut}")
 }
 
 /// One attempt of `agent_spec` with `prompt` in the prepared workdir.

@@ -19,6 +19,7 @@ use crate::net::Network;
 use crate::process::{self, Ended, ProcessOutcome, RunOptions};
 use crate::redact::Redactor;
 use crate::workspace::Workspace;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,10 @@ pub struct JobContext {
     /// Whether `merge_mode: pr` opens the pull request after the push
     /// (`false` only for `exec` given no `--provider`: no forge to ask).
     pub open_prs: bool,
+    /// `exec` only: keep the commit of a `merge_mode: none` run (in the
+    /// local `--repo`, else as a bundle in this directory); `None` for the
+    /// daemon, whose control plane asked for a commit only.
+    pub keep_local: Option<PathBuf>,
 }
 
 impl JobContext {
@@ -83,6 +88,7 @@ impl JobContext {
             waker,
             net,
             open_prs: true,
+            keep_local: None,
         })
     }
 }

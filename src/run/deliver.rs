@@ -8,13 +8,15 @@
 use super::context::{fail_with, outcome, JobRunner, Stop};
 use super::prepare::Prepared;
 use super::test_repair::Tested;
-use crate::git::{Author, ChangedFile, PushOutcome};
-use crate::job::event::{JobResult, LogStream, ResultStatus, Status};
+use crate::git::{Author, ChangedFile, PushMode, PushOutcome};
+use crate::job::event::{JobResult, LocalCopy, LocalCopyKind, LogStream, ResultStatus, Status};
 use crate::job::spec::JobSpec;
 use crate::job::Reporter;
 use crate::redact::Redactor;
 use crate::vcs::delivery::{self, Scanned};
 use crate::vcs::guard;
+use crate::workspace::file_name_word;
+use std::path::Path;
 
 /// The summary of a job whose agent changed nothing.
 const NO_CHANGES: &str = "agent made no changes";
@@ -90,8 +92,22 @@ pub fn deliver(
         p.replaced.as_deref(),
     ) else {
         res.status = green_status(tested.green);
+        let kept = match &job.ctx.keep_local {
+            Some(dir) => {
+                job.check_cancel(r, &res)?;
+                let copy = keep_locally(job, r, p, &sha, dir);
+                let kept = match &copy {
+                    Ok(c) => format!("; kept {}", where_kept(c)),
+                    Err(why) => format!("; it could not be kept: {why}"),
+                };
+                res.branch = Some(spec.branch.clone());
+                res.local_copy = copy.ok();
+                kept
+            }
+            None => String::new(),
+        };
         res.summary = format!(
-            "{}committed {} locally on {} (merge_mode none: nothing pushed). {summary}",
+            "{}committed {} locally on {} (merge_mode none: nothing pushed){kept}. {summary}",
             if tested.green {
                 ""
             } else {
@@ -149,6 +165,81 @@ pub fn deliver(
     Ok(res)
 }
 
+/// `exec`'s `merge_mode: none`: the job's directory (and the runner's git
+/// directory with the commit in it) is removed when the job ends, so the
+/// commit is kept where the user can take it: as the job's branch in the
+/// `--repo` repository when that is a local path (a plain fast-forward
+/// push: git refuses to move a branch checked out there, or one that went
+/// elsewhere), else, or when that is refused, as a bundle in `dir`.
+/// Says where on the job's log.
+fn keep_locally(
+    job: &JobRunner,
+    r: &mut Reporter,
+    p: &Prepared,
+    sha: &str,
+    dir: &Path,
+) -> Result<LocalCopy, String> {
+    let spec = job.spec;
+    let branch = &spec.branch;
+    let repo = Path::new(&spec.repo.clone_url);
+    if repo.is_absolute() {
+        let pushed = job.git(r, &p.genv, &p.redactor, |g| {
+            p.checkout.push(g, branch, &PushMode::FastForward)
+        });
+        let refused = match pushed {
+            Ok(PushOutcome::Pushed { .. }) => {
+                let copy = LocalCopy {
+                    kind: LocalCopyKind::Repository,
+                    path: spec.repo.clone_url.clone(),
+                    branch: branch.clone(),
+                };
+                r.log(LogStream::Runner, &format!("kept {}\n", where_kept(&copy)));
+                return Ok(copy);
+            }
+            Ok(
+                PushOutcome::Rejected { message, .. }
+                | PushOutcome::AuthFailed { message }
+                | PushOutcome::Failed { message },
+            ) => message,
+            Err(e) => e.to_string(),
+        };
+        r.log(
+            LogStream::Runner,
+            &format!(
+                "{} in {} was not updated ({refused}): writing a bundle instead\n",
+                branch,
+                repo.display()
+            ),
+        );
+    }
+    let name = file_name_word(&format!("ados-{}-{}.bundle", spec.job_id, short_sha(sha)));
+    let file = dir.join(name);
+    job.git(r, &p.genv, &p.redactor, |g| {
+        p.checkout.bundle(g, branch, &file)
+    })
+    .map_err(|e| e.to_string())?;
+    let copy = LocalCopy {
+        kind: LocalCopyKind::Bundle,
+        path: file.display().to_string(),
+        branch: branch.clone(),
+    };
+    r.log(LogStream::Runner, &format!("kept {}\n", where_kept(&copy)));
+    Ok(copy)
+}
+
+/// Where a kept commit is and how to take it, in a sentence.
+fn where_kept(copy: &LocalCopy) -> String {
+    let (path, branch) = (&copy.path, &copy.branch);
+    match copy.kind {
+        LocalCopyKind::Repository => {
+            format!("as branch {branch} in {path} (`git -C {path} log {branch}`)")
+        }
+        LocalCopyKind::Bundle => {
+            format!("in the bundle {path} (take it with `git fetch {path} {branch}:{branch}`)")
+        }
+    }
+}
+
 /// `completed` when the tests are green (or none ran), else `needs-human`.
 fn green_status(green: bool) -> ResultStatus {
     if green {
@@ -177,8 +268,11 @@ pub fn commit_message(spec: &JobSpec, agent_summary: &str) -> String {
         ),
         _ => ("Changes by the ADOS agent".to_string(), String::new()),
     };
-    let body = agent_summary.trim();
-    let body: String = body.chars().take(4000).collect();
+    // Prose only: a JSON line an agent printed is no commit message.
+    let body: String = crate::agents::prose(agent_summary)
+        .chars()
+        .take(4000)
+        .collect();
     if body.is_empty() {
         format!("{subject}{closes}\n")
     } else {
@@ -213,6 +307,16 @@ mod tests {
             m,
             "Fix the parser (#42)\n\nRewrote the tokenizer.\n\nCloses #42\n"
         );
+        let m = commit_message(
+            &spec(json!({})),
+            "{\"type\":\"result\",\"ok\":true}\nRewrote the tokenizer.\n[1, 2]",
+        );
+        assert_eq!(
+            m, "Fix the parser (#42)\n\nRewrote the tokenizer.\n\nCloses #42\n",
+            "a JSON line is no commit message"
+        );
+        let m = commit_message(&spec(json!({})), "{\"a\":1}");
+        assert_eq!(m, "Fix the parser (#42)\n\nCloses #42\n");
         let m = commit_message(&spec(json!({})), "  ");
         assert_eq!(m, "Fix the parser (#42)\n\nCloses #42\n");
         let m = commit_message(&spec(json!({"commit":{"message":"custom"}})), "x");

@@ -147,9 +147,9 @@ pub fn test_and_repair(
                 if let Some(stop) = job.interrupted("the repair run", &rep.outcome, res) {
                     return Err(stop);
                 }
-                let text = rep.verdict.final_text.trim();
+                let text = crate::agents::prose(&rep.verdict.final_text);
                 if !text.is_empty() {
-                    tested.repair_text = Some(text.to_string());
+                    tested.repair_text = Some(text);
                 }
             }
             Err(e) => {

@@ -8,6 +8,21 @@ use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::Path;
 
+/// `text` as one safe file-name word: every character but ASCII letters,
+/// digits, `.`, `_` and `-` becomes `-` (a repository's or a job's name
+/// made into a file name never holds a `/` or a space).
+pub fn file_name_word(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// `lchown` of every entry below and including `top` (iterative: a hostile
 /// repository's depth cannot exhaust the stack; symlinks are changed, not
 /// followed).

@@ -25,7 +25,7 @@ mod job_dir;
 mod lock;
 mod mirror_key;
 
-pub use files::{read_regular, remove_tree};
+pub use files::{file_name_word, read_regular, remove_tree};
 pub use job_dir::JobDir;
 pub use lock::{LockError, MirrorLock};
 pub use mirror_key::MirrorKey;

@@ -1,0 +1,65 @@
+//! The project's docs stand alone: a reader of the repository (or of the
+//! README shipped beside the binary) never needs a file outside it.
+
+use std::path::Path;
+
+/// README.md and every page under docs/.
+fn pages() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    let docs = std::fs::read_dir(root.join("docs")).expect("read docs/");
+    pages.extend(docs.filter_map(Result::ok).map(|e| e.path()));
+    pages
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("read page");
+            (p.display().to_string(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn no_page_points_outside_the_repository() {
+    for (page, text) in pages() {
+        for outside in ["../shared", "shared/protocol.md", "shared/research"] {
+            assert!(!text.contains(outside), "{page} points at {outside}");
+        }
+    }
+}
+
+#[test]
+fn the_protocol_page_is_the_whole_contract_and_the_readme_says_what_is_missing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let protocol = std::fs::read_to_string(root.join("docs/protocol.md")).expect("protocol");
+    for section in [
+        "## 1. Connection",
+        "## 2. Runner → server",
+        "## 3. Server → runner",
+        "## 4. Job spec",
+        "## 5. Rules the runner holds",
+        "/api/v1/work/runners/ws",
+        "`welcome`",
+        "`job.cancel`",
+        "`ack`",
+        "`drain` / `undrain`",
+        "\"memory_bytes\"",
+    ] {
+        assert!(
+            protocol.contains(section),
+            "docs/protocol.md lacks {section}"
+        );
+    }
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let gaps = readme
+        .split("## Not in this version yet")
+        .nth(1)
+        .expect("README has a section on what this version does not do yet");
+    for gap in [
+        "Chat sessions",
+        "Docker executor",
+        "Egress control",
+    ] {
+        assert!(gaps.contains(gap), "README's gaps lack {gap}");
+    }
+}

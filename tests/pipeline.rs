@@ -434,6 +434,38 @@ fn secrets_printed_by_the_agent_are_redacted() {
     assert!(text.contains("[REDACTED]"), "the printed key was masked");
 }
 
+/// A custom agent receives the variables its definition names (its API
+/// key), and what it prints of them is redacted like every secret.
+#[test]
+fn a_custom_agent_gets_the_key_it_names_and_its_value_is_redacted() {
+    const KEY: &str = "svc-key-0123456789abcdef-custom";
+    let defs = TempDir::new("pipeline-custom");
+    let file = defs.path().join("agents.json");
+    std::fs::write(
+        &file,
+        json!({"agents": [{"name": "keyed",
+            "command": ["sh", "-c", "echo \"key=$MY_SERVICE_KEY\"; echo hi > hello.txt"],
+            "env": ["MY_SERVICE_KEY"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let h = Harness::start_with(
+        &[("README.md", "# r\n")],
+        &[
+            ("ADOS_CUSTOM_AGENTS", file.to_str().unwrap()),
+            ("MY_SERVICE_KEY", KEY),
+        ],
+    );
+    let (events, res) = h.run(h.spec("keyed", "keyed", "add hello", ""));
+    assert_eq!(res["status"], "completed", "{res}");
+    let text = all_text(&events, &res);
+    assert!(!text.contains(KEY), "the key leaked into an event");
+    assert!(
+        text.contains("key=[REDACTED]"),
+        "the agent did not receive its key: {text}"
+    );
+}
+
 #[test]
 fn an_agent_timeout_fails_the_attempt() {
     let h = Harness::start(&[("README.md", "# r\n")]);

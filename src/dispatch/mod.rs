@@ -172,7 +172,7 @@ impl<W: Workers> Dispatcher<W> {
             }
             Event::Link(FromLink::Released(id)) => self.table.release(&id),
             Event::Worker(WorkerReport::Done(id, status)) => {
-                log::info!("job {id} ended: {}", status.as_str());
+                log::debug!("job {id} ended: {}", status.as_str());
                 self.table.finished(&id);
                 self.push_state();
             }

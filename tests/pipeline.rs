@@ -434,6 +434,32 @@ fn secrets_printed_by_the_agent_are_redacted() {
     assert!(text.contains("[REDACTED]"), "the printed key was masked");
 }
 
+/// A clone is visible while it runs: git's progress becomes the `cloning`
+/// status detail (a phase and a whole percent), never `git` log lines.
+#[test]
+fn a_clone_reports_its_progress_as_the_cloning_detail() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (events, res) = h.run(h.spec("progress", "claude", "FAKE: write hello.txt hi", ""));
+    assert_eq!(res["status"], "completed", "{res}");
+    let details: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"]["kind"] == "status" && e["event"]["status"] == "cloning")
+        .filter_map(|e| e["event"]["detail"].as_str())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.ends_with('%') || d.contains("% (")),
+        "no progress detail: {details:?}"
+    );
+    let logged = events
+        .iter()
+        .filter(|e| e["event"]["stream"] == "git")
+        .filter_map(|e| e["event"]["text"].as_str())
+        .collect::<String>();
+    assert!(!logged.contains("% ("), "progress in the git log: {logged}");
+}
+
 /// A custom agent receives the variables its definition names (its API
 /// key), and what it prints of them is redacted like every secret.
 #[test]

@@ -162,12 +162,16 @@ fn provider_of(kind: Kind) -> &'static str {
     }
 }
 
+/// The steps a job went through: a status repeated with a new detail (a
+/// clone's progress) is one step.
 fn statuses(events: &[Value]) -> Vec<String> {
-    events
+    let mut steps: Vec<String> = events
         .iter()
         .filter(|e| e["event"]["kind"] == "status")
         .map(|e| e["event"]["status"].as_str().unwrap_or("").to_string())
-        .collect()
+        .collect();
+    steps.dedup();
+    steps
 }
 
 fn all_text(events: &[Value], result: &Value) -> String {

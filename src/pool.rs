@@ -225,6 +225,7 @@ fn run_task(ctx: &Arc<JobContext>, task: Task) -> ResultStatus {
     } = task;
     let sink = JournalSink::new(stream.clone(), ctx.waker.clone());
     let redactor = Arc::new(ctx.redactor.with(spec.secrets()));
+    let sink = crate::job::step_log::StepLog::new(spec.job_id.clone(), Box::new(sink));
     let mut reporter = Reporter::new(spec.job_id.clone(), Box::new(sink), redactor);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         JobRunner::new(ctx, &spec, &cancel, Some(stream.clone())).run(&mut reporter)

@@ -66,6 +66,7 @@ fn keys() -> AgentKeys {
         claude_code_oauth_token: None,
         openai_api_key: Some(OPENAI_KEY.into()),
         copilot_github_token: Some(COPILOT_TOKEN.into()),
+        named: Default::default(),
     }
 }
 
@@ -544,6 +545,8 @@ fn a_custom_agent_reads_its_prompt_on_stdin() {
         default_model: None,
         model_flag: None,
         timeout: Some(Duration::from_secs(10)),
+        version: None,
+        env: Vec::new(),
     }];
     let d = attempt(r);
     assert!(d.out.verdict.success, "{:?}", d.out.verdict);

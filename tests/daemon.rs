@@ -173,6 +173,45 @@ fn hostile_numbers_and_branch_names_are_rejected_by_field_and_the_runner_keeps_w
     assert_eq!(res["status"], "completed", "{res}");
 }
 
+/// The info log follows a job: a line per step and a closing line with
+/// status, duration and commit; never the prompt or the agent's words.
+#[test]
+fn the_info_log_has_a_line_per_step_and_a_closing_line_with_the_commit() {
+    let cp = start_cp(15);
+    let ws = TempDir::new("daemon-steplog");
+    let repos = TempDir::new("daemon-steplog-repos");
+    let repo = make_bare_repo(repos.path(), "r", &[("README.md", "hi\n")]);
+    let r = RunnerProcess::start(Path::new(BIN), &[], &env_for(&cp, ws.path(), free_port()));
+    cp.wait_for(|v| v["type"] == "hello", T);
+    cp.assign(job(
+        "log-1",
+        repo.to_str().unwrap_or(""),
+        "FAKE: write a.txt prompt-words-9f3",
+    ));
+    let res = cp.wait_for(is("job.result", "log-1"), T);
+    assert_eq!(res["status"], "completed", "{res}");
+    let sha = res["commit_sha"].as_str().unwrap_or_default().to_string();
+    assert!(!sha.is_empty(), "{res}");
+    let closing = "job log-1: completed in ";
+    assert!(r.wait_stderr(closing, T), "{}", r.stderr());
+    let log = r.stderr();
+    for step in ["preparing", "cloning", "running_agent", "committing"] {
+        assert!(
+            log.contains(&format!("job log-1: {step}\n")),
+            "no line for {step}: {log}"
+        );
+    }
+    let line = log
+        .lines()
+        .find(|l| l.contains(closing))
+        .unwrap_or_default();
+    assert!(line.contains(&format!("commit {sha}")), "{line}");
+    assert!(
+        !log.contains("prompt-words-9f3"),
+        "the prompt reached the log"
+    );
+}
+
 #[test]
 fn drain_undrain_and_idempotent_assign() {
     let cp = start_cp(1);

@@ -55,11 +55,7 @@ fn the_protocol_page_is_the_whole_contract_and_the_readme_says_what_is_missing()
         .split("## Not in this version yet")
         .nth(1)
         .expect("README has a section on what this version does not do yet");
-    for gap in [
-        "Chat sessions",
-        "Docker executor",
-        "Egress control",
-    ] {
+    for gap in ["Chat sessions", "Docker executor", "Egress control"] {
         assert!(gaps.contains(gap), "README's gaps lack {gap}");
     }
 }

@@ -162,12 +162,16 @@ fn provider_of(kind: Kind) -> &'static str {
     }
 }
 
+/// The steps a job went through: a status repeated with a new detail (a
+/// clone's progress) is one step.
 fn statuses(events: &[Value]) -> Vec<String> {
-    events
+    let mut steps: Vec<String> = events
         .iter()
         .filter(|e| e["event"]["kind"] == "status")
         .map(|e| e["event"]["status"].as_str().unwrap_or("").to_string())
-        .collect()
+        .collect();
+    steps.dedup();
+    steps
 }
 
 fn all_text(events: &[Value], result: &Value) -> String {
@@ -444,6 +448,64 @@ fn secrets_printed_by_the_agent_are_redacted() {
     let text = all_text(&events, &res);
     assert!(!text.contains(ANTHROPIC), "the key leaked into an event");
     assert!(text.contains("[REDACTED]"), "the printed key was masked");
+}
+
+/// A clone is visible while it runs: git's progress becomes the `cloning`
+/// status detail (a phase and a whole percent), never `git` log lines.
+#[test]
+fn a_clone_reports_its_progress_as_the_cloning_detail() {
+    let h = Harness::start(&[("README.md", "# r\n")]);
+    let (events, res) = h.run(h.spec("progress", "claude", "FAKE: write hello.txt hi", ""));
+    assert_eq!(res["status"], "completed", "{res}");
+    let details: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"]["kind"] == "status" && e["event"]["status"] == "cloning")
+        .filter_map(|e| e["event"]["detail"].as_str())
+        .collect();
+    assert!(
+        details
+            .iter()
+            .any(|d| d.ends_with('%') || d.contains("% (")),
+        "no progress detail: {details:?}"
+    );
+    let logged = events
+        .iter()
+        .filter(|e| e["event"]["stream"] == "git")
+        .filter_map(|e| e["event"]["text"].as_str())
+        .collect::<String>();
+    assert!(!logged.contains("% ("), "progress in the git log: {logged}");
+}
+
+/// A custom agent receives the variables its definition names (its API
+/// key), and what it prints of them is redacted like every secret.
+#[test]
+fn a_custom_agent_gets_the_key_it_names_and_its_value_is_redacted() {
+    const KEY: &str = "svc-key-0123456789abcdef-custom";
+    let defs = TempDir::new("pipeline-custom");
+    let file = defs.path().join("agents.json");
+    std::fs::write(
+        &file,
+        json!({"agents": [{"name": "keyed",
+            "command": ["sh", "-c", "echo \"key=$MY_SERVICE_KEY\"; echo hi > hello.txt"],
+            "env": ["MY_SERVICE_KEY"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let h = Harness::start_with(
+        &[("README.md", "# r\n")],
+        &[
+            ("ADOS_CUSTOM_AGENTS", file.to_str().unwrap()),
+            ("MY_SERVICE_KEY", KEY),
+        ],
+    );
+    let (events, res) = h.run(h.spec("keyed", "keyed", "add hello", ""));
+    assert_eq!(res["status"], "completed", "{res}");
+    let text = all_text(&events, &res);
+    assert!(!text.contains(KEY), "the key leaked into an event");
+    assert!(
+        text.contains("key=[REDACTED]"),
+        "the agent did not receive its key: {text}"
+    );
 }
 
 #[test]

@@ -78,6 +78,12 @@ pub trait AgentAdapter: Send + Sync {
     fn name(&self) -> &str;
     /// The program looked up on `PATH` (`claude`).
     fn program(&self) -> &str;
+    /// The argv that prints the CLI's version (`claude --version`), or
+    /// `None` when no command is known to be safe to run for it: the
+    /// agent is then only looked up on PATH.
+    fn version_command(&self) -> Option<Vec<String>> {
+        Some(vec![self.program().to_string(), "--version".to_string()])
+    }
     /// The command line, environment and limits of one attempt.
     fn command(&self, ctx: &AgentContext) -> CommandSpec;
     /// A fresh parser for one attempt's output.

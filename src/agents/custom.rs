@@ -4,10 +4,11 @@
 //!
 //! Each non-empty stdout line is a `message` event; the final text is the
 //! whole stdout (its last 128 KiB); success is exit 0. A custom agent gets
-//! no agent credential: the runner cannot know which one it would need.
+//! only the credentials its definition names in `env`: the runner cannot
+//! know which one it would need.
 
 use super::adapter::{
-    base_command, is_machine_line, place_prompt, AgentAdapter, AgentContext, AgentParser,
+    base_command, is_machine_line, place_prompt, set_key, AgentAdapter, AgentContext, AgentParser,
     AgentVerdict, LongPrompt, Parsed, StderrTail, DEFAULT_AGENT_TIMEOUT,
 };
 use crate::config::CustomAgent;
@@ -47,6 +48,12 @@ impl AgentAdapter for Custom {
             .unwrap_or_default()
     }
 
+    /// Only the definition's own `version` command: a CLI that takes any
+    /// argument as a prompt would go to work on `--version`.
+    fn version_command(&self) -> Option<Vec<String>> {
+        self.def.version.clone()
+    }
+
     /// `COMMAND… [MODEL_FLAG MODEL] ARGS… [PROMPT]` (the prompt goes on
     /// stdin instead when `prompt_on_stdin`).
     fn command(&self, ctx: &AgentContext) -> CommandSpec {
@@ -57,6 +64,11 @@ impl AgentAdapter for Custom {
             spec.args.extend([flag.clone(), model.clone()]);
         }
         spec.args.extend(ctx.spec.args.iter().cloned());
+        // The variables its definition names (their values are secrets
+        // of the configuration, redacted like every other).
+        for name in &self.def.env {
+            set_key(&mut spec, name, ctx.keys.named(name));
+        }
         if self.def.prompt_on_stdin {
             spec.stdin = Stdin::Bytes(ctx.prompt.as_bytes().to_vec());
         } else {
@@ -161,6 +173,8 @@ mod tests {
             default_model: Some("gpt-x".into()),
             model_flag: Some("--model".into()),
             timeout: Some(Duration::from_secs(60)),
+            version: None,
+            env: Vec::new(),
         }
     }
 

@@ -26,7 +26,7 @@ pub use claude::{Claude, ClaudeParser};
 pub use codex::{Codex, CodexParser};
 pub use copilot::{Copilot, CopilotParser};
 pub use custom::{Custom, CustomParser};
-pub use registry::{find_program, AgentRegistry};
+pub use registry::{find_program, probe_version, AgentRegistry};
 
 #[cfg(test)]
 mod testing {
@@ -82,6 +82,7 @@ mod testing {
                 claude_code_oauth_token: None,
                 openai_api_key: Some("sk-openai-xyz".into()),
                 copilot_github_token: Some("github_pat_copilot".into()),
+                named: Default::default(),
             },
             env: [
                 ("PATH", "/usr/bin"),

@@ -72,47 +72,54 @@ impl AgentRegistry {
             .collect()
     }
 
-    /// The first line `<program> --version` prints (10 s limit), `None`
-    /// when the agent is unknown, missing, or the command fails.
+    /// The first line the agent's version command prints (10 s limit),
+    /// `None` when the agent is unknown, missing, has no version command
+    /// (a custom agent without `version`: never run), or the command fails.
     pub fn version(&self, name: &str, path_env: &str) -> Option<String> {
-        let adapter = self.get(name)?;
-        find_program(adapter.program(), path_env)?;
-        let tmp = std::env::temp_dir();
-        let mut spec = CommandSpec::new(adapter.program(), &tmp)
-            .arg("--version")
-            .envs(process::allowlisted_env(None))
-            .timeout(Some(VERSION_TIMEOUT))
-            .kill_grace(Duration::from_secs(1));
-        spec.set_env("PATH", path_env);
-        // A scratch HOME: `--version` must not read or write a real one.
-        spec.set_env("HOME", tmp.to_string_lossy());
-        let opts = RunOptions {
-            cancel: &CancelToken::never(),
-            redactor: &Redactor::empty(),
-            observer: None,
-        };
-        let out = match process::run_captured(&spec, &opts, 64 * 1024) {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("{e}");
-                return None;
-            }
-        };
-        if !out.outcome.success() {
-            log::warn!(
-                "`{} --version` failed ({})",
-                adapter.program(),
-                out.outcome.describe()
-            );
-            return None;
-        }
-        out.stdout
-            .lines()
-            .chain(out.stderr.lines())
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string)
+        let argv = self.get(name)?.version_command()?;
+        probe_version(&argv, path_env)
+            .map_err(|e| log::warn!("agent `{name}`: {e}"))
+            .ok()
     }
+}
+
+/// The first line `argv` prints (stdout, else stderr), run through the
+/// process module with the allowlisted environment, `PATH` = `path_env`,
+/// a scratch `HOME` (a version probe must not read or write a real one)
+/// and a 10 s limit; or why it could not be had, in words for `check`.
+pub fn probe_version(argv: &[String], path_env: &str) -> Result<String, String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("no version command".into());
+    };
+    let Some(found) = find_program(program, path_env) else {
+        return Err("not found on PATH".into());
+    };
+    let shown = argv.join(" ");
+    let tmp = std::env::temp_dir();
+    let mut spec = CommandSpec::new(found.to_string_lossy(), &tmp)
+        .envs(process::allowlisted_env(None))
+        .timeout(Some(VERSION_TIMEOUT))
+        .kill_grace(Duration::from_secs(1));
+    spec.args = args.to_vec();
+    spec.set_env("PATH", path_env);
+    spec.set_env("HOME", tmp.to_string_lossy());
+    let opts = RunOptions {
+        cancel: &CancelToken::never(),
+        redactor: &Redactor::empty(),
+        observer: None,
+    };
+    let out = process::run_captured(&spec, &opts, 64 * 1024)
+        .map_err(|e| format!("cannot be started: {e}"))?;
+    if !out.outcome.success() {
+        return Err(format!("`{shown}` failed ({})", out.outcome.describe()));
+    }
+    out.stdout
+        .lines()
+        .chain(out.stderr.lines())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| format!("`{shown}` printed nothing"))
 }
 
 /// Where `program` is on `path_env`: the first executable regular file; a
@@ -150,6 +157,8 @@ mod tests {
             default_model: None,
             model_flag: None,
             timeout: None,
+            version: None,
+            env: Vec::new(),
         }
     }
 

@@ -8,8 +8,11 @@
 //! problem, and checking with half a configuration would only add noise.
 //!
 //! Agent CLIs: the check fails only when *no* agent (built-in or custom)
-//! answers `--version`; a runner with just one agent is a valid runner, so
-//! the others are listed as "not found" in the detail.
+//! is available; a runner with just one agent is a valid runner, so the
+//! others are listed as "not found", each on a line of its own. A custom
+//! agent is never run with `--version` (a CLI that reads any argument as a
+//! prompt would go to work): only the `version` command its definition
+//! gives runs, else it is only looked up on PATH.
 //!
 //! The WebSocket check performs a real handshake and closes the connection
 //! right away without sending `hello`, so the control plane never sees a
@@ -29,7 +32,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::Duration;
 
-/// Timeout for each network check and each `--version`.
+/// Timeout for each network check.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The result of one check.
@@ -67,10 +70,7 @@ impl Check {
 
 /// Run every check against the real system.
 pub fn run_checks(env: &RawEnv) -> Vec<Check> {
-    let path = env
-        .get("PATH")
-        .unwrap_or("/usr/local/bin:/usr/bin:/bin")
-        .to_string();
+    let path = path_of(env);
     run_checks_with(env, &|program| match program {
         // git as the daemon runs it (its environment, its process handling).
         "git" => crate::git::git_version_line(),
@@ -78,8 +78,17 @@ pub fn run_checks(env: &RawEnv) -> Vec<Check> {
     })
 }
 
+/// The `PATH` programs are looked up on.
+fn path_of(env: &RawEnv) -> String {
+    env.get("PATH")
+        .unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .to_string()
+}
+
 /// [`run_checks`] with the program probe injected: `probe(program)` is the
-/// first line of `program --version`, or why it could not be had.
+/// first line of `program --version`, or why it could not be had. Custom
+/// agents are not probed through it: only their own `version` command
+/// runs, if their definition gives one.
 pub fn run_checks_with(env: &RawEnv, probe: &dyn Fn(&str) -> Result<String, String>) -> Vec<Check> {
     let config = Config::from_raw(env, Purpose::Daemon);
     let mut out = vec![config_check(&config), programs::git_check(probe("git"))];
@@ -88,10 +97,12 @@ pub fn run_checks_with(env: &RawEnv, probe: &dyn Fn(&str) -> Result<String, Stri
         .map(|a| (a.to_string(), probe(a)))
         .collect();
     if let Ok(cfg) = &config {
+        let path = path_of(env);
         for custom in &cfg.custom_agents {
-            if let Some(program) = custom.command.first() {
-                agents.push((custom.name.clone(), probe(program)));
-            }
+            agents.push((
+                custom.name.clone(),
+                programs::custom_agent_status(custom, &path),
+            ));
         }
     }
     out.push(programs::agents_check(&agents));
@@ -238,6 +249,46 @@ mod tests {
         assert_eq!(exit_code(&checks), 1);
         assert_eq!(exit_code(&checks[..1]), 0);
         assert!(render(&checks[..1]).ends_with("all checks passed\n"));
+    }
+
+    /// `check` never runs a custom agent with `--version`: the demo agent
+    /// took that as a prompt and went to work. Found on PATH is enough.
+    #[test]
+    fn check_does_not_run_a_custom_agent_without_a_version_command() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("doctor-custom");
+        let marker = dir.join("ran");
+        let script = dir.join("doer");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$@\" >> {}\n", marker.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let defs = dir.join("agents.json");
+        std::fs::write(&defs, r#"{"agents":[{"name":"doer","command":["doer"]}]}"#).unwrap();
+        let ws = temp_dir("doctor-ws");
+        let path = format!("{}:/usr/bin:/bin", dir.display());
+        let env = RawEnv::from_pairs([
+            ("ADOS_API_URL", "http://127.0.0.1:9"),
+            ("ADOS_TOKEN", "tok_0123456789abcdef"),
+            ("ADOS_RUNNER_ID", "runner-1"),
+            ("WORKSPACE_DIR", ws.to_str().unwrap()),
+            ("ADOS_CUSTOM_AGENTS", defs.to_str().unwrap()),
+            ("PATH", path.as_str()),
+        ]);
+        let checks = run_checks_with(&env, &|p| match p {
+            "git" => Ok("git version 2.43.0".into()),
+            _ => Err("not found on PATH".into()),
+        });
+        assert!(!marker.exists(), "check ran the custom agent");
+        let agents = checks.iter().find(|c| c.name == "agent CLIs").unwrap();
+        assert!(agents.ok, "{agents:?}");
+        assert!(agents.detail.starts_with("doer at "), "{agents:?}");
+        assert!(
+            agents.detail.contains("\nclaude: not found on PATH\n"),
+            "{agents:?}"
+        );
     }
 
     #[test]

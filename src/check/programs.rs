@@ -1,9 +1,9 @@
 //! The programs a runner needs: git (new enough) and at least one agent
 //! CLI.
 
-use super::{Check, TIMEOUT};
+use super::Check;
+use crate::config::CustomAgent;
 use crate::git::{parse_version, MIN_GIT_VERSION};
-use std::time::Duration;
 
 /// git is there and new enough, judged by the daemon's own parser and
 /// minimum ([`crate::git::parse_version`], [`MIN_GIT_VERSION`]).
@@ -29,60 +29,50 @@ pub(super) fn git_check(probe: Result<String, String>) -> Check {
     }
 }
 
-/// At least one agent CLI answers `--version`.
+/// At least one agent the runner would use is available. Those found
+/// share the first line; each one not found (or whose version command
+/// failed) gets a line of its own, so a missing agent is not lost in a
+/// long line.
 pub(super) fn agents_check(agents: &[(String, Result<String, String>)]) -> Check {
-    let detail = agents
+    let found: Vec<String> = agents
         .iter()
-        .map(|(name, r)| match r {
-            Ok(v) => format!("{name} {v}"),
-            Err(e) => format!("{name}: {e}"),
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    if agents.iter().any(|(_, r)| r.is_ok()) {
-        Check::pass("agent CLIs", detail)
-    } else {
+        .filter_map(|(name, r)| r.as_ref().ok().map(|v| format!("{name} {v}")))
+        .collect();
+    let missing = agents
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("\n{name}: {e}")))
+        .collect::<String>();
+    if found.is_empty() {
         Check::fail(
             "agent CLIs",
-            format!("no agent CLI found ({detail})"),
+            format!("no agent CLI found{missing}"),
             "install at least one: npm install -g @anthropic-ai/claude-code (claude), @openai/codex (codex) or @github/copilot (copilot)",
         )
+    } else {
+        Check::pass("agent CLIs", format!("{}{missing}", found.join("; ")))
     }
 }
 
-/// `<program> --version`'s first line, through the process module (own
-/// process group, stdin null, an environment of PATH only, 10 s limit).
+/// `<program> --version`'s first line ([`crate::agents::probe_version`]).
 pub(super) fn version_of(program: &str, path: &str) -> Result<String, String> {
+    crate::agents::probe_version(&[program.to_string(), "--version".to_string()], path)
+}
+
+/// A custom agent runs nothing but the `version` command its definition
+/// gives: a CLI that reads any argument as a prompt would go to work on
+/// `--version`. Without one it is only looked up on PATH.
+pub(super) fn custom_agent_status(def: &CustomAgent, path: &str) -> Result<String, String> {
+    let program = def.command.first().map(String::as_str).unwrap_or_default();
     let Some(found) = crate::agents::find_program(program, path) else {
-        return Err("not found on PATH".into());
+        return Err(format!("`{program}` not found on PATH"));
     };
-    let mut spec =
-        crate::process::CommandSpec::new(found.display().to_string(), std::env::temp_dir());
-    spec.args = vec!["--version".into()];
-    spec.env = vec![("PATH".into(), path.to_string())];
-    spec.timeout = Some(TIMEOUT);
-    spec.kill_grace = Duration::from_secs(1);
-    let redactor = crate::redact::Redactor::empty();
-    let cancel = crate::cancel::CancelToken::never();
-    let opts = crate::process::RunOptions {
-        cancel: &cancel,
-        redactor: &redactor,
-        observer: None,
-    };
-    let out = crate::process::run_captured(&spec, &opts, 64 * 1024)
-        .map_err(|e| format!("cannot be started: {e}"))?;
-    if !out.outcome.success() {
-        return Err(format!(
-            "`{program} --version` failed ({})",
-            out.outcome.describe()
-        ));
+    match &def.version {
+        Some(argv) => crate::agents::probe_version(argv, path),
+        None => Ok(format!(
+            "at {} (not run: its definition has no `version` command)",
+            found.display()
+        )),
     }
-    out.stdout
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .map(String::from)
-        .ok_or_else(|| format!("`{program} --version` printed nothing"))
 }
 
 #[cfg(test)]
@@ -135,9 +125,56 @@ mod tests {
         assert!(one.ok);
         assert_eq!(
             one.detail,
-            "claude 2.0.14 (Claude Code); codex: not found on PATH; copilot: not found on PATH"
+            "claude 2.0.14 (Claude Code)\ncodex: not found on PATH\ncopilot: not found on PATH"
         );
         let none = agents_check(&[("claude".into(), missing()), ("codex".into(), missing())]);
         assert!(!none.ok && none.fix.unwrap().contains("install at least one"));
+        assert_eq!(
+            none.detail,
+            "no agent CLI found\nclaude: not found on PATH\ncodex: not found on PATH"
+        );
+    }
+
+    /// A custom agent that does work on any argument (as the demo agent
+    /// does) is never run without a `version` command of its own.
+    #[test]
+    fn a_custom_agent_runs_only_its_own_version_command() {
+        let dir = super::super::tests::temp_dir("custom-agent");
+        let marker = dir.join("ran");
+        let script = dir.join("doer");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {}\necho doer 1.2\n",
+                marker.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:/usr/bin:/bin", dir.display());
+        let mut def = CustomAgent {
+            name: "doer".into(),
+            command: vec!["doer".into()],
+            prompt_on_stdin: false,
+            default_model: None,
+            model_flag: None,
+            timeout: None,
+            version: None,
+            env: Vec::new(),
+        };
+        let found = custom_agent_status(&def, &path).unwrap();
+        assert!(found.contains("not run"), "{found}");
+        assert!(
+            !marker.exists(),
+            "check ran the agent without a version command"
+        );
+        def.version = Some(vec!["doer".into(), "-V".into()]);
+        assert_eq!(custom_agent_status(&def, &path).unwrap(), "doer 1.2");
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "-V\n");
+        def.command = vec!["ados-no-such-agent".into()];
+        assert!(custom_agent_status(&def, &path)
+            .unwrap_err()
+            .contains("not found"));
     }
 }

@@ -3,8 +3,15 @@
 //!
 //! ```json
 //! {"agents":[{"name":"aider","command":["aider","--yes"],"prompt":"arg",
-//!   "default_model":null,"model_flag":"--model","timeout_s":1800}]}
+//!   "default_model":null,"model_flag":"--model","timeout_s":1800,
+//!   "version":["aider","--version"],"env":["OPENAI_API_KEY"]}]}
 //! ```
+//!
+//! `version` is the only command `check` ever runs for a custom agent: a
+//! CLI that takes any argument as a prompt would do work when probed with
+//! `--version`, so without it the agent is only looked up on PATH.
+//! `env` names the variables of the runner's environment the agent
+//! receives (its API key): the fixed allowlist has no credential in it.
 //!
 //! The file is checked field by field (not with serde) so that every
 //! problem names its field (`agents[1].command`) and all of them are
@@ -32,6 +39,34 @@ pub struct CustomAgent {
     pub model_flag: Option<String>,
     /// Per-attempt timeout.
     pub timeout: Option<Duration>,
+    /// The argv that prints the agent's version (`["aider","--version"]`),
+    /// the only command `check` may run; `None`: looked up on PATH only.
+    pub version: Option<Vec<String>>,
+    /// Names of the runner's environment variables this agent receives
+    /// (their values are secrets: redacted like every other).
+    pub env: Vec<String>,
+}
+
+/// Variables no agent may be given: the runner's own (`ADOS_*`, with
+/// `ADOS_TOKEN`), the VCS credentials that push and open PRs, and those
+/// the runner sets per job.
+fn forbidden_env(name: &str) -> Option<&'static str> {
+    const VCS: [&str; 5] = [
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "GITLAB_TOKEN",
+        "BITBUCKET_USERNAME",
+        "BITBUCKET_APP_PASSWORD",
+    ];
+    if name.starts_with("ADOS_") {
+        Some("is the runner's own configuration (ADOS_TOKEN is the runner's credential)")
+    } else if VCS.contains(&name) {
+        Some("is the runner's repository credential: only the runner pushes")
+    } else if ["HOME", "TMPDIR", "PATH"].contains(&name) {
+        Some("is set by the runner for each job")
+    } else {
+        None
+    }
 }
 
 /// Names of the built-in adapters; a custom agent may not shadow them.
@@ -84,13 +119,15 @@ pub fn parse(text: &str) -> Result<Vec<CustomAgent>, Vec<String>> {
 /// One agent object; pushes its problems and returns it only when valid.
 fn agent(at: &str, a: &Map<String, Value>, errs: &mut Vec<String>) -> Option<CustomAgent> {
     let before = errs.len();
-    const FIELDS: [&str; 6] = [
+    const FIELDS: [&str; 8] = [
         "name",
         "command",
         "prompt",
         "default_model",
         "model_flag",
         "timeout_s",
+        "version",
+        "env",
     ];
     for key in a.keys().filter(|k| !FIELDS.contains(&k.as_str())) {
         errs.push(format!(
@@ -114,20 +151,22 @@ fn agent(at: &str, a: &Map<String, Value>, errs: &mut Vec<String>) -> Option<Cus
             String::new()
         }
     };
-    let command: Vec<String> = match a.get("command").and_then(Value::as_array) {
-        Some(v) if !v.is_empty() && v.iter().all(|s| s.as_str().is_some_and(|s| !s.is_empty())) => {
-            v.iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect()
-        }
-        _ => {
+    let command = argv(a.get("command")).unwrap_or_else(|| {
+        errs.push(format!(
+            "{at}.command: must be a non-empty array of non-empty strings (argv, no shell), e.g. [\"aider\", \"--yes\"]"
+        ));
+        Vec::new()
+    });
+    let version = match a.get("version") {
+        None | Some(Value::Null) => None,
+        v => argv(v).or_else(|| {
             errs.push(format!(
-                "{at}.command: must be a non-empty array of non-empty strings (argv, no shell), e.g. [\"aider\", \"--yes\"]"
+                "{at}.version: must be a non-empty array of non-empty strings (argv, no shell), e.g. [\"aider\", \"--version\"]"
             ));
-            Vec::new()
-        }
+            None
+        }),
     };
+    let env = env_names(at, &name, a.get("env"), errs);
     let prompt_on_stdin = match a.get("prompt") {
         None | Some(Value::Null) => false,
         Some(Value::String(s)) if s == "arg" => false,
@@ -169,7 +208,56 @@ fn agent(at: &str, a: &Map<String, Value>, errs: &mut Vec<String>) -> Option<Cus
         default_model,
         model_flag,
         timeout,
+        version,
+        env,
     })
+}
+
+/// A non-empty array of non-empty strings.
+fn argv(v: Option<&Value>) -> Option<Vec<String>> {
+    let v = v?.as_array()?;
+    let out: Vec<String> = v
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    (!out.is_empty() && out.len() == v.len()).then_some(out)
+}
+
+/// `env`: variable names, none of them one an agent may never receive.
+fn env_names(at: &str, agent: &str, v: Option<&Value>, errs: &mut Vec<String>) -> Vec<String> {
+    let list = match v {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            errs.push(format!(
+                "{at}.env: must be an array of variable names, e.g. [\"OPENAI_API_KEY\"]"
+            ));
+            return Vec::new();
+        }
+    };
+    let mut names = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let valid = item.as_str().filter(|n| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        });
+        match valid {
+            None => errs.push(format!(
+                "{at}.env[{i}]: must be a variable name (letters, digits, _), e.g. \"OPENAI_API_KEY\""
+            )),
+            Some(n) => match forbidden_env(n) {
+                Some(why) => errs.push(format!(
+                    "{at}.env[{i}]: agent `{agent}` may never receive {n}: it {why}; remove it"
+                )),
+                None => names.push(n.to_string()),
+            },
+        }
+    }
+    names
 }
 
 fn opt_string(
@@ -209,10 +297,44 @@ mod tests {
                 default_model: None,
                 model_flag: Some("--model".into()),
                 timeout: Some(Duration::from_secs(1800)),
+                version: None,
+                env: Vec::new(),
             }
         );
         assert!(agents[1].prompt_on_stdin);
         assert_eq!(agents[1].timeout, None);
+        let agents = parse(
+            r#"{"agents":[{"name":"aider","command":["aider"],
+                "version":["aider","--version"],"env":["OPENAI_API_KEY","MY_KEY_2"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            agents[0].version.as_deref(),
+            Some(&["aider".to_string(), "--version".to_string()][..])
+        );
+        assert_eq!(agents[0].env, ["OPENAI_API_KEY", "MY_KEY_2"]);
+    }
+
+    #[test]
+    fn the_runners_credentials_can_never_be_named() {
+        let errs = parse(
+            r#"{"agents":[{"name":"aider","command":["aider"],
+                "env":["ADOS_TOKEN","GITHUB_TOKEN","HOME","bad name",3],"version":[]}]}"#,
+        )
+        .unwrap_err();
+        for needle in [
+            "agents[0].env[0]: agent `aider` may never receive ADOS_TOKEN",
+            "agents[0].env[1]: agent `aider` may never receive GITHUB_TOKEN",
+            "agents[0].env[2]: agent `aider` may never receive HOME",
+            "agents[0].env[3]: must be a variable name",
+            "agents[0].env[4]: must be a variable name",
+            "agents[0].version: must be a non-empty array",
+        ] {
+            assert!(
+                errs.iter().any(|e| e.starts_with(needle)),
+                "missing {needle} in {errs:?}"
+            );
+        }
     }
 
     #[test]

@@ -424,7 +424,7 @@ impl Config {
             }
             _ => {}
         }
-        let agent_keys = AgentKeys {
+        let mut agent_keys = AgentKeys {
             anthropic_api_key: secret(env, &mut errs, "ANTHROPIC_API_KEY", false, "sk-ant-..."),
             claude_code_oauth_token: secret(
                 env,
@@ -441,6 +441,7 @@ impl Config {
                 false,
                 "github_pat_...",
             ),
+            named: Default::default(),
         };
         let custom_agents = match env.get("ADOS_CUSTOM_AGENTS").map(str::trim) {
             None => Vec::new(),
@@ -458,6 +459,21 @@ impl Config {
                 }
             },
         };
+        for name in custom_agents.iter().flat_map(|a| &a.env) {
+            match env.get_raw(name) {
+                None | Some("") => {}
+                Some(v) => match validate::secret_problem(v) {
+                    Some(p) => errs.push(
+                        "ADOS_CUSTOM_AGENTS",
+                        format!("{name} (named in a custom agent's env) {p}"),
+                        "/etc/ados/agents.json",
+                    ),
+                    None => {
+                        agent_keys.named.insert(name.clone(), v.to_string());
+                    }
+                },
+            }
+        }
 
         if !errs.0.is_empty() {
             return Err(ConfigErrors(errs.0));
@@ -503,6 +519,7 @@ impl Config {
         out.extend(self.agent_keys.claude_code_oauth_token.iter().cloned());
         out.extend(self.agent_keys.openai_api_key.iter().cloned());
         out.extend(self.agent_keys.copilot_github_token.iter().cloned());
+        out.extend(self.agent_keys.named.values().cloned());
         out.retain(|s| !s.is_empty());
         out
     }

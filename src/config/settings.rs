@@ -104,6 +104,16 @@ pub struct AgentKeys {
     pub openai_api_key: Option<String>,
     /// `COPILOT_GITHUB_TOKEN` (Copilot's own token; falls back to GITHUB_TOKEN).
     pub copilot_github_token: Option<String>,
+    /// The values of the variables custom agents name in their `env`, by
+    /// name: secrets like the keys above.
+    pub named: std::collections::BTreeMap<String, String>,
+}
+
+impl AgentKeys {
+    /// The value of a variable a custom agent names, when set.
+    pub fn named(&self, name: &str) -> Option<&String> {
+        self.named.get(name)
+    }
 }
 
 impl fmt::Debug for AgentKeys {

@@ -39,6 +39,8 @@ const TICK: Duration = Duration::from_millis(500);
 const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
 /// How often free disk space is measured.
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(5);
+/// How often a shutdown that waits for jobs says which ones it waits for.
+const WAIT_LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// Where the dispatcher starts jobs: the worker [`Pool`], or a fake that
 /// records tasks in tests.
@@ -104,6 +106,9 @@ pub struct Dispatcher<W: Workers = Pool> {
     degraded: Option<String>,
     /// `ADOS_ONCE`: where the one job of an ephemeral runner is.
     once: Once,
+    /// When a shutdown last said which jobs it waits for (`None`: not
+    /// shutting down).
+    wait_logged: Option<Instant>,
 }
 
 /// An ephemeral runner's one job (`ADOS_ONCE`, `run --once`).
@@ -153,6 +158,7 @@ impl<W: Workers> Dispatcher<W> {
             },
             degraded: None,
             once: if cfg_once { Once::Waiting } else { Once::Off },
+            wait_logged: None,
         }
     }
 
@@ -196,7 +202,7 @@ impl<W: Workers> Dispatcher<W> {
             }
             Event::Link(FromLink::Released(id)) => self.table.release(&id),
             Event::Worker(WorkerReport::Done(id, status)) => {
-                log::info!("job {id} ended: {}", status.as_str());
+                log::debug!("job {id} ended: {}", status.as_str());
                 self.table.finished(&id);
                 if let Once::Taken { ended: None } = self.once {
                     self.once = Once::Taken { ended: Some(now) };
@@ -368,6 +374,7 @@ impl<W: Workers> Dispatcher<W> {
                 self.shutdown = Shutdown::Draining {
                     deadline: now.checked_add(grace),
                 };
+                self.wait_logged = Some(now);
                 self.push_state();
             }
             SignalEvent::Kill => {
@@ -388,6 +395,9 @@ impl<W: Workers> Dispatcher<W> {
     fn advance_shutdown(&mut self, now: Instant) {
         if self.shutdown == Shutdown::No {
             self.advance_once(now);
+        }
+        if let Some(note) = self.wait_note(now) {
+            log::info!("{note}");
         }
         match self.shutdown {
             Shutdown::No | Shutdown::Done => {}
@@ -430,6 +440,33 @@ impl<W: Workers> Dispatcher<W> {
             log::info!("ADOS_ONCE: done; exiting");
             self.shutdown = Shutdown::Done;
         }
+    }
+
+    /// Every [`WAIT_LOG_EVERY`] while a shutdown waits for jobs: which
+    /// ones, and how much of the grace is left, so a long wait is not a
+    /// silent one.
+    fn wait_note(&mut self, now: Instant) -> Option<String> {
+        let since = self.wait_logged?;
+        let running = self.table.runner_state().running;
+        if running.is_empty() || now.saturating_duration_since(since) < WAIT_LOG_EVERY {
+            return None;
+        }
+        self.wait_logged = Some(now);
+        let then = match self.shutdown {
+            Shutdown::Draining {
+                deadline: Some(deadline),
+            } => format!(
+                "; {} of the grace left, then they are cancelled",
+                crate::words::duration(deadline.saturating_duration_since(now))
+            ),
+            Shutdown::Cancelling => "; cancelled, waiting for them to stop".to_string(),
+            _ => String::new(),
+        };
+        Some(format!(
+            "shutdown: still waiting for {}: {}{then}",
+            crate::words::count(running.len(), "running job"),
+            running.join(", ")
+        ))
     }
 
     /// Disk guard: below `ADOS_MIN_FREE_DISK`, new jobs are rejected as

@@ -186,6 +186,26 @@ fn shutdown_waits_for_the_grace_on_the_given_clock_then_cancels() {
     assert!(r.d.is_done());
 }
 
+/// A shutdown that waits for jobs says which ones every 30 s.
+#[test]
+fn a_shutdown_waiting_for_jobs_names_them_every_30_s() {
+    let mut r = rig(PLENTY);
+    r.d.handle(assign("a"), at(&r, 0));
+    assert_eq!(r.d.wait_note(at(&r, 100)), None, "not shutting down");
+    r.d.handle(Event::Signal(SignalEvent::Shutdown), at(&r, 10));
+    assert_eq!(r.d.wait_note(at(&r, 39)), None);
+    assert_eq!(
+        r.d.wait_note(at(&r, 40)).as_deref(),
+        Some("shutdown: still waiting for 1 running job: a; 30s of the grace left, then they are cancelled")
+    );
+    assert_eq!(r.d.wait_note(at(&r, 41)), None, "once per 30 s");
+    r.d.handle(Event::Tick, at(&r, 70));
+    assert_eq!(
+        r.d.wait_note(at(&r, 100)).as_deref(),
+        Some("shutdown: still waiting for 1 running job: a; cancelled, waiting for them to stop")
+    );
+}
+
 #[test]
 fn a_dead_worker_is_replaced_its_slot_freed_and_the_runner_degraded() {
     let mut r = rig(PLENTY);

@@ -156,7 +156,13 @@ impl Mirror {
             GitStep::MirrorFetch,
             &self.path,
             Access::Network,
-            &["fetch", "--prune", "--no-write-fetch-head", "origin"],
+            &[
+                "fetch",
+                "--progress",
+                "--prune",
+                "--no-write-fetch-head",
+                "origin",
+            ],
         );
         git.exec(inv)?.check().map(drop)
     }
@@ -182,7 +188,13 @@ impl Mirror {
                 step,
                 &tmp,
                 Access::Network,
-                &["fetch", "--prune", "--no-write-fetch-head", "origin"],
+                &[
+                    "fetch",
+                    "--progress",
+                    "--prune",
+                    "--no-write-fetch-head",
+                    "origin",
+                ],
             );
             git.exec(inv)?.check()?;
             fs::rename(&tmp, &self.path).map_err(|error| GitError::Io {

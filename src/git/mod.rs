@@ -8,7 +8,8 @@
 //! - [`Git`]: runs one git command with cancel, timeout and redaction, and
 //!   hands stdout/stderr lines to the caller (stream `git`).
 //! - [`Mirror`]: one bare mirror per repository under `mirrors/`, updated
-//!   under the repository's flock.
+//!   under the repository's flock; its clone and fetch run with
+//!   `--progress`, read by [`progress`] into the step's status detail.
 //! - [`Checkout`]: a job's working copy, cloned from the mirror (no history
 //!   downloaded twice); branch, status, commit, diff, push.
 //!
@@ -24,6 +25,7 @@ mod env;
 mod error;
 mod mirror;
 mod parse;
+mod progress;
 mod push;
 mod run;
 mod runner_dir;
@@ -34,5 +36,6 @@ pub use env::{Author, GitEnv};
 pub use error::{GitError, GitStep};
 pub use mirror::Mirror;
 pub use parse::{AddedLine, ChangeKind, ChangedFile};
+pub use progress::{parse as parse_progress, Progress, ProgressThrottle};
 pub use push::{PushMode, PushOutcome};
 pub use run::{git_version, git_version_line, parse_version, Git, MIN_GIT_VERSION};

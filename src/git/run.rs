@@ -200,6 +200,8 @@ impl<'a> Git<'a> {
             kill_grace: KILL_GRACE,
             // git runs as the runner: the credential and the mirror are its.
             run_as: None,
+            // `--progress` rewrites its line with `\r`.
+            stderr_cr_ends_line: true,
         };
         let empty = Redactor::empty();
         let opts = RunOptions {
@@ -229,7 +231,12 @@ impl<'a> Git<'a> {
             _ => {
                 let clean = redactor.redact(line);
                 forward(&clean);
-                if stream == OutputStream::Stderr && !clean.trim().is_empty() {
+                // Progress states are not what went wrong: they would push
+                // git's real message out of the error's tail.
+                if stream == OutputStream::Stderr
+                    && !clean.trim().is_empty()
+                    && super::progress::parse(&clean).is_none()
+                {
                     if tail.len() == STDERR_TAIL {
                         tail.pop_front();
                     }

@@ -6,6 +6,7 @@
 pub mod event;
 pub mod reporter;
 pub mod spec;
+pub mod step_log;
 
 /// Cancellation lives at the crate root ([`crate::cancel`]) so `process/`,
 /// `git/` and `workspace` need not import `job/`; re-exported here as part

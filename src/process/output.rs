@@ -61,6 +61,10 @@ pub(super) struct LineSplitter {
     current: Vec<u8>,
     dropped: u64,
     cap: usize,
+    /// `\r` ends a line too (progress output).
+    cr_ends_line: bool,
+    /// The last line ended with `\r`: a `\n` right after it ends nothing.
+    after_cr: bool,
 }
 
 /// A piece of split output.
@@ -78,18 +82,36 @@ impl LineSplitter {
             current: Vec::new(),
             dropped: 0,
             cap,
+            cr_ends_line: false,
+            after_cr: false,
         }
+    }
+
+    /// The same splitter, ending lines at `\r` too when `on` (a `\r\n`
+    /// still ends one line).
+    pub(super) fn cr_ends_line(mut self, on: bool) -> LineSplitter {
+        self.cr_ends_line = on;
+        self
     }
 
     /// Add bytes; `emit` gets every completed line. Returns `false` as soon
     /// as `emit` does (the receiver is gone).
     pub(super) fn push(&mut self, mut bytes: &[u8], emit: &mut dyn FnMut(Piece) -> bool) -> bool {
-        while let Some(i) = bytes.iter().position(|&b| b == b'\n') {
-            self.take(&bytes[..i]);
-            if !self.flush(emit) {
-                return false;
+        let cr = self.cr_ends_line;
+        while let Some(i) = bytes.iter().position(|&b| b == b'\n' || (cr && b == b'\r')) {
+            let after_cr = std::mem::replace(&mut self.after_cr, bytes[i] == b'\r');
+            // The `\n` of a `\r\n`: its line already ended at the `\r`.
+            let ends_nothing = after_cr && i == 0 && bytes[i] == b'\n';
+            if !ends_nothing {
+                self.take(&bytes[..i]);
+                if !self.flush(emit) {
+                    return false;
+                }
             }
             bytes = &bytes[i + 1..];
+        }
+        if !bytes.is_empty() {
+            self.after_cr = false;
         }
         self.take(bytes);
         true
@@ -155,6 +177,7 @@ fn wait_ready(fd: i32, events: i16) -> io::Result<bool> {
 pub(super) fn spawn_reader<R>(
     stream: OutputStream,
     mut pipe: R,
+    mut splitter: LineSplitter,
     mut redactor: StreamRedactor,
     tx: Sender<Msg>,
     abandon: Arc<AtomicBool>,
@@ -165,7 +188,6 @@ where
 {
     let name = format!("proc-{pgid}-{}", stream.as_str());
     std::thread::Builder::new().name(name).spawn(move || {
-        let mut splitter = LineSplitter::new(MAX_LINE);
         let mut emit = |p: Piece| {
             let msg = match p {
                 Piece::Line(l) => Msg::Line(stream, l),
@@ -282,6 +304,28 @@ mod tests {
                 Piece::Line(String::new()),
                 Piece::Line("f".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn a_carriage_return_ends_a_line_only_when_asked() {
+        let mut out = Vec::new();
+        let mut s = LineSplitter::new(100).cr_ends_line(true);
+        for chunk in [&b"a 1%\ra 2"[..], b"%\r", b"\nb\r\nc\n\n"] {
+            s.push(chunk, &mut |p| {
+                out.push(p);
+                true
+            });
+        }
+        let lines: Vec<Piece> = ["a 1%", "a 2%", "b", "c", ""]
+            .into_iter()
+            .map(|l| Piece::Line(l.into()))
+            .collect();
+        assert_eq!(out, lines);
+        assert_eq!(
+            split(&[b"a\rb\n"], 100),
+            [Piece::Line("a\rb".into())],
+            "stdout keeps its \\r"
         );
     }
 

@@ -35,6 +35,10 @@ pub struct CommandSpec {
     pub kill_grace: Duration,
     /// The unprivileged user the child runs as (`None`: the runner's own).
     pub run_as: Option<RunAs>,
+    /// A `\r` ends a stderr line too (a `\r\n` is still one end): git's
+    /// progress rewrites its line with `\r`, and each state must arrive
+    /// as it happens, not as one long line at the end.
+    pub stderr_cr_ends_line: bool,
 }
 
 /// A user and group a child is started as (`setgid`, `setuid`, and no
@@ -79,6 +83,7 @@ impl CommandSpec {
             timeout: None,
             kill_grace: DEFAULT_KILL_GRACE,
             run_as: None,
+            stderr_cr_ends_line: false,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Spawning one child and supervising it to the end: the select loop,
 //! timeout and cancel escalation, leak detection and the final clean-up.
 
-use super::output::{self, Msg};
+use super::output::{self, LineSplitter, Msg, MAX_LINE};
 use super::spec::{
     Captured, CommandSpec, Ended, OutputStream, ProcessOutcome, RunOptions, SpawnError,
     SpawnObserver, Stdin,
@@ -105,6 +105,7 @@ pub fn run(
     let started = output::spawn_reader(
         OutputStream::Stdout,
         stdout,
+        LineSplitter::new(MAX_LINE),
         opts.redactor.stream(),
         out_tx.clone(),
         abandon.clone(),
@@ -115,6 +116,7 @@ pub fn run(
         output::spawn_reader(
             OutputStream::Stderr,
             stderr,
+            LineSplitter::new(MAX_LINE).cr_ends_line(spec.stderr_cr_ends_line),
             opts.redactor.stream(),
             out_tx,
             abandon.clone(),

@@ -8,8 +8,8 @@ use crate::agents::AgentRegistry;
 use crate::cancel::{CancelReason, CancelToken};
 use crate::config::Config;
 use crate::executors::{Executor, ExecutorKind, JobUsers, UserLease};
-use crate::git::{Git, GitEnv, GitError};
-use crate::job::event::{JobResult, LogStream, ResultStatus};
+use crate::git::{parse_progress, Git, GitEnv, GitError, ProgressThrottle};
+use crate::job::event::{JobResult, LogStream, ResultStatus, Status};
 use crate::job::spec::JobSpec;
 use crate::job::Reporter;
 use crate::journal::JobStream;
@@ -212,7 +212,9 @@ impl<'a> JobRunner<'a> {
         Ok(())
     }
 
-    /// Run `f` with a [`Git`] whose output lines become `git` log events.
+    /// Run `f` with a [`Git`] whose output lines become `git` log events,
+    /// except its `--progress` lines (the mirror's clone and fetch): those
+    /// become the `cloning` status detail, throttled.
     pub(crate) fn git<T>(
         &self,
         r: &mut Reporter,
@@ -220,7 +222,15 @@ impl<'a> JobRunner<'a> {
         redactor: &Redactor,
         f: impl FnOnce(&mut Git<'_>) -> Result<T, GitError>,
     ) -> Result<T, GitError> {
-        let mut on_line = |line: &str| r.log(LogStream::Git, &format!("{line}\n"));
+        let mut throttle = ProgressThrottle::default();
+        let mut on_line = |line: &str| match parse_progress(line) {
+            Some(p) => {
+                if let Some(detail) = throttle.offer(&p, Instant::now()) {
+                    r.status(Status::Cloning, detail);
+                }
+            }
+            None => r.log(LogStream::Git, &format!("{line}\n")),
+        };
         let mut git = Git::new(genv, self.cancel, redactor, &mut on_line)
             .with_timeout(Some(self.budget(GIT_STEP_TIMEOUT)));
         f(&mut git)

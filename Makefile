@@ -4,7 +4,7 @@ BIN   := ados-work-runner
 # Where cargo puts the binary: $CARGO_TARGET_DIR when set, like cargo itself.
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),./target)/release/$(BIN)
 
-.PHONY: help build release test lint run demo bench static control-plane clean
+.PHONY: help build release test lint run demo bench static dist control-plane clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ bench: release ## benchmarks; figures and method in BENCHMARKS.md
 
 static: ## fully static musl binary: dist/ados-work-runner (see docs/static.md)
 	./dist/build-static.sh
+
+dist: static ## release tarball + .sha256 in dist/out (static binary, README, LICENSE, docs, .env.example)
+	./dist/make-dist.sh
 
 clean:
 	$(CARGO) clean

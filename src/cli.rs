@@ -25,7 +25,7 @@ SUBCOMMANDS:
                   (for container HEALTHCHECKs in images without curl)
     version       Print the version
     help [env]    Print this help, or every environment variable with its
-                  default and meaning
+                  default and meaning (`help env-file`: the same as an env file)
 
 `--help` after any subcommand prints its help. Configuration comes from
 environment variables (ADOS_API_URL, ADOS_TOKEN, ADOS_RUNNER_ID,
@@ -135,12 +135,18 @@ pub fn run(args: &[String]) -> u8 {
                 print!("{}", crate::config::variables::help_text());
                 0
             }
+            Some("env-file") => {
+                print!("{}", crate::config::variables::env_file_text());
+                0
+            }
             None => {
                 print!("{USAGE}");
                 0
             }
             Some(topic) => {
-                eprintln!("error: no help on `{topic}` (try `help` or `help env`)");
+                eprintln!(
+                    "error: no help on `{topic}` (try `help`, `help env` or `help env-file`)"
+                );
                 2
             }
         },

@@ -59,3 +59,30 @@ fn the_protocol_page_is_the_whole_contract_and_the_readme_says_what_is_missing()
         assert!(gaps.contains(gap), "README's gaps lack {gap}");
     }
 }
+
+/// `dist/.env.example` is what `help env-file` prints: every variable the
+/// configuration reads, so it cannot fall behind the code.
+#[test]
+fn the_env_example_is_the_variable_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let committed =
+        std::fs::read_to_string(root.join("dist/.env.example")).expect("read dist/.env.example");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ados-work-runner"))
+        .args(["help", "env-file"])
+        .output()
+        .expect("run help env-file");
+    assert!(out.status.success());
+    assert_eq!(
+        committed,
+        String::from_utf8_lossy(&out.stdout),
+        "regenerate it: ados-work-runner help env-file > dist/.env.example"
+    );
+    for name in [
+        "ADOS_TOKEN",
+        "WORKSPACE_DIR",
+        "ADOS_JOB_UID_BASE",
+        "ADOS_ONCE",
+    ] {
+        assert!(committed.contains(&format!("#{name}=")), "{name}");
+    }
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# `make dist`: the release tarball of the static binary (built by
+# `make static` first), with what an operator needs beside it, and its
+# SHA-256:
+#   dist/out/ados-work-runner-<version>-x86_64-linux-musl.tar.gz
+#   dist/out/ados-work-runner-<version>-x86_64-linux-musl.tar.gz.sha256
+set -eu
+cd "$(dirname "$0")/.."
+BIN=dist/ados-work-runner
+[ -x "$BIN" ] || { echo "no static binary at $BIN: run \`make static\` first" >&2; exit 2; }
+if ! file "$BIN" | grep -q "statically linked"; then
+  echo "$BIN is not statically linked: run \`make static\`" >&2
+  exit 2
+fi
+VERSION=$("$BIN" version | awk '{print $2}')
+NAME=ados-work-runner-$VERSION-x86_64-linux-musl
+OUT=dist/out
+STAGE=$OUT/$NAME
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+cp "$BIN" README.md LICENSE "$STAGE/"
+cp -r docs "$STAGE/docs"
+cp dist/.env.example "$STAGE/.env.example"
+# Reproducible archive: fixed owner, order and times.
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='@0' \
+  -C "$OUT" -czf "$OUT/$NAME.tar.gz" "$NAME"
+rm -rf "$STAGE"
+(cd "$OUT" && sha256sum "$NAME.tar.gz" > "$NAME.tar.gz.sha256")
+echo "$OUT/$NAME.tar.gz"
+cat "$OUT/$NAME.tar.gz.sha256"

@@ -280,12 +280,9 @@ fn run_tests(
     let workdir = p
         .workdir(&job.spec.repo.path)
         .map_err(|e| fail_with(partial, e))?;
-    p.job_dir.hand_to(job.executor.run_as()).map_err(|e| {
-        fail_with(
-            partial,
-            format!("cannot give the job directory to the job's user: {e}"),
-        )
-    })?;
+    // No hand-over here: tests always follow an agent attempt, which
+    // handed the job directory to the job's user, and since then the runner
+    // only removed files (the previous test run's products).
     let mut cmd = CommandSpec::new(program.as_str(), workdir);
     cmd.args = args.to_vec();
     cmd.env = env;

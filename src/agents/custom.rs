@@ -167,14 +167,11 @@ mod tests {
 
     fn def(stdin: bool) -> CustomAgent {
         CustomAgent {
-            name: "aider".into(),
-            command: vec!["aider".into(), "--yes".into()],
             prompt_on_stdin: stdin,
             default_model: Some("gpt-x".into()),
             model_flag: Some("--model".into()),
             timeout: Some(Duration::from_secs(60)),
-            version: None,
-            env: Vec::new(),
+            ..CustomAgent::new("aider", &["aider", "--yes"])
         }
     }
 

@@ -150,16 +150,7 @@ mod tests {
     use super::*;
 
     fn custom(name: &str, cmd: &[&str]) -> CustomAgent {
-        CustomAgent {
-            name: name.into(),
-            command: cmd.iter().map(|s| s.to_string()).collect(),
-            prompt_on_stdin: false,
-            default_model: None,
-            model_flag: None,
-            timeout: None,
-            version: None,
-            env: Vec::new(),
-        }
+        CustomAgent::new(name, cmd)
     }
 
     #[test]

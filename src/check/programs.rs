@@ -153,16 +153,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = format!("{}:/usr/bin:/bin", dir.display());
-        let mut def = CustomAgent {
-            name: "doer".into(),
-            command: vec!["doer".into()],
-            prompt_on_stdin: false,
-            default_model: None,
-            model_flag: None,
-            timeout: None,
-            version: None,
-            env: Vec::new(),
-        };
+        let mut def = CustomAgent::new("doer", &["doer"]);
         let found = custom_agent_status(&def, &path).unwrap();
         assert!(found.contains("not run"), "{found}");
         assert!(

@@ -47,6 +47,24 @@ pub struct CustomAgent {
     pub env: Vec<String>,
 }
 
+impl CustomAgent {
+    /// An agent run as `command` with the prompt as its last argument and
+    /// nothing else set: the defaults of a definition that gives only
+    /// `name` and `command`.
+    pub fn new(name: &str, command: &[&str]) -> CustomAgent {
+        CustomAgent {
+            name: name.to_string(),
+            command: command.iter().map(|s| s.to_string()).collect(),
+            prompt_on_stdin: false,
+            default_model: None,
+            model_flag: None,
+            timeout: None,
+            version: None,
+            env: Vec::new(),
+        }
+    }
+}
+
 /// Variables no agent may be given: the runner's own (`ADOS_*`, with
 /// `ADOS_TOKEN`), the VCS credentials that push and open PRs, and those
 /// the runner sets per job.

@@ -10,12 +10,17 @@ WORK=$(mktemp -d)
 # to pass through to the workspace and run the demo agent.
 chmod 711 "$WORK"
 trap 'rm -rf "$WORK"' EXIT
+# ...and run the agent wherever this checkout is (a clone under /root or a
+# mktemp -d is not reachable by that user): the demo agent goes beside it.
+mkdir -m 755 "$WORK/bin"
+cp "$HERE/ados-demo-agent" "$WORK/bin/"
+chmod 755 "$WORK/bin/ados-demo-agent"
 "$HERE/make-repo.sh" "$WORK/calc.git"
 echo
 echo "== ados-work-runner exec: issue #1 on $WORK/calc.git with the demo agent"
 echo
 status=0
-PATH="$HERE:$PATH" ADOS_CUSTOM_AGENTS="$HERE/agents.json" ADOS_LOG_LEVEL=warn \
+PATH="$WORK/bin:$PATH" ADOS_CUSTOM_AGENTS="$HERE/agents.json" ADOS_LOG_LEVEL=warn \
   "$BIN" exec --repo "$WORK/calc.git" --agent demo --issue-file "$HERE/issue.md" \
   --merge-mode pr --workspace "$WORK/workspace" --output "$WORK/result.json" || status=$?
 echo

@@ -2,6 +2,7 @@
 //! runnable by hand (`ados-control-plane`):
 //!
 //! - [`control_plane`]: a control plane speaking `protocol.md`.
+//! - [`docker`]: locally built Docker images (no registry) and Docker helpers.
 //! - [`git_server`]: a smart-HTTP git server (`git http-backend`) that
 //!   demands a token.
 //! - [`tls`]: a private CA and a `localhost` certificate for wss tests.
@@ -10,6 +11,7 @@
 //! - [`fixtures`]: temp dirs, bare repositories, the fake agent CLIs.
 
 pub mod control_plane;
+pub mod docker;
 pub mod fixtures;
 pub mod forge;
 pub mod git_server;

@@ -12,6 +12,7 @@
 //! journal).
 
 mod host;
+pub mod placement;
 mod users;
 
 pub use host::HostExecutor;

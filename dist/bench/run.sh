@@ -10,9 +10,23 @@
 #              smart HTTP (mirror cache) versus the first one (cold clone).
 # 3. flood     an agent writing 1 GiB of lines through a daemon-mode job to a
 #              measuring control plane: lines/s, latency, the runner's peak RSS.
+# 4. size      the static binary (dist/ados-work-runner, `make static`) against
+#              the glibc release binary.
+# 5. idle      an idle connected runner's RSS: the static binary against the
+#              glibc release binary.
+# 6. reconnect the time from a restarted control plane listening again to the
+#              runner's hello.
+# 7. concurrent 32 jobs at once with sleeping agents: the runner's own CPU % and
+#              RSS, against one such job.
+# 8. docker    a job in a per-job container (ADOS_EXECUTOR=docker) against the
+#              same job on the host: seconds added per job.
+#
+# The run ends with one table (also $OUT/table.md): each figure, its baseline
+# from the same run, and its goal.
 #
 # Knobs (environment):
-#   BENCH_ONLY="overhead warm flood"   which benchmarks to run
+#   BENCH_ONLY="overhead warm flood size idle reconnect concurrent docker"
+#                                      which benchmarks to run
 #   BENCH_QUICK=1                      small sizes, to try the harness
 #   BENCH_RUNS=7                       timed runs per variant (overhead, warm)
 #   BENCH_FILES=2000                   files in the overhead repository
@@ -26,6 +40,11 @@
 #   BENCH_PACED_SECONDS=10             length of the paced run (3 with BENCH_QUICK)
 #   BENCH_OUT=DIR                      where the raw figures go (default target/bench)
 #   BENCH_KEEP=1                       keep the scratch directory
+#   BENCH_STATIC=dist/ados-work-runner the static binary (size, idle)
+#   BENCH_JOBS=32                      jobs at once in the concurrent benchmark
+#   BENCH_SLEEP=10                     seconds each of those jobs' agent sleeps
+#   BENCH_DOCKER_IMAGE=TAG             the job image of the docker benchmark
+#                                      (default: the tests' image, built if missing)
 set -eu
 
 BIN=${1:-./target/release/ados-work-runner}
@@ -34,25 +53,30 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 OUT=${BENCH_OUT:-$ROOT/target/bench}
-ONLY=${BENCH_ONLY:-overhead warm flood}
+ONLY=${BENCH_ONLY:-overhead warm flood size idle reconnect concurrent docker}
+STATIC=${BENCH_STATIC:-$ROOT/dist/ados-work-runner}
+JOBS=${BENCH_JOBS:-32}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   RUNS=${BENCH_RUNS:-3}; FILES=${BENCH_FILES:-200}; COMMITS=${BENCH_COMMITS:-2000}
   COMMIT_BYTES=${BENCH_COMMIT_BYTES:-256}; FILES_W=${BENCH_WARM_FILES:-200}
   COLD_RUNS=${BENCH_COLD_RUNS:-2}; FLOOD_BYTES=${BENCH_FLOOD_BYTES:-20000000}
-  PACED_SECONDS=${BENCH_PACED_SECONDS:-3}
+  PACED_SECONDS=${BENCH_PACED_SECONDS:-3}; SLEEP=${BENCH_SLEEP:-2}; IDLE_S=2; RESTARTS=1
 else
   RUNS=${BENCH_RUNS:-7}; FILES=${BENCH_FILES:-2000}; COMMITS=${BENCH_COMMITS:-20000}
   COMMIT_BYTES=${BENCH_COMMIT_BYTES:-2048}; FILES_W=${BENCH_WARM_FILES:-2000}
   COLD_RUNS=${BENCH_COLD_RUNS:-3}; FLOOD_BYTES=${BENCH_FLOOD_BYTES:-1073741824}
-  PACED_SECONDS=${BENCH_PACED_SECONDS:-10}
+  PACED_SECONDS=${BENCH_PACED_SECONDS:-10}; SLEEP=${BENCH_SLEEP:-10}; IDLE_S=10; RESTARTS=3
 fi
 FLOOD_LINE=${BENCH_FLOOD_LINE:-200}
 FLOOD_RATE=${BENCH_FLOOD_RATE:-100000}
 
 [ -x "$BIN" ] || { echo "no runner binary at $BIN (run \`make release\`)" >&2; exit 2; }
-echo "== building the benchmark helper (ados-bench)"
-(cd "$ROOT" && cargo build --release --quiet -p ados-test-support --bin ados-bench)
-HELPER=$TARGET/release/ados-bench
+# The quick form (CI) takes the helper from the debug build `make test`
+# made; its figures are not for reading.
+if [ "${BENCH_QUICK:-0}" = 1 ]; then PROFILE=debug; PFLAG=; else PROFILE=release; PFLAG=--release; fi
+echo "== building the benchmark helper (ados-bench, $PROFILE)"
+(cd "$ROOT" && cargo build $PFLAG --quiet -p ados-test-support --bin ados-bench)
+HELPER=$TARGET/$PROFILE/ados-bench
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ados-bench.XXXXXX")
 # A root runner runs each job's agent as a user of its own, who must be able
@@ -65,6 +89,17 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 mkdir -p "$OUT"
+# The closing table: one row per figure (tab-separated: what, measured,
+# baseline, goal, met).
+TABLE=$OUT/table.tsv
+: > "$TABLE"
+row() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >> "$TABLE"; }
+# met VALUE OP LIMIT: "yes" or "no" (OP is <= or >=).
+met() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { ok = (op == "<=") ? (v <= l) : (v >= l); print ok ? "yes" : "**no**" }'; }
+# json FILE KEY: a number from a flat JSON object (first match).
+json() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); k=sys.argv[2].split("."); v=d
+for p in k: v=v[p]
+print(v)' "$1" "$2"; }
 
 # Test-side git: no user or system configuration, a fixed identity.
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
@@ -83,6 +118,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 cat > "$WORK/agents.json" <<EOF
 {"agents": [
   {"name": "bench-sh", "command": ["sh", "-c", "echo x > bench.txt"], "prompt": "arg", "timeout_s": 60},
+  {"name": "sleeper", "command": ["sh", "-c", "sleep \"\$1\"; echo x > sleep.txt", "sleeper"], "prompt": "arg", "timeout_s": 600},
   {"name": "flood", "command": ["$HELPER", "flood-agent"], "prompt": "arg", "timeout_s": 3600}
 ]}
 EOF
@@ -195,6 +231,8 @@ bench_overhead() {
     echo "ratio cold/script_nolocal median $(ratio "$cold_med" "$nl_med") min $(ratio "$cold_min" "$nl_min")"
     echo "git calls per runner job: $OUT/overhead-git-calls.txt"
   } | tee "$OUT/overhead.txt"
+  r=$(ratio "$cold_med" "$sc_med")
+  row "job overhead, cold job / shell script (ratio of medians)" "$r ($cold_med s)" "script $sc_med s" "<= 1.10" "$(met "$r" "<=" 1.10)"
 }
 
 # ---------------------------------------------------------------- warm start
@@ -287,6 +325,8 @@ bench_warm() {
     echo "speed-up plain git clone / warm job median $(ratio "$p_med" "$w_med")"
     echo "git calls of a warm job: $OUT/warm-git-calls.txt"
   } | tee "$OUT/warm.txt"
+  r=$(ratio "$c_med" "$w_med")
+  row "warm-mirror job start, cold / warm ($COMMITS commits)" "${r}x (warm $w_med s)" "cold $c_med s" ">= 5x" "$(met "$r" ">=" 5)"
 }
 
 # ---------------------------------------------------------------- flood
@@ -310,6 +350,112 @@ bench_flood() {
       --agents "$WORK/agents.json" --bytes "$paced_bytes" --line-len "$FLOOD_LINE" \
       --rate "$FLOOD_RATE" | tee "$OUT/flood-paced.json"
   fi
+  lps=$(json "$OUT/flood.json" lines_per_s | awk '{ printf "%d", $1 }')
+  p50=$(json "$OUT/flood.json" latency_ms.p50); p99=$(json "$OUT/flood.json" latency_ms.p99)
+  hwm=$(json "$OUT/flood.json" runner_vmhwm_kib | awk '{ printf "%.1f", $1 / 1024 }')
+  base="unpaced"
+  [ -f "$OUT/flood-paced.json" ] && base="paced at $FLOOD_RATE/s: p99 $(json "$OUT/flood-paced.json" latency_ms.p99) ms"
+  row "flood $FLOOD_BYTES bytes: lines/s" "$lps" "$base" ">= 100000" "$(met "$lps" ">=" 100000)"
+  row "flood: latency p50 / p99 (ms)" "$p50 / $p99" "" "p99 <= 50" "$(met "$p99" "<=" 50)"
+  row "flood: runner peak RSS (MiB)" "$hwm" "" "<= 32" "$(met "$hwm" "<=" 32)"
+}
+
+# ---------------------------------------------------------------- size
+bench_size() {
+  echo "== 4. binary size"
+  if [ ! -x "$STATIC" ]; then
+    echo "no static binary at $STATIC (run \`make static\`): size not measured"
+    row "static binary size (MB)" "not built" "" "<= 5" "-"
+    return
+  fi
+  st=$(stat -c %s "$STATIC"); gl=$(stat -c %s "$BIN")
+  mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
+  echo "static $(mb "$st") MB ($STATIC); glibc release $(mb "$gl") MB ($BIN)" | tee "$OUT/size.txt"
+  row "static binary size (MB)" "$(mb "$st")" "glibc release $(mb "$gl")" "<= 5" "$(met "$(mb "$st")" "<=" 5)"
+}
+
+# ---------------------------------------------------------------- idle
+bench_idle() {
+  echo "== 5. idle connected runner, ${IDLE_S}s"
+  d=$WORK/idle; mkdir -p "$d"
+  "$HELPER" idle --runner "$BIN" --workspace "$d/ws-glibc" --agents "$WORK/agents.json" \
+    --seconds "$IDLE_S" | tee "$OUT/idle-glibc.json"
+  gl=$(json "$OUT/idle-glibc.json" runner_vmrss_kib | awk '{ printf "%.1f", $1 / 1024 }')
+  if [ -x "$STATIC" ]; then
+    "$HELPER" idle --runner "$STATIC" --workspace "$d/ws-static" --agents "$WORK/agents.json" \
+      --seconds "$IDLE_S" | tee "$OUT/idle-static.json"
+    st=$(json "$OUT/idle-static.json" runner_vmrss_kib | awk '{ printf "%.1f", $1 / 1024 }')
+    row "idle connected RSS, static binary (MiB)" "$st" "glibc release $gl" "<= 4" "$(met "$st" "<=" 4)"
+  else
+    row "idle connected RSS (MiB)" "glibc $gl (no static binary)" "" "<= 4" "$(met "$gl" "<=" 4)"
+  fi
+}
+
+# ---------------------------------------------------------------- reconnect
+bench_reconnect() {
+  echo "== 6. reconnect after $RESTARTS control-plane restart(s) (1 s down each)"
+  d=$WORK/reconnect; mkdir -p "$d"
+  "$HELPER" reconnect --runner "$BIN" --workspace "$d/ws" --agents "$WORK/agents.json" \
+    --count "$RESTARTS" | tee "$OUT/reconnect.json"
+  first=$(python3 -c 'import json,sys; print("%.2f" % json.load(open(sys.argv[1]))["reconnect_s"][0])' "$OUT/reconnect.json")
+  mx=$(json "$OUT/reconnect.json" max_s | awk '{ printf "%.2f", $1 }')
+  row "reconnect: server back -> hello, first restart (s)" "$first" "max over $RESTARTS: $mx" "<= 2" "$(met "$first" "<=" 2)"
+}
+
+# ---------------------------------------------------------------- concurrent
+# A tiny repository and a custom agent that sleeps, then writes a file.
+small_repo() {
+  if [ ! -d "$WORK/small.git" ]; then
+    git init -q -b main "$WORK/small-src"
+    echo small > "$WORK/small-src/README.md"
+    git -C "$WORK/small-src" add -A
+    git -C "$WORK/small-src" commit -q -m small
+    git clone -q --bare "$WORK/small-src" "$WORK/small.git"
+  fi
+  echo "$WORK/small.git"
+}
+bench_concurrent() {
+  echo "== 7. $JOBS concurrent jobs, agents sleeping ${SLEEP}s"
+  d=$WORK/concurrent; mkdir -p "$d"
+  repo=$(small_repo)
+  "$HELPER" concurrent --runner "$BIN" --workspace "$d/ws-1" --agents "$WORK/agents.json" \
+    --repo "$repo" --count 1 --seconds "$SLEEP" | tee "$OUT/concurrent-1.json"
+  "$HELPER" concurrent --runner "$BIN" --workspace "$d/ws-n" --agents "$WORK/agents.json" \
+    --repo "$repo" --count "$JOBS" --seconds "$SLEEP" | tee "$OUT/concurrent.json"
+  pc() { json "$1" runner_cpu_percent | awk '{ printf "%.1f", $1 }'; }
+  mib() { json "$1" runner_vmhwm_kib | awk '{ printf "%.1f", $1 / 1024 }'; }
+  # The runner's own CPU per job (ms): with agents that only sleep, what a
+  # job costs the runner; it should not grow with the jobs beside it.
+  per() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.0f" % (d["runner_cpu_s"] * 1000 / d["jobs"]))' "$1"; }
+  one=$(per "$OUT/concurrent-1.json"); many=$(per "$OUT/concurrent.json")
+  limit=$(awk -v o="$one" 'BEGIN { printf "%.0f", (o < 10 ? 10 : o) * 2 }')
+  row "$JOBS concurrent jobs: runner CPU per job (ms), and % of one core" "$many ms ($(pc "$OUT/concurrent.json") %)" "1 job: $one ms ($(pc "$OUT/concurrent-1.json") %)" "<= 2x one job ($limit ms)" "$(met "$many" "<=" "$limit")"
+  row "$JOBS concurrent jobs: runner peak RSS (MiB)" "$(mib "$OUT/concurrent.json")" "1 job: $(mib "$OUT/concurrent-1.json")" "<= 64" "$(met "$(mib "$OUT/concurrent.json")" "<=" 64)"
+}
+
+# ---------------------------------------------------------------- docker
+bench_docker() {
+  echo "== 8. a job in a per-job container against the same job on the host"
+  if ! docker info > /dev/null 2>&1; then
+    echo "docker not available: not measured"
+    row "Docker executor: seconds added per job" "not measured (no Docker)" "" "<= 3" "-"
+    return
+  fi
+  image=${BENCH_DOCKER_IMAGE:-}
+  if [ -z "$image" ]; then
+    (cd "$ROOT" && cargo build --quiet -p ados-test-support --bin ados-test-image)
+    image=$("$TARGET/debug/ados-test-image" job)
+  fi
+  d=$WORK/docker; mkdir -p "$d"
+  repo=$(small_repo)
+  "$HELPER" concurrent --runner "$BIN" --workspace "$d/ws-host" --agents "$WORK/agents.json" \
+    --repo "$repo" --count 1 --seconds 0 | tee "$OUT/docker-host.json"
+  "$HELPER" concurrent --runner "$BIN" --workspace "$d/ws-docker" --agents "$WORK/agents.json" \
+    --repo "$repo" --count 1 --seconds 0 --env ADOS_EXECUTOR=docker --env "ADOS_JOB_IMAGE=$image" \
+    | tee "$OUT/docker-container.json"
+  h=$(json "$OUT/docker-host.json" wall_s); c=$(json "$OUT/docker-container.json" wall_s)
+  added=$(awk -v a="$c" -v b="$h" 'BEGIN { printf "%.2f", a - b }')
+  row "Docker executor: seconds added per job" "$added (container job $(printf '%.2f' "$c") s)" "host job $(printf '%.2f' "$h") s" "<= 3" "$(met "$added" "<=" 3)"
 }
 
 # What else is running matters on a small machine: say it.
@@ -329,8 +475,22 @@ for b in $ONLY; do
     overhead) bench_overhead ;;
     warm) bench_warm ;;
     flood) bench_flood ;;
-    *) echo "unknown benchmark $b (overhead, warm, flood)" >&2; exit 2 ;;
+    size) bench_size ;;
+    idle) bench_idle ;;
+    reconnect) bench_reconnect ;;
+    concurrent) bench_concurrent ;;
+    docker) bench_docker ;;
+    *) echo "unknown benchmark $b (overhead, warm, flood, size, idle, reconnect, concurrent, docker)" >&2; exit 2 ;;
   esac
 done
+{
+  [ "${BENCH_QUICK:-0}" = 1 ] && echo "BENCH_QUICK: small sizes to exercise the harness; these figures are not measured against their goals." && echo
+  echo "| figure | measured | baseline (same run) | goal | met |"
+  echo "|---|---|---|---|---|"
+  awk -F '\t' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }' "$TABLE"
+} > "$OUT/table.md"
+echo
+echo "== the table ($OUT/table.md)"
+cat "$OUT/table.md"
 { echo "ended: $(date -u +%FT%TZ)"; load "after"; } | tee -a "$OUT/machine.txt"
 echo "figures in $OUT"

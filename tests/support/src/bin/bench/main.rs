@@ -7,6 +7,7 @@
 //!                                                       a control plane that runs the
 //!                                                       runner daemon and measures the flood
 //! ados-bench git-serve ROOT USER TOKEN                  the smart-HTTP test git server
+//! ados-bench idle | reconnect | concurrent …             the operations benchmarks (ops.rs)
 //! ```
 //!
 //! Why one compiled program and not scripts: the flood agent must write
@@ -23,10 +24,16 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
+mod ops;
+
 const USAGE: &str = "usage:
   ados-bench flood-agent BYTES LINE_LEN RATE [PROMPT]
   ados-bench flood --runner BIN --workspace DIR --repo PATH --agents FILE --bytes N --line-len L
-  ados-bench git-serve ROOT USER TOKEN";
+  ados-bench git-serve ROOT USER TOKEN
+  ados-bench idle --runner BIN --workspace DIR --agents FILE [--seconds S]
+  ados-bench reconnect --runner BIN --workspace DIR --agents FILE [--count N]
+  ados-bench concurrent --runner BIN --workspace DIR --agents FILE --repo PATH
+                        [--count JOBS] [--seconds S] [--agent NAME] [--env NAME=value]...";
 
 /// The marker that starts every flood line: `BENCH <index> <ns> xxx…`.
 const MARKER: &str = "BENCH ";
@@ -37,6 +44,9 @@ fn main() -> ExitCode {
         Some("flood-agent") => flood_agent(&args[1..]),
         Some("flood") => flood(&args[1..]),
         Some("git-serve") => git_serve(&args[1..]),
+        Some("idle") => ops::idle(&args[1..]),
+        Some("reconnect") => ops::reconnect(&args[1..]),
+        Some("concurrent") => ops::concurrent(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     match result {
@@ -288,17 +298,9 @@ fn flood_opts(args: &[String]) -> Result<FloodOpts, String> {
         rate: 0,
         timeout: Duration::from_secs(1800),
     };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let v = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?
-            .clone();
-        let n = || {
-            v.parse::<u64>()
-                .map_err(|_| format!("{flag} {v}: not a number"))
-        };
-        match flag.as_str() {
+    each_flag(args, |flag, v| {
+        let n = || number(flag, &v);
+        match flag {
             "--runner" => o.runner = v,
             "--workspace" => o.workspace = v,
             "--repo" => o.repo = v,
@@ -309,22 +311,96 @@ fn flood_opts(args: &[String]) -> Result<FloodOpts, String> {
             "--timeout" => o.timeout = Duration::from_secs(n()?),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
-    }
-    for (name, v) in [
+        Ok(())
+    })?;
+    required(&[
         ("--runner", &o.runner),
         ("--workspace", &o.workspace),
         ("--repo", &o.repo),
         ("--agents", &o.agents),
-    ] {
-        if v.is_empty() {
-            return Err(format!("{name} is required\n{USAGE}"));
-        }
-    }
+    ])?;
     Ok(o)
+}
+
+/// Call `f` with each `--flag value` pair of `args`.
+fn each_flag(
+    args: &[String],
+    mut f: impl FnMut(&str, String) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let v = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        f(flag, v.clone())?;
+    }
+    Ok(())
+}
+
+/// A flag's value as a number.
+fn number(flag: &str, v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .map_err(|_| format!("{flag} {v}: not a number"))
+}
+
+/// An error naming the first of `flags` left empty.
+fn required(flags: &[(&str, &String)]) -> Result<(), String> {
+    match flags.iter().find(|(_, v)| v.is_empty()) {
+        Some((name, _)) => Err(format!("{name} is required\n{USAGE}")),
+        None => Ok(()),
+    }
 }
 
 /// Kills the runner daemon if the benchmark ends early.
 struct Daemon(std::process::Child);
+
+/// What a benchmark's runner daemon is started with.
+struct DaemonSetup<'a> {
+    runner: &'a str,
+    workspace: &'a str,
+    /// The ADOS_CUSTOM_AGENTS file.
+    agents: &'a str,
+    /// The control plane's port on 127.0.0.1.
+    port: u16,
+    max_jobs: usize,
+    /// More variables (ADOS_EXECUTOR=docker, …).
+    extra_env: &'a [(String, String)],
+}
+
+/// Start `runner run` against a control plane on 127.0.0.1:`port`, with a
+/// clean environment: only what the benchmark sets, PATH and HOME.
+fn start_daemon(s: &DaemonSetup) -> Result<Daemon, String> {
+    let health = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("a free port: {e}"))?
+        .port();
+    let mut cmd = Command::new(s.runner);
+    cmd.arg("run")
+        .env_clear()
+        .env("ADOS_API_URL", format!("http://127.0.0.1:{}", s.port))
+        .env("ADOS_TOKEN", "bench-token")
+        .env("ADOS_RUNNER_ID", "bench")
+        .env("WORKSPACE_DIR", s.workspace)
+        .env("ADOS_HEALTH_ADDR", format!("127.0.0.1:{health}"))
+        .env("ADOS_ALLOW_FILE_REMOTES", "1")
+        .env("ADOS_MIN_FREE_DISK", "0")
+        .env("ADOS_MAX_JOBS", s.max_jobs.to_string())
+        .env("ADOS_CUSTOM_AGENTS", s.agents)
+        .env("ADOS_LOG_LEVEL", "warn")
+        .env(
+            "PATH",
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+        )
+        .envs(s.extra_env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if let Ok(home) = std::env::var("HOME") {
+        cmd.env("HOME", home);
+    }
+    cmd.spawn()
+        .map(Daemon)
+        .map_err(|e| format!("cannot start {}: {e}", s.runner))
+}
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -345,36 +421,14 @@ fn flood(args: &[String]) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("local addr: {e}"))?
         .port();
-    let health = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("a free port: {e}"))?
-        .port();
-    let mut cmd = Command::new(&o.runner);
-    cmd.arg("run")
-        .env_clear()
-        .env("ADOS_API_URL", format!("http://127.0.0.1:{port}"))
-        .env("ADOS_TOKEN", "bench-token")
-        .env("ADOS_RUNNER_ID", "bench")
-        .env("WORKSPACE_DIR", &o.workspace)
-        .env("ADOS_HEALTH_ADDR", format!("127.0.0.1:{health}"))
-        .env("ADOS_ALLOW_FILE_REMOTES", "1")
-        .env("ADOS_MIN_FREE_DISK", "0")
-        .env("ADOS_MAX_JOBS", "1")
-        .env("ADOS_CUSTOM_AGENTS", &o.agents)
-        .env("ADOS_LOG_LEVEL", "warn")
-        .env(
-            "PATH",
-            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    if let Ok(home) = std::env::var("HOME") {
-        cmd.env("HOME", home);
-    }
-    let daemon = Daemon(
-        cmd.spawn()
-            .map_err(|e| format!("cannot start {}: {e}", o.runner))?,
-    );
+    let daemon = start_daemon(&DaemonSetup {
+        runner: &o.runner,
+        workspace: &o.workspace,
+        agents: &o.agents,
+        port,
+        max_jobs: 1,
+        extra_env: &[],
+    })?;
     let pid = daemon.0.id();
     let (tcp, _) = listener
         .accept()

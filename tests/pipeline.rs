@@ -464,35 +464,6 @@ fn the_job_time_limit_fails_the_job() {
 }
 
 #[test]
-fn a_plan_stage_is_read_only_and_pushes_nothing() {
-    let h = Harness::start(&[("README.md", "# r\n")]);
-    let mut spec = h.spec(
-        "plan",
-        "claude",
-        "FAKE: write hello.txt hi\nFAKE: lines 2",
-        "",
-    );
-    spec["stage"] = json!("plan");
-    let (events, res) = h.run(spec);
-    assert_eq!(res["status"], "completed", "{res}");
-    assert_eq!(
-        res["summary"], "line 2 of 2",
-        "the plan is the agent's last text"
-    );
-    assert!(res["commit_sha"].is_null());
-    let text: String = events.iter().map(|e| e.to_string()).collect();
-    assert!(
-        text.contains("permission denied: read-only"),
-        "the write was refused"
-    );
-    let (ok, _, _) = try_git(
-        &h.bare(),
-        &["rev-parse", "--verify", "refs/heads/ados/plan"],
-    );
-    assert!(!ok, "nothing may be pushed");
-}
-
-#[test]
 fn merge_mode_direct_pushes_to_the_target_branch() {
     let h = Harness::start(&[("README.md", "# r\n")]);
     let mut spec = h.spec("direct", "claude", "FAKE: write hello.txt direct", "");
@@ -533,35 +504,6 @@ fn an_agent_that_commits_by_itself_is_folded_into_the_jobs_commit() {
         log.trim(),
         "ADOS Bot|Say hello (#7)",
         "one commit, the job's author"
-    );
-}
-
-#[test]
-fn a_repair_stage_pushes_a_new_commit_onto_the_existing_branch() {
-    let h = Harness::start(&[("README.md", "# r\n")]);
-    let (ok, _, err) = try_git(&h.bare(), &["branch", "ados/pr-1", "main"]);
-    assert!(ok, "{err}");
-    let before =
-        ados_test_support::fixtures::commit_to_bare(&h.bare(), "ados/pr-1", &[("x.txt", "one\n")]);
-    let mut spec = h.spec(
-        "repair-stage",
-        "claude",
-        "CI failed: x.txt needs a second line\nFAKE: append x.txt two",
-        "",
-    );
-    spec["stage"] = json!("repair");
-    spec["branch"] = json!("ados/pr-1");
-    let (_, res) = h.run(spec);
-    assert_eq!(res["status"], "completed", "{res}");
-    assert_eq!(
-        h.branch_file("ados/pr-1", "x.txt").as_deref(),
-        Some("one\ntwo\n")
-    );
-    let (_, parent, _) = try_git(&h.bare(), &["rev-parse", "ados/pr-1^"]);
-    assert_eq!(
-        parent.trim(),
-        before,
-        "a new commit on top, nothing rewritten"
     );
 }
 

@@ -47,6 +47,9 @@ fn pushes(h: &Harness) -> Vec<String> {
 #[test]
 fn a_plan_leaves_no_commit_and_no_push_and_names_what_the_agent_wrote_anyway() {
     let h = Harness::start(&[("README.md", "# r\n")]);
+    // A plan neither builds on nor replaces a branch of the job's name.
+    let (ok, _, err) = try_git(&h.bare(), &["branch", "ados/plan-claude", "main"]);
+    assert!(ok, "{err}");
     let before = server_refs(&h);
     for agent in ["claude", "codex", "copilot"] {
         let id = format!("plan-{agent}");
@@ -79,6 +82,7 @@ fn a_plan_leaves_no_commit_and_no_push_and_names_what_the_agent_wrote_anyway() {
             "{agent}: {log}"
         );
         assert!(!log.contains("hello.txt"), "{agent}: {log}");
+        assert!(!log.contains("force-with-lease"), "{agent}: {log}");
     }
     assert_eq!(server_refs(&h), before, "nothing reached the server");
     assert!(pushes(&h).is_empty(), "{:?}", pushes(&h));

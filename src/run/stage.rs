@@ -5,7 +5,7 @@
 //! ```text
 //! implement: prepare(fresh)    → agent → [no change?] → test-and-repair → deliver → PR
 //! repair:    prepare(existing) → agent → [no change?] → test-and-repair → deliver → PR
-//! plan:      prepare(fresh)    → agent (read-only) → [changed? discard] → its text
+//! plan:      prepare(target)   → agent (read-only) → [changed? discard] → its text
 //! review:    prepare(existing) → diff → agent (read-only) → [changed? discard] → verdict
 //! chat:      not supported yet (will reuse prepare and agent)
 //! ```

@@ -57,6 +57,7 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A GitHub harness whose repository holds `files` on `main`.
     pub fn start(files: &[(&str, &str)]) -> Harness {
         Harness::start_with(files, &[])
     }
@@ -145,6 +146,8 @@ impl Harness {
         self.repos.path().join("o/r.git")
     }
 
+    /// An issue job `id` for `agent` with `prompt` (the fakes' directives)
+    /// and `test_command`, `merge_mode: pr` onto `ados/<id>`.
     pub fn spec(&self, id: &str, agent: &str, prompt: &str, test_command: &str) -> Value {
         json!({"job_id": id, "kind": "issue",
                "repo": {"provider": provider_of(self.kind), "owner": "o", "name": "r",
@@ -175,6 +178,7 @@ impl Harness {
         (events, result)
     }
 
+    /// `file` on `branch` of the server's repository, if both exist.
     pub fn branch_file(&self, branch: &str, file: &str) -> Option<String> {
         let (ok, out, _) = try_git(
             &self.bare(),

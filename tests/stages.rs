@@ -231,23 +231,27 @@ fn copilot_is_driven_by_its_version_band() {
         // The version is asked per job: the next job sees the new one.
         h.copilot_version(version);
         let id = format!("copilot-{}", version.replace('.', "-"));
+        // Red tests, then a repair: two attempts in the job.
         let (events, res) = h.run(h.spec(
             &id,
             "copilot",
-            &format!("FAKE: write hello.txt hi from {version}"),
-            "",
+            &format!("FAKE: write hello.txt hi from {version}\nFAKE: fix-if-failing fixed.txt ok"),
+            "test -f fixed.txt",
         ));
         assert_eq!(res["status"], "completed", "{version}: {res}");
+        assert_eq!(res["attempts"].as_array().map(Vec::len), Some(2), "{res}");
         assert_eq!(
             h.branch_file(&format!("ados/{id}"), "hello.txt"),
             Some(format!("hi from {version}\n"))
         );
-        assert!(
-            runner_log(&events)
-                .contains(&format!("copilot --version: GitHub Copilot CLI {version}")),
-            "{version}: {}",
-            runner_log(&events)
+        let asked = format!("copilot --version: GitHub Copilot CLI {version}\n");
+        let log = runner_log(&events);
+        assert_eq!(
+            log.matches("copilot --version").count(),
+            1,
+            "once a job: {log}"
         );
+        assert!(log.contains(&asked), "{version}: {log}");
         let kinds: Vec<&str> = events
             .iter()
             .filter(|e| e["event"]["kind"] == "agent")
@@ -265,7 +269,11 @@ fn copilot_is_driven_by_its_version_band() {
             "{version}: {kinds:?}"
         );
         if !json_output {
-            assert_eq!(messages(&events), ["Done."], "{version}");
+            assert_eq!(
+                messages(&events),
+                ["Done.", "Fixed the failing tests."],
+                "{version}"
+            );
         }
     }
 }

@@ -14,7 +14,7 @@ use super::adapter::{
     base_command, content_text, json_object, path_str, prompt_argument, str_at, summarize_input,
     uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
 };
-use super::copilot_version::{CopilotBand, CopilotVersion};
+use super::copilot_version::CopilotBand;
 use super::custom::CustomParser;
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome};
@@ -37,11 +37,6 @@ impl Copilot {
     pub fn for_band(band: CopilotBand) -> Copilot {
         Copilot { band }
     }
-
-    /// The band this adapter drives.
-    pub fn band(&self) -> CopilotBand {
-        self.band
-    }
 }
 
 impl AgentAdapter for Copilot {
@@ -60,8 +55,7 @@ impl AgentAdapter for Copilot {
     /// An unreadable version is driven as the newest band (see
     /// [`CopilotBand::SessionId`]).
     fn at_version(&self, printed: &str) -> Option<Box<dyn AgentAdapter>> {
-        let band = CopilotVersion::parse(printed).map_or_else(CopilotBand::default, |v| v.band());
-        Some(Box::new(Copilot::for_band(band)))
+        Some(Box::new(Copilot::for_band(CopilotBand::of(printed))))
     }
 
     fn config_dir(&self, ctx: &AgentContext) -> Option<PathBuf> {

@@ -29,6 +29,9 @@ pub struct CopilotVersion {
 impl CopilotVersion {
     /// The first version with `--output-format json`.
     pub const JSON_OUTPUT: CopilotVersion = CopilotVersion::new(0, 0, 422);
+    /// The first version whose sessions can be resumed (`--resume=`): a
+    /// chat needs at least this one.
+    pub const RESUME: CopilotVersion = CopilotVersion::JSON_OUTPUT;
     /// The first version with `--session-id`.
     pub const SESSION_ID: CopilotVersion = CopilotVersion::new(1, 0, 51);
 
@@ -103,6 +106,12 @@ pub enum CopilotResume {
 }
 
 impl CopilotBand {
+    /// The band of the CLI that printed `printed` for `copilot --version`;
+    /// the newest when no version can be read from it.
+    pub fn of(printed: &str) -> CopilotBand {
+        CopilotVersion::parse(printed).map_or_else(CopilotBand::default, CopilotVersion::band)
+    }
+
     /// Whether `--output-format json` exists.
     pub fn json_output(self) -> bool {
         self != CopilotBand::Text
@@ -164,6 +173,15 @@ mod tests {
         assert_eq!(band("1.0.50"), Some(CopilotBand::Json));
         assert_eq!(band("1.0.51"), Some(CopilotBand::SessionId));
         assert_eq!(band("2.0.0"), Some(CopilotBand::SessionId));
+        assert_eq!(
+            CopilotBand::of("GitHub Copilot CLI 0.0.339"),
+            CopilotBand::Text
+        );
+        assert_eq!(CopilotBand::of("no version here"), CopilotBand::SessionId);
+        assert_eq!(
+            CopilotVersion::RESUME.band().resume(),
+            CopilotResume::ResumeFlag
+        );
         assert!(!CopilotBand::Text.json_output());
         assert!(CopilotBand::Json.json_output());
     }

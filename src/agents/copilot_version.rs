@@ -125,15 +125,6 @@ impl CopilotBand {
             CopilotBand::SessionId => CopilotResume::SessionId,
         }
     }
-
-    /// In words, for the job's log: `JSON output, sessions by --session-id`.
-    pub fn describe(self) -> &'static str {
-        match self {
-            CopilotBand::Text => "text output, sessions cannot be resumed",
-            CopilotBand::Json => "JSON output, sessions resumed with --resume=<sessionId>",
-            CopilotBand::SessionId => "JSON output, sessions by --session-id",
-        }
-    }
 }
 
 impl CopilotResume {

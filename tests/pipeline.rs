@@ -4,181 +4,14 @@
 //! work; a stand-in for the provider's REST API takes the pull requests.
 //! Every path of the pipeline, and that the token ends up nowhere.
 
-use ados_test_support::control_plane::{ControlPlane, Options};
-use ados_test_support::fixtures::{
-    files_containing, git_argv_recorder, make_bare_repo, recorded_argv, run_git, try_git, TempDir,
-};
+use ados_test_support::fixtures::{files_containing, recorded_argv, run_git, try_git, TempDir};
 use ados_test_support::forge::{Auth, ForgeServer, Kind};
-use ados_test_support::git_server::{base64, GitServer};
-use ados_test_support::runner::{fake_agents_dir, free_port, http_get, RunnerProcess};
+use ados_test_support::git_server::base64;
+use ados_test_support::harness::{all_text, statuses, Harness, ANTHROPIC, T, TOKEN};
+use ados_test_support::runner::http_get;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ados-work-runner");
-const TOKEN: &str = "ghs_TestToken0123456789abcdefXYZ";
-const BB_USER: &str = "ados-bot";
-const ANTHROPIC: &str = "sk-ant-test-key-0123456789abcdef";
-const T: Duration = Duration::from_secs(60);
-
-struct Harness {
-    cp: ControlPlane,
-    ws: TempDir,
-    repos: TempDir,
-    recorder: TempDir,
-    git: GitServer,
-    forge: ForgeServer,
-    kind: Kind,
-    health: u16,
-    _runner: RunnerProcess,
-}
-
-impl Harness {
-    fn start(files: &[(&str, &str)]) -> Harness {
-        Harness::start_with(files, &[])
-    }
-
-    /// A harness whose runner also gets `extra` in its environment.
-    fn start_with(files: &[(&str, &str)], extra: &[(&str, &str)]) -> Harness {
-        Harness::start_on(Kind::GitHub, files, extra)
-    }
-
-    /// A harness whose repository is on `kind`'s provider: the git server
-    /// and the API stand-in demand that provider's credentials.
-    fn start_on(kind: Kind, files: &[(&str, &str)], extra: &[(&str, &str)]) -> Harness {
-        let cp = ControlPlane::start(Options {
-            heartbeat_s: 1,
-            ..Options::default()
-        });
-        let ws = TempDir::new("pipeline-ws");
-        let repos = TempDir::new("pipeline-repos");
-        let recorder = TempDir::new("pipeline-argv");
-        make_bare_repo(repos.path(), "o/r.git", files);
-        let (git_user, token_var, auth) = match kind {
-            Kind::GitHub => ("x-access-token", "GITHUB_TOKEN", Auth::Bearer(TOKEN.into())),
-            Kind::GitLab => ("oauth2", "GITLAB_TOKEN", Auth::PrivateToken(TOKEN.into())),
-            Kind::Bitbucket => (
-                BB_USER,
-                "BITBUCKET_APP_PASSWORD",
-                Auth::Basic(BB_USER.into(), TOKEN.into()),
-            ),
-        };
-        let git = GitServer::start(repos.path(), git_user, TOKEN);
-        let forge = ForgeServer::start(kind, "o/r", auth);
-        let bin = git_argv_recorder(recorder.path());
-        let health = free_port();
-        let path = format!(
-            "{}:{}:{}",
-            bin.display(),
-            fake_agents_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let env: Vec<(&str, String)> = vec![
-            ("ADOS_API_URL", cp.url()),
-            ("ADOS_TOKEN", cp.options().token.clone()),
-            ("ADOS_RUNNER_ID", "runner-pipeline".into()),
-            ("WORKSPACE_DIR", ws.path().display().to_string()),
-            ("ADOS_HEALTH_ADDR", format!("127.0.0.1:{health}")),
-            ("ADOS_MAX_BACKOFF", "300ms".into()),
-            ("ADOS_MAX_JOBS", "2".into()),
-            ("ADOS_MIN_FREE_DISK", "0".into()),
-            (token_var, TOKEN.into()),
-            ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
-            ("OPENAI_API_KEY", "sk-openai-test-0123456789abcdef".into()),
-            (
-                "COPILOT_GITHUB_TOKEN",
-                "github_pat_copilot_test_0123456789".into(),
-            ),
-            ("PATH", path),
-        ];
-        let mut env = env;
-        if kind == Kind::Bitbucket {
-            env.push(("BITBUCKET_USERNAME", BB_USER.into()));
-        }
-        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-        let runner = RunnerProcess::start(Path::new(BIN), &[], &env);
-        cp.wait_for(|v| v["type"] == "hello", T);
-        Harness {
-            cp,
-            ws,
-            repos,
-            recorder,
-            git,
-            forge,
-            kind,
-            health,
-            _runner: runner,
-        }
-    }
-
-    fn bare(&self) -> PathBuf {
-        self.repos.path().join("o/r.git")
-    }
-
-    fn spec(&self, id: &str, agent: &str, prompt: &str, test_command: &str) -> Value {
-        json!({"job_id": id, "kind": "issue",
-               "repo": {"provider": provider_of(self.kind), "owner": "o", "name": "r",
-                        "clone_url": self.git.url_for("o/r.git"), "target_branch": "main",
-                        "api_url": self.forge.api_url()},
-               "issue": {"number": 7, "title": "Say hello", "body": "Add hello.txt"},
-               "prompt": prompt,
-               "agent": {"name": agent, "model": "test-model"},
-               "branch": format!("ados/{id}"),
-               "merge_mode": "pr", "test_command": test_command, "max_repair_attempts": 1,
-               "commit": {"author_name": "ADOS Bot", "author_email": "bot@ados.dev"}})
-    }
-
-    /// Assign `spec` and wait for its result; returns (events, result).
-    fn run(&self, spec: Value) -> (Vec<Value>, Value) {
-        let id = spec["job_id"].as_str().unwrap_or_default().to_string();
-        self.cp.assign(spec);
-        let result = self.cp.wait_for(
-            |v| v["type"] == "job.result" && v["job_id"] == id.as_str(),
-            T,
-        );
-        let events = self
-            .cp
-            .frames()
-            .into_iter()
-            .filter(|v| v["type"] == "job.event" && v["job_id"] == id.as_str())
-            .collect();
-        (events, result)
-    }
-
-    fn branch_file(&self, branch: &str, file: &str) -> Option<String> {
-        let (ok, out, _) = try_git(
-            &self.bare(),
-            &["show", &format!("refs/heads/{branch}:{file}")],
-        );
-        ok.then_some(out)
-    }
-}
-
-fn provider_of(kind: Kind) -> &'static str {
-    match kind {
-        Kind::GitHub => "github",
-        Kind::GitLab => "gitlab",
-        Kind::Bitbucket => "bitbucket",
-    }
-}
-
-/// The steps a job went through: a status repeated with a new detail (a
-/// clone's progress) is one step.
-fn statuses(events: &[Value]) -> Vec<String> {
-    let mut steps: Vec<String> = events
-        .iter()
-        .filter(|e| e["event"]["kind"] == "status")
-        .map(|e| e["event"]["status"].as_str().unwrap_or("").to_string())
-        .collect();
-    steps.dedup();
-    steps
-}
-
-fn all_text(events: &[Value], result: &Value) -> String {
-    let mut s: String = events.iter().map(|e| e.to_string()).collect();
-    s.push_str(&result.to_string());
-    s
-}
 
 #[test]
 fn completed_with_each_agent_and_the_token_is_nowhere() {
@@ -631,35 +464,6 @@ fn the_job_time_limit_fails_the_job() {
 }
 
 #[test]
-fn a_plan_stage_is_read_only_and_pushes_nothing() {
-    let h = Harness::start(&[("README.md", "# r\n")]);
-    let mut spec = h.spec(
-        "plan",
-        "claude",
-        "FAKE: write hello.txt hi\nFAKE: lines 2",
-        "",
-    );
-    spec["stage"] = json!("plan");
-    let (events, res) = h.run(spec);
-    assert_eq!(res["status"], "completed", "{res}");
-    assert_eq!(
-        res["summary"], "line 2 of 2",
-        "the plan is the agent's last text"
-    );
-    assert!(res["commit_sha"].is_null());
-    let text: String = events.iter().map(|e| e.to_string()).collect();
-    assert!(
-        text.contains("permission denied: read-only"),
-        "the write was refused"
-    );
-    let (ok, _, _) = try_git(
-        &h.bare(),
-        &["rev-parse", "--verify", "refs/heads/ados/plan"],
-    );
-    assert!(!ok, "nothing may be pushed");
-}
-
-#[test]
 fn merge_mode_direct_pushes_to_the_target_branch() {
     let h = Harness::start(&[("README.md", "# r\n")]);
     let mut spec = h.spec("direct", "claude", "FAKE: write hello.txt direct", "");
@@ -700,35 +504,6 @@ fn an_agent_that_commits_by_itself_is_folded_into_the_jobs_commit() {
         log.trim(),
         "ADOS Bot|Say hello (#7)",
         "one commit, the job's author"
-    );
-}
-
-#[test]
-fn a_repair_stage_pushes_a_new_commit_onto_the_existing_branch() {
-    let h = Harness::start(&[("README.md", "# r\n")]);
-    let (ok, _, err) = try_git(&h.bare(), &["branch", "ados/pr-1", "main"]);
-    assert!(ok, "{err}");
-    let before =
-        ados_test_support::fixtures::commit_to_bare(&h.bare(), "ados/pr-1", &[("x.txt", "one\n")]);
-    let mut spec = h.spec(
-        "repair-stage",
-        "claude",
-        "CI failed: x.txt needs a second line\nFAKE: append x.txt two",
-        "",
-    );
-    spec["stage"] = json!("repair");
-    spec["branch"] = json!("ados/pr-1");
-    let (_, res) = h.run(spec);
-    assert_eq!(res["status"], "completed", "{res}");
-    assert_eq!(
-        h.branch_file("ados/pr-1", "x.txt").as_deref(),
-        Some("one\ntwo\n")
-    );
-    let (_, parent, _) = try_git(&h.bare(), &["rev-parse", "ados/pr-1^"]);
-    assert_eq!(
-        parent.trim(),
-        before,
-        "a new commit on top, nothing rewritten"
     );
 }
 

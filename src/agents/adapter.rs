@@ -84,6 +84,18 @@ pub trait AgentAdapter: Send + Sync {
     fn version_command(&self) -> Option<Vec<String>> {
         Some(vec![self.program().to_string(), "--version".to_string()])
     }
+    /// Whether this CLI is driven differently across its versions: the
+    /// agent step then runs [`AgentAdapter::version_command`] once per job
+    /// and uses the adapter [`AgentAdapter::at_version`] gives for it.
+    fn versioned(&self) -> bool {
+        false
+    }
+    /// This adapter for the version `printed` (the first line the version
+    /// command printed); `None` when versions are all driven alike.
+    fn at_version(&self, printed: &str) -> Option<Box<dyn AgentAdapter>> {
+        let _ = printed;
+        None
+    }
     /// The command line, environment and limits of one attempt.
     fn command(&self, ctx: &AgentContext) -> CommandSpec;
     /// A fresh parser for one attempt's output.

@@ -1,13 +1,21 @@
-//! GitHub Copilot CLI (`copilot -p … --output-format json`).
+//! GitHub Copilot CLI (`copilot -p …`), driven by its version's band
+//! ([`CopilotBand`]).
 //!
-//! Success: exit 0 and the final `result` line's `exitCode == 0`. The
-//! session is a UUID the runner makes and passes as `--session-id` on every
-//! turn (created on the first, resumed on the next). No tokens, no cost.
+//! From 0.0.422 (`--output-format json`), success is exit 0 and the final
+//! `result` line's `exitCode == 0`: a `result` with another `exitCode` is
+//! a failure even when the process exits 0, its reason the last
+//! `session.error`. From 1.0.51 the session is a UUID the runner makes and
+//! passes as `--session-id` on every turn (created on the first, resumed
+//! on the next); between, a session is resumed with `--resume=<sessionId>`.
+//! Before 0.0.422 the output is text: each line a message, success by the
+//! exit code, no session to resume. No tokens, no cost.
 
 use super::adapter::{
     base_command, content_text, json_object, path_str, prompt_argument, str_at, summarize_input,
     uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
 };
+use super::copilot_version::CopilotBand;
+use super::custom::CustomParser;
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome};
 use serde_json::Value;
@@ -16,9 +24,20 @@ use std::path::PathBuf;
 
 const NAME: &str = "copilot";
 
-/// The Copilot CLI adapter.
+/// The Copilot CLI adapter for one band of versions (the registry's is the
+/// newest band; [`AgentAdapter::at_version`] gives the one for the
+/// installed CLI).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Copilot;
+pub struct Copilot {
+    band: CopilotBand,
+}
+
+impl Copilot {
+    /// The adapter for a CLI of `band`.
+    pub fn for_band(band: CopilotBand) -> Copilot {
+        Copilot { band }
+    }
+}
 
 impl AgentAdapter for Copilot {
     fn name(&self) -> &str {
@@ -29,24 +48,37 @@ impl AgentAdapter for Copilot {
         NAME
     }
 
+    fn versioned(&self) -> bool {
+        true
+    }
+
+    /// An unreadable version is driven as the newest band (see
+    /// [`CopilotBand::SessionId`]).
+    fn at_version(&self, printed: &str) -> Option<Box<dyn AgentAdapter>> {
+        Some(Box::new(Copilot::for_band(CopilotBand::of(printed))))
+    }
+
     fn config_dir(&self, ctx: &AgentContext) -> Option<PathBuf> {
         Some(ctx.home.join(".copilot"))
     }
 
-    /// `copilot -p PROMPT --output-format json (--allow-all | --allow-all
+    /// `copilot -p PROMPT [--output-format json] (--allow-all | --allow-all
     /// --deny-tool write --deny-tool shell) --no-ask-user --no-color
-    /// --no-auto-update [--model M] --session-id UUID ARGS…`.
+    /// --no-auto-update [--model M] [SESSION] ARGS…`, where SESSION is
+    /// `--session-id UUID` from 1.0.51, `--resume=ID` (a resumed session
+    /// only) from 0.0.422, nothing before.
     fn command(&self, ctx: &AgentContext) -> CommandSpec {
         let mut spec = base_command(NAME, ctx, self.default_timeout());
         spec.args = vec![
             "-p".into(),
             // `-p` ignores stdin: a long prompt is a file it mentions.
             prompt_argument(ctx),
-            "--output-format".into(),
-            "json".into(),
-            // Without it a permission prompt blocks or kills `-p` runs.
-            "--allow-all".into(),
         ];
+        if self.band.json_output() {
+            spec.args.extend(["--output-format".into(), "json".into()]);
+        }
+        // Without it a permission prompt blocks or kills `-p` runs.
+        spec.args.push("--allow-all".into());
         if ctx.read_only {
             // Deny rules win over --allow-all.
             spec.args
@@ -57,13 +89,9 @@ impl AgentAdapter for Copilot {
         if let Some(m) = &ctx.spec.model {
             spec.args.extend(["--model".into(), m.clone()]);
         }
-        // Never a bare --resume (it wants a terminal): the same
-        // --session-id resumes the session it created.
-        let session = ctx
-            .resume_session
-            .map(str::to_string)
-            .unwrap_or_else(uuid_v4);
-        spec.args.extend(["--session-id".into(), session]);
+        // Never a bare --resume (it wants a terminal).
+        spec.args
+            .extend(self.band.resume().args(ctx.resume_session, uuid_v4));
         spec.args.extend(ctx.spec.args.iter().cloned());
         if let Some(dir) = self.config_dir(ctx) {
             spec.set_env("COPILOT_HOME", path_str(&dir));
@@ -81,7 +109,11 @@ impl AgentAdapter for Copilot {
     }
 
     fn parser(&self) -> Box<dyn AgentParser> {
-        Box::new(CopilotParser::default())
+        if self.band.json_output() {
+            Box::new(CopilotParser::default())
+        } else {
+            Box::new(CustomParser::plain(NAME))
+        }
     }
 }
 
@@ -294,7 +326,7 @@ mod tests {
     fn command_line_and_env() {
         let parts = ctx_parts();
         let mut ctx = parts.ctx();
-        let spec = Copilot.command(&ctx);
+        let spec = Copilot::default().command(&ctx);
         assert_eq!(spec.args[..2], ["-p", "do it"]);
         let joined = spec.args.join(" ");
         for flag in [
@@ -324,7 +356,7 @@ mod tests {
         let keys = crate::config::AgentKeys::default();
         ctx.keys = &keys;
         ctx.github_token = Some("gho_job_token");
-        let spec = Copilot.command(&ctx);
+        let spec = Copilot::default().command(&ctx);
         let joined = spec.args.join(" ");
         assert!(joined.contains("--deny-tool write --deny-tool shell"));
         assert!(joined.contains("--session-id aa778ea0-6eab-4ce9-b87e-11d6d33dab4f"));
@@ -332,11 +364,50 @@ mod tests {
     }
 
     #[test]
+    fn each_band_gets_its_own_command_line_and_parser() {
+        let parts = ctx_parts();
+        let mut ctx = parts.ctx();
+        let sid = "aa778ea0-6eab-4ce9-b87e-11d6d33dab4f";
+        let at = |v: &str| Copilot::default().at_version(v).expect("versioned");
+        let args = |a: &dyn AgentAdapter, ctx: &AgentContext| a.command(ctx).args.join(" ");
+        // Before 0.0.422: no --output-format, no session flag at all.
+        let old = at("GitHub Copilot CLI 0.0.339");
+        let joined = args(old.as_ref(), &ctx);
+        assert!(!joined.contains("--output-format"), "{joined}");
+        assert!(!joined.contains("--session-id") && !joined.contains("--resume"));
+        let (events, _, v) = run_parser(old.parser().as_mut(), "Plan:\n1. do it", &exited(0));
+        assert_eq!(events.len(), 2, "each text line is a message");
+        assert!(v.success);
+        assert_eq!(v.final_text, "Plan:\n1. do it");
+        let (_, _, v) = run_parser(old.parser().as_mut(), "oops", &exited(1));
+        assert!(!v.success, "success by exit code");
+        // 0.0.422 to 1.0.50: JSON; a new session names nothing, a resumed
+        // one is --resume=<id>.
+        let mid = at("0.0.422");
+        let joined = args(mid.as_ref(), &ctx);
+        assert!(joined.contains("--output-format json"), "{joined}");
+        assert!(!joined.contains("--session-id") && !joined.contains("--resume"));
+        ctx.resume_session = Some(sid);
+        let joined = args(mid.as_ref(), &ctx);
+        assert!(joined.contains(&format!("--resume={sid}")), "{joined}");
+        assert!(!joined.contains("--session-id"), "{joined}");
+        // 1.0.51 and later, and an unreadable version: --session-id.
+        for v in ["1.0.51", "copilot (unknown build)"] {
+            let joined = args(at(v).as_ref(), &ctx);
+            assert!(
+                joined.contains(&format!("--session-id {sid}")),
+                "{v}: {joined}"
+            );
+            assert!(joined.contains("--output-format json"), "{v}: {joined}");
+        }
+    }
+
+    #[test]
     fn a_long_prompt_is_a_file_the_prompt_mentions() {
         let parts = ctx_parts();
         let mut ctx = parts.ctx();
         ctx.prompt_input = crate::agents::PromptInput::File(PathBuf::from("/t/ados-prompt.md"));
-        let spec = Copilot.command(&ctx);
+        let spec = Copilot::default().command(&ctx);
         assert_eq!(spec.args[0], "-p");
         assert!(
             spec.args[1].contains("@/t/ados-prompt.md "),
@@ -344,6 +415,9 @@ mod tests {
             spec.args[1]
         );
         assert_eq!(spec.stdin, crate::process::Stdin::Null);
-        assert_eq!(Copilot.long_prompt(), crate::agents::LongPrompt::File);
+        assert_eq!(
+            Copilot::default().long_prompt(),
+            crate::agents::LongPrompt::File
+        );
     }
 }

@@ -78,11 +78,7 @@ impl AgentAdapter for Custom {
     }
 
     fn parser(&self) -> Box<dyn AgentParser> {
-        Box::new(CustomParser {
-            name: self.def.name.clone(),
-            text: String::new(),
-            stderr: StderrTail::default(),
-        })
+        Box::new(CustomParser::plain(&self.def.name))
     }
 
     fn long_prompt(&self) -> LongPrompt {
@@ -104,6 +100,18 @@ pub struct CustomParser {
     name: String,
     text: String,
     stderr: StderrTail,
+}
+
+impl CustomParser {
+    /// A parser of plain text output for the agent `name` (a custom agent,
+    /// or a Copilot CLI too old for JSON output).
+    pub fn plain(name: &str) -> CustomParser {
+        CustomParser {
+            name: name.to_string(),
+            text: String::new(),
+            stderr: StderrTail::default(),
+        }
+    }
 }
 
 impl AgentParser for CustomParser {

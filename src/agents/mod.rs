@@ -4,7 +4,8 @@
 //!
 //! - `claude.rs`, `codex.rs`, `copilot.rs`: the three CLIs of
 //!   `agents.md`, each with its command line, environment (only its own
-//!   credential) and success rule.
+//!   credential) and success rule; `copilot_version.rs`: what each band
+//!   of Copilot versions can do (output format, session resume).
 //! - `custom.rs`: any command-line agent from the runner's configuration.
 //! - `adapter.rs`: the traits and shared pieces; `registry.rs`: lookup by
 //!   name, installed CLIs and versions; `attempt.rs`: one run.
@@ -14,6 +15,7 @@ mod attempt;
 mod claude;
 mod codex;
 mod copilot;
+mod copilot_version;
 mod custom;
 mod registry;
 
@@ -25,6 +27,7 @@ pub use attempt::{run_attempt, AttemptOutput};
 pub use claude::{Claude, ClaudeParser};
 pub use codex::{Codex, CodexParser};
 pub use copilot::{Copilot, CopilotParser};
+pub use copilot_version::{CopilotBand, CopilotResume, CopilotVersion};
 pub use custom::{Custom, CustomParser};
 pub use registry::{find_program, probe_version, AgentRegistry};
 

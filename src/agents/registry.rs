@@ -28,8 +28,11 @@ impl AgentRegistry {
     /// ones. A custom agent named like a built-in one, or with an empty
     /// command, is skipped with a warning.
     pub fn new(custom: &[CustomAgent]) -> AgentRegistry {
-        let mut adapters: Vec<Box<dyn AgentAdapter>> =
-            vec![Box::new(Claude), Box::new(Codex), Box::new(Copilot)];
+        let mut adapters: Vec<Box<dyn AgentAdapter>> = vec![
+            Box::new(Claude),
+            Box::new(Codex),
+            Box::new(Copilot::default()),
+        ];
         for def in custom {
             if adapters.iter().any(|a| a.name() == def.name) {
                 log::warn!(

@@ -51,6 +51,16 @@ pub struct ScanDiff {
     pub truncated: bool,
 }
 
+/// What a branch changes against the target branch, as text for a
+/// reviewer (redacted), cut at a bound.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BranchDiff {
+    /// The diff's whole lines, up to the bound.
+    pub text: String,
+    /// The diff was longer than the bound: `text` is its beginning.
+    pub cut: bool,
+}
+
 /// A job's checkout.
 #[derive(Debug)]
 pub struct Checkout {
@@ -407,6 +417,44 @@ impl Checkout {
             lines: parse_added_lines(&out.stdout),
             added_paths: parse_created_paths(&out.stdout),
             truncated: out.stdout_cut,
+        })
+    }
+}
+
+impl Checkout {
+    /// What the checked-out branch changes against the target branch
+    /// (`git diff origin/<target>...HEAD`: since their merge base), as
+    /// text, redacted, at most `max_bytes` of whole lines. Runs in the
+    /// checkout's own `.git`, so only before the agent has run; no
+    /// external diff or textconv program runs.
+    ///
+    /// # Errors
+    /// Git failures tagged `diff`.
+    pub fn diff_against_target(
+        &self,
+        git: &mut Git<'_>,
+        max_bytes: usize,
+    ) -> Result<BranchDiff, GitError> {
+        let range = format!("refs/remotes/origin/{}...HEAD", self.target);
+        let args = [
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            &range,
+            "--",
+        ];
+        let mut inv =
+            Invocation::new(GitStep::Diff, &self.dir, Access::Local, &args).capture(Capture::Keep);
+        inv.stdout_cap = max_bytes;
+        let out = git.exec(inv)?.check()?;
+        let mut text = out.stdout.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        Ok(BranchDiff {
+            text,
+            cut: out.stdout_cut,
         })
     }
 }

@@ -31,7 +31,7 @@ mod run;
 mod runner_dir;
 
 pub use auth::GitAuth;
-pub use checkout::{Checkout, ScanDiff};
+pub use checkout::{BranchDiff, Checkout, ScanDiff};
 pub use env::{Author, GitEnv};
 pub use error::{GitError, GitStep};
 pub use mirror::Mirror;

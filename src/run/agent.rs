@@ -131,13 +131,20 @@ pub fn attempt(
             agent_spec.name
         )
     })?;
+    let base_env = process::allowlisted_env(None);
+    let at_version = if adapter.versioned() {
+        let printed = agent_version(job, r, adapter, &base_env);
+        adapter.at_version(printed.as_deref().unwrap_or_default())
+    } else {
+        None
+    };
+    let adapter = at_version.as_deref().unwrap_or(adapter);
     let workdir = p.workdir(&job.spec.repo.path)?;
     // The runner may have written there since (checkout, registries, a
     // reset between agents): the job's user must own it all again.
     p.job_dir
         .hand_to(job.executor.run_as())
         .map_err(|e| format!("cannot give the job directory to the job's user: {e}"))?;
-    let base_env = process::allowlisted_env(None);
     let github_token = job.ctx.cfg.vcs.github_token.clone();
     let actx = AgentContext {
         spec: agent_spec,
@@ -170,6 +177,44 @@ pub fn attempt(
         .metrics
         .observe_agent(&agent_spec.name, started.elapsed().as_secs_f64());
     Ok(out)
+}
+
+/// What `adapter`'s version command printed (its first line), asked once
+/// per job and kept for its later attempts, repairs and turns (see
+/// [`crate::agents::CopilotVersion`] for why per job); `None`, logged, when
+/// it could not be asked. Runs as the runner, with the `PATH` of
+/// `base_env`: the agent's.
+pub fn agent_version(
+    job: &JobRunner,
+    r: &mut Reporter,
+    adapter: &dyn AgentAdapter,
+    base_env: &[(String, String)],
+) -> Option<String> {
+    let name = adapter.name();
+    if let Some((_, known)) = job.agent_versions.borrow().iter().find(|(n, _)| n == name) {
+        return known.clone();
+    }
+    let path = base_env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    let printed = match adapter.version_command() {
+        Some(argv) => crate::agents::probe_version(&argv, path),
+        None => Err("it has no version command".into()),
+    };
+    let line = match &printed {
+        Ok(v) => format!("{name} --version: {v}\n"),
+        Err(e) => {
+            format!("could not ask {name} its version ({e}): driving it as its newest version\n")
+        }
+    };
+    r.log(LogStream::Runner, &line);
+    let printed = printed.ok();
+    job.agent_versions
+        .borrow_mut()
+        .push((name.to_string(), printed.clone()));
+    printed
 }
 
 /// The attempt's own limit: the job's `agent.timeout_s`, else the

@@ -19,6 +19,7 @@ use crate::net::Network;
 use crate::process::{self, Ended, ProcessOutcome, RunOptions};
 use crate::redact::Redactor;
 use crate::workspace::Workspace;
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,6 +115,9 @@ pub struct JobRunner<'a> {
     stream: Option<Arc<JobStream>>,
     /// `None` when `timeout_s` is too large to add to the clock: no limit.
     deadline: Option<Instant>,
+    /// What each versioned agent CLI printed for `--version`, asked once
+    /// per job (`None`: it could not be asked): see `agent::agent_version`.
+    pub(super) agent_versions: RefCell<Vec<(String, Option<String>)>>,
 }
 
 impl<'a> JobRunner<'a> {
@@ -137,6 +141,7 @@ impl<'a> JobRunner<'a> {
             no_free_user,
             stream,
             deadline: Instant::now().checked_add(spec.timeout()),
+            agent_versions: RefCell::new(Vec::new()),
         }
     }
 

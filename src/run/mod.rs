@@ -12,6 +12,8 @@
 //!   push through [`crate::vcs::delivery`], then the result),
 //!   [`pull_request`] (`merge_mode: pr`: open or update the PR through
 //!   [`crate::vcs::forge`] with [`JobContext`]'s one network).
+//! - [`review`]: the review's diff in its prompt and its verdict, and
+//!   the discarding of what a read-only agent wrote anyway.
 //! - [`prompt`]: the agent's prompt and the test command; [`repo_file`]:
 //!   bounded reads of repository files that stay inside the checkout.
 
@@ -22,6 +24,7 @@ pub mod prepare;
 pub mod prompt;
 pub mod pull_request;
 pub mod repo_file;
+pub mod review;
 pub mod stage;
 pub mod test_repair;
 

@@ -21,6 +21,9 @@ pub enum BranchStart {
     Fresh,
     /// On the existing remote branch, to build on it (review, repair).
     Existing,
+    /// No branch of the job's own: the target branch as it is (plan, which
+    /// pushes nothing, so whatever the job's branch holds is no concern).
+    Target,
 }
 
 impl BranchStart {
@@ -28,7 +31,8 @@ impl BranchStart {
     pub fn for_stage(stage: Stage) -> BranchStart {
         match stage {
             Stage::Review | Stage::Repair => BranchStart::Existing,
-            Stage::Implement | Stage::Plan => BranchStart::Fresh,
+            Stage::Implement => BranchStart::Fresh,
+            Stage::Plan => BranchStart::Target,
         }
     }
 }
@@ -134,6 +138,8 @@ pub fn prepare(
         .map_err(|e| job.git_failure(res, "clone", e))?;
     job.check_cancel(r, res)?;
     let replaced = match start {
+        // The clone is on the target branch already.
+        BranchStart::Target => None,
         BranchStart::Existing => {
             job.git(r, &genv, &redactor, |g| {
                 checkout.checkout_existing(g, &spec.branch)
@@ -236,7 +242,7 @@ mod tests {
     #[test]
     fn stages_start_where_they_build() {
         assert_eq!(BranchStart::for_stage(Stage::Implement), BranchStart::Fresh);
-        assert_eq!(BranchStart::for_stage(Stage::Plan), BranchStart::Fresh);
+        assert_eq!(BranchStart::for_stage(Stage::Plan), BranchStart::Target);
         assert_eq!(BranchStart::for_stage(Stage::Review), BranchStart::Existing);
         assert_eq!(BranchStart::for_stage(Stage::Repair), BranchStart::Existing);
     }

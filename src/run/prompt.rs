@@ -15,6 +15,8 @@ use std::path::Path;
 
 /// The most of a repository file read to detect the test command.
 const DETECT_READ_MAX: usize = 1 << 20;
+/// The most of a repair stage's CI log put in its prompt (the end is kept).
+pub const CI_LOG_MAX: usize = 256 * 1024;
 /// Lines of failing test output given to a repair run.
 pub const REPAIR_TAIL_LINES: usize = 80;
 /// The longest failing-output line put in a repair prompt (the rest is cut
@@ -33,11 +35,57 @@ pub const INSTRUCTION_FILES: [&str; 4] = [
 
 /// The first prompt of a job. `files` is the checkout; `workdir` the
 /// monorepo subdirectory the agent runs in (resolved, inside it).
+///
+/// A spec's `prompt` is the whole prompt, except in a `repair` stage:
+/// there it is the CI failure log (protocol §4), put into the template
+/// with what the agent is to do about it. (A review's diff is added by the
+/// stage, whatever the prompt.)
 pub fn build(spec: &JobSpec, files: &RepoFiles, workdir: &Path) -> String {
-    let repo_root = files.root();
-    if let Some(p) = &spec.prompt {
-        return p.clone();
+    match (&spec.prompt, spec.stage) {
+        (Some(log), Stage::Repair) => {
+            let mut out = template(spec, files, workdir);
+            out.push_str(&ci_log_section(&spec.branch, log));
+            out
+        }
+        (Some(p), _) => p.clone(),
+        (None, _) => template(spec, files, workdir),
     }
+}
+
+/// The repair stage's part with the CI failure log: its last
+/// [`CI_LOG_MAX`] bytes (the failure is usually at the end), fenced.
+fn ci_log_section(branch: &str, log: &str) -> String {
+    let mut start = log.len().saturating_sub(CI_LOG_MAX);
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    let shown = &log[start..];
+    let note = if start > 0 {
+        format!("(its last {} KiB)", CI_LOG_MAX / 1024)
+    } else {
+        String::new()
+    };
+    let fence = "`".repeat(longest_run(shown, '`').max(2) + 1);
+    format!(
+        "\nThe branch `{branch}` already holds the work; its CI run failed. The CI log{}:\n\n{fence}\n{}\n{fence}\n\nFix what made CI fail, on top of the work already on the branch.\n",
+        if note.is_empty() { String::new() } else { format!(" {note}") },
+        shown.trim_end()
+    )
+}
+
+/// The longest run of `c` in `text` (a fence around it must be longer).
+pub fn longest_run(text: &str, c: char) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for x in text.chars() {
+        run = if x == c { run + 1 } else { 0 };
+        best = best.max(run);
+    }
+    best
+}
+
+/// The prompt built from the issue and the repository.
+fn template(spec: &JobSpec, files: &RepoFiles, workdir: &Path) -> String {
+    let repo_root = files.root();
     let mut out = String::new();
     match (&spec.issue, spec.stage) {
         (Some(issue), stage) => {
@@ -99,12 +147,6 @@ pub fn build(spec: &JobSpec, files: &RepoFiles, workdir: &Path) -> String {
             "Do not change any file. Start your reply with one word, PASS, NEEDS_REVISION or FAIL, then explain.\n"
         }
     });
-    if spec.stage == Stage::Review {
-        out.push_str(&format!(
-            "The change under review is `git diff origin/{}...HEAD`.\n",
-            spec.repo.target_branch
-        ));
-    }
     out
 }
 
@@ -232,6 +274,36 @@ mod tests {
             detect_test_command(&files, &d),
             Some(vec!["npm".into(), "test".into()])
         );
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_repair_stages_prompt_is_its_ci_log_inside_the_template() {
+        use crate::job::spec::RemotePolicy;
+        let d = std::env::temp_dir().join(format!("ados-ci-log-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("mkdir");
+        let files = RepoFiles::new(&d).expect("root");
+        let root = files.root().to_path_buf();
+        let spec = |stage: &str, log: &str| {
+            let v = serde_json::json!({"job_id": "j", "repo": {"owner": "o", "name": "r"},
+                "stage": stage, "branch": "ados/pr-1", "prompt": log,
+                "issue": {"number": 4, "title": "Fix the parser", "body": "b"}});
+            JobSpec::from_json(&v, RemotePolicy::default()).expect("spec")
+        };
+        let p = build(&spec("repair", "error: test x failed"), &files, &root);
+        assert!(p.starts_with("Resolve issue #4: Fix the parser"), "{p}");
+        assert!(p.contains("`ados/pr-1` already holds the work; its CI run failed"));
+        assert!(p.contains("```\nerror: test x failed\n```"), "{p}");
+        // Other stages take the prompt as the whole prompt.
+        assert_eq!(
+            build(&spec("implement", "just this"), &files, &root),
+            "just this"
+        );
+        // A huge log keeps its end, and says so.
+        let log = format!("{}\nthe real error", "noise line\n".repeat(40_000));
+        let p = build(&spec("repair", &log), &files, &root);
+        assert!(p.len() < CI_LOG_MAX + 4096, "{}", p.len());
+        assert!(p.contains("the real error") && p.contains("(its last 256 KiB)"));
         let _ = std::fs::remove_dir_all(&d);
     }
 

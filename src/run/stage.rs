@@ -5,8 +5,8 @@
 //! ```text
 //! implement: prepare(fresh)    → agent → [no change?] → test-and-repair → deliver → PR
 //! repair:    prepare(existing) → agent → [no change?] → test-and-repair → deliver → PR
-//! plan:      prepare(fresh)    → agent (read-only) → its text is the result
-//! review:    prepare(existing) → agent (read-only) → its text is the result
+//! plan:      prepare(target)   → agent (read-only) → [changed? discard] → its text
+//! review:    prepare(existing) → diff → agent (read-only) → [changed? discard] → verdict
 //! chat:      not supported yet (will reuse prepare and agent)
 //! ```
 //!
@@ -19,8 +19,9 @@ use super::deliver::deliver;
 use super::prepare::{prepare, BranchStart};
 use super::prompt;
 use super::pull_request::pull_request;
+use super::review;
 use super::test_repair::test_and_repair;
-use crate::job::event::{JobResult, ResultStatus};
+use crate::job::event::{JobResult, LogStream, ResultStatus};
 use crate::job::spec::{JobKind, Stage};
 use crate::job::Reporter;
 use std::time::Instant;
@@ -81,16 +82,50 @@ fn change(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
 }
 
 /// The plan and review stages: the agent reads, its answer is the result.
+/// Nothing is committed or pushed; files the agent changed anyway are
+/// discarded and named in a `runner` log line.
 fn read_only(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
+    let stage = job.spec.stage;
     let mut res = partial(job);
-    let p = prepare(job, r, &res, BranchStart::for_stage(job.spec.stage))?;
-    let base_prompt = prompt::build(job.spec, &p.files, &p.workdir);
-    let won = run_agents(job, r, &mut res, &p, &base_prompt, true)?;
-    res.status = ResultStatus::Completed;
-    res.summary = if won.final_text.is_empty() {
-        "the agent returned no text".into()
+    if stage == Stage::Plan {
+        // A plan makes no branch: nothing is pushed.
+        res.branch = None;
+    }
+    let p = prepare(job, r, &res, BranchStart::for_stage(stage))?;
+    let mut prompt = prompt::build(job.spec, &p.files, &p.workdir);
+    if stage == Stage::Review {
+        let target = &job.spec.repo.target_branch;
+        // Read before the agent runs: the checkout's `.git` is still the
+        // runner's own clone.
+        let diff = job
+            .git(r, &p.genv, &p.redactor, |g| {
+                p.checkout.diff_against_target(g, review::REVIEW_DIFF_MAX)
+            })
+            .map_err(|e| job.git_failure(&res, "diff against the target branch", e))?;
+        prompt.push_str(&review::diff_section(&diff, target));
+    }
+    let won = run_agents(job, r, &mut res, &p, &prompt, true)?;
+    let changed = job
+        .git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g))
+        .map_err(|e| job.git_failure(&res, "status", e))?;
+    if !changed.is_empty() {
+        let word = if stage == Stage::Plan {
+            "plan"
+        } else {
+            "review"
+        };
+        r.log(LogStream::Runner, &review::discarded_line(word, &changed));
+        job.git(r, &p.genv, &p.redactor, |g| p.checkout.reset_clean(g))
+            .map_err(|e| job.git_failure(&res, "discarding the agent's changes", e))?;
+    }
+    let answer = if won.final_text.is_empty() {
+        "the agent returned no text".to_string()
     } else {
         won.final_text
+    };
+    (res.status, res.summary) = match stage {
+        Stage::Review => review::review_outcome(&answer),
+        _ => (ResultStatus::Completed, answer),
     };
     Ok(res)
 }

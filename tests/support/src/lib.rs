@@ -9,12 +9,15 @@
 //! - [`proxy`]: an HTTP CONNECT proxy that records its requests.
 //! - [`forge`]: stand-ins for the GitHub, GitLab and Bitbucket REST APIs.
 //! - [`fixtures`]: temp dirs, bare repositories, the fake agent CLIs.
+//! - [`harness`]: the runner binary with all of the above, for pipeline
+//!   tests of whole jobs.
 
 pub mod control_plane;
 pub mod docker;
 pub mod fixtures;
 pub mod forge;
 pub mod git_server;
+pub mod harness;
 pub mod proxy;
 pub mod runner;
 pub mod tls;

@@ -39,6 +39,22 @@ pub fn fake_agents_dir() -> PathBuf {
     .clone()
 }
 
+/// Makes the fake `copilot` play `version` (`0.0.339`, `1.0.60`) for a
+/// process whose `PATH` has `dir` before the fake agents: a link to the
+/// fake in `dir`, and `dir/copilot-version`, which the fake reads beside
+/// the program as it was called. Per directory, so tests running at once
+/// can play different versions; rewriting the file changes the version
+/// for the next run.
+pub fn fake_copilot_at(dir: &Path, version: &str) {
+    let link = dir.join("copilot");
+    if !link.exists() {
+        std::os::unix::fs::symlink(fake_agents_dir().join("copilot"), &link)
+            .expect("link the fake copilot");
+    }
+    std::fs::write(dir.join("copilot-version"), format!("{version}\n"))
+        .expect("write copilot-version");
+}
+
 /// A PATH with the fake agents first, then the system's.
 pub fn path_with_fake_agents() -> String {
     format!(

@@ -195,6 +195,102 @@ pub(super) fn server_version() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{DockerSettings, JobImage};
+    use crate::executors::placement::Placement;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn runtime() -> DockerRuntime {
+        DockerRuntime {
+            settings: DockerSettings {
+                image: JobImage::Named("img:1".into()),
+                cpus_milli: 1500,
+                memory_bytes: 512 << 20,
+                pids_limit: 99,
+                network: "none".into(),
+                cli_env: Vec::new(),
+            },
+            image: "img:1".into(),
+            runner_id: "r1".into(),
+            workspace: "/ws".into(),
+            placement: Placement::host(Path::new("/ws")),
+            cli_env: vec![
+                ("PATH".into(), "/usr/bin".into()),
+                ("DOCKER_CONFIG".into(), "/root/.docker".into()),
+            ],
+            runner_user: RunAs {
+                uid: 1000,
+                gid: 1000,
+            },
+        }
+    }
+
+    #[test]
+    fn an_exec_names_variables_and_its_cli_holds_their_values() {
+        let rt = runtime();
+        let spec = CommandSpec::new("claude", "/ws/jobs/j/repo")
+            .args(["-p", "hi"])
+            .env("PATH", "/host/bin")
+            .env("HOME", "/ws/jobs/j/home")
+            .env("ANTHROPIC_API_KEY", "sk-ant-secret-value")
+            .env("DOCKER_HOST", "tcp://evil:2375")
+            .stdin(Stdin::Bytes(b"prompt".to_vec()))
+            .timeout(Some(Duration::from_secs(5)));
+        let cli = exec(&rt, "c1", &spec, RunAs { uid: 7, gid: 8 });
+        assert_eq!(cli.program, "docker");
+        assert_eq!(
+            cli.args,
+            [
+                "exec",
+                "-i",
+                "-u",
+                "7:8",
+                "-w",
+                "/ws/jobs/j/repo",
+                "-e",
+                "HOME",
+                "-e",
+                "ANTHROPIC_API_KEY",
+                "c1",
+                "claude",
+                "-p",
+                "hi"
+            ]
+        );
+        assert!(!cli.args.iter().any(|a| a.contains("secret")));
+        assert_eq!(
+            cli.get_env("ANTHROPIC_API_KEY"),
+            Some("sk-ant-secret-value")
+        );
+        // The CLI's own PATH and configuration; a job cannot redirect it.
+        assert_eq!(cli.get_env("PATH"), Some("/usr/bin"));
+        assert_eq!(cli.get_env("DOCKER_CONFIG"), Some("/root/.docker"));
+        assert_eq!(cli.get_env("DOCKER_HOST"), None);
+        assert_eq!(cli.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(cli.stdin, Stdin::Bytes(b"prompt".to_vec()));
+        assert_eq!(cli.run_as, None, "the CLI runs as the runner");
+    }
+
+    #[test]
+    fn a_job_container_has_its_limits_labels_user_and_mounts_and_no_environment() {
+        let rt = runtime();
+        let mounts = [Mount {
+            source: "/srv/ws/jobs/j/repo".into(),
+            target: "/ws/jobs/j/repo".into(),
+        }];
+        let argv = run(&rt, "ados-r1-j-1", "j", RunAs { uid: 7, gid: 8 }, &mounts).join(" ");
+        for part in [
+            "run -d --init --pull never --name ados-r1-j-1",
+            "--label ados.runner=r1 --label ados.job=j",
+            "--cpus 1.5 --memory 536870912 --memory-swap 536870912 --pids-limit 99 --network none",
+            "--user 7:8",
+            "--mount type=bind,source=/srv/ws/jobs/j/repo,target=/ws/jobs/j/repo",
+            "--entrypoint sleep img:1 infinity",
+        ] {
+            assert!(argv.contains(part), "{part} not in {argv}");
+        }
+        assert!(!argv.contains(" -e ") && !argv.contains("--env"), "{argv}");
+    }
 
     #[test]
     fn only_names_reach_the_exec_line_and_the_cli_keeps_its_own_variables() {

@@ -118,20 +118,22 @@ impl Setup {
     fn running_container(&self, id: &str) -> String {
         let deadline = Instant::now() + T;
         loop {
-            let ids = docker::containers_labelled(&self.job_label(id));
-            let mine: Vec<&String> = ids
-                .iter()
-                .filter(|c| {
-                    docker::docker(&[
-                        "inspect",
-                        "--format",
-                        "{{index .Config.Labels \"ados.runner\"}}",
-                        c,
-                    ]) == self.runner_id
-                })
-                .collect();
+            let runner = format!("label=ados.runner={}", self.runner_id);
+            let job = format!("label={}", self.job_label(id));
+            let running = docker::docker(&[
+                "ps",
+                "-q",
+                "--no-trunc",
+                "--filter",
+                &runner,
+                "--filter",
+                &job,
+                "--filter",
+                "status=running",
+            ]);
+            let mine: Vec<&str> = running.lines().filter(|l| !l.is_empty()).collect();
             if let Some(c) = mine.first() {
-                return (*c).clone();
+                return c.to_string();
             }
             assert!(
                 Instant::now() < deadline,

@@ -35,7 +35,11 @@ impl Setup {
         if !docker::available_or_skip(test) {
             return None;
         }
-        let image = docker::job_image();
+        Some(Setup::with_image(test, docker::job_image()))
+    }
+
+    /// A runner whose jobs use `image`.
+    fn with_image(test: &str, image: String) -> Setup {
         let runner_id = format!("dx-{}-{}", std::process::id(), short(test));
         docker::remove_containers_labelled(&format!("ados.runner={runner_id}"));
         let cp = ControlPlane::start(Options {
@@ -75,7 +79,7 @@ impl Setup {
             runner: None,
         };
         s.start_runner();
-        Some(s)
+        s
     }
 
     fn start_runner(&mut self) {
@@ -428,4 +432,24 @@ fn check_finds_the_daemon_the_socket_the_image_and_its_agents() {
         "{out}"
     );
     assert!(out.contains("fix: build or load the image"), "{out}");
+}
+
+#[test]
+fn a_missing_image_is_said_at_start_and_fails_the_job_naming_it() {
+    if !docker::available_or_skip("a_missing_image_is_said_at_start") {
+        return;
+    }
+    let s = Setup::with_image("a_missing_image", "ados-test-missing:never".into());
+    let hello = s.cp.wait_for(|v| v["type"] == "hello", T);
+    assert_eq!(hello["executor"], "docker", "{hello}");
+    assert_eq!(hello["agents"], json!([]), "{hello}");
+    s.cp.assign(s.spec("dx-noimage", "FAKE: write a.txt a", ""));
+    let res = s.result("dx-noimage");
+    assert_eq!(res["status"], "failed", "{res}");
+    assert!(
+        res.to_string()
+            .contains("ADOS_JOB_IMAGE ados-test-missing:never"),
+        "{res}"
+    );
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
 }

@@ -453,3 +453,31 @@ fn a_missing_image_is_said_at_start_and_fails_the_job_naming_it() {
     );
     assert!(s.containers().is_empty(), "{:?}", s.containers());
 }
+
+#[test]
+fn exec_runs_its_job_in_a_container_too() {
+    if !docker::available_or_skip("exec_runs_its_job_in_a_container_too") {
+        return;
+    }
+    let image = docker::job_image();
+    let repos = TempDir::new("docker-exec-repos");
+    let ws = TempDir::new("docker-exec-ws");
+    let repo = make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+    let repo_s = repo.display().to_string();
+    let env: Vec<(&str, String)> = vec![
+        ("WORKSPACE_DIR", ws.path().display().to_string()),
+        ("ADOS_ALLOW_FILE_REMOTES", "1".into()),
+        ("ADOS_EXECUTOR", "docker".into()),
+        ("ADOS_JOB_IMAGE", image),
+        ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+    ];
+    let mut args = vec!["exec", "--merge-mode", "direct", "--repo", &repo_s];
+    args.extend(["--prompt", "FAKE: sh readlink /proc/self/ns/pid > ns.txt"]);
+    args.extend(["--agent", "claude", "--test-cmd", "test -s ns.txt"]);
+    let (status, out, err) = ados_test_support::runner::run_to_end(Path::new(BIN), &args, &env, T);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}\n{out}");
+    let (ok, ns, _) = try_git(&repo, &["show", "refs/heads/main:ns.txt"]);
+    assert!(ok, "{err}");
+    assert_ne!(ns.trim(), host_side().0, "exec's agent ran on the host");
+}

@@ -28,8 +28,8 @@ use std::time::Instant;
 
 impl JobRunner<'_> {
     /// Run the job to its result. Never panics on bad input; the caller
-    /// sends the result (`Reporter::finish`). The job directory is removed
-    /// before this returns, whatever happened.
+    /// sends the result (`Reporter::finish`). The job directory (and the
+    /// job's container) is removed before this returns, whatever happened.
     pub fn run(&self, r: &mut Reporter) -> JobResult {
         let started = Instant::now();
         let ended = match (self.spec.kind, self.spec.stage) {
@@ -42,6 +42,8 @@ impl JobRunner<'_> {
             (JobKind::Issue, Stage::Implement | Stage::Repair) => change(self, r),
             (JobKind::Issue, Stage::Plan | Stage::Review) => read_only(self, r),
         };
+        // Before the result is sent: a job container is gone by then.
+        self.executor.finish();
         let mut result = match ended {
             Ok(res) => res,
             Err(stop) => *stop,
@@ -75,6 +77,9 @@ fn change(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
         ));
     }
     let tested = test_and_repair(job, r, &mut res, &p, won.agent, &base_prompt)?;
+    // Nothing of the job's own runs from here on: a process an agent left
+    // in its container cannot change the checkout after the tests.
+    job.executor.finish();
     let summary = tested.repair_text.as_deref().unwrap_or(&won.final_text);
     let summary = summary.to_string();
     let res = deliver(job, r, res, &mut p, changed, &tested, &summary)?;
@@ -105,6 +110,7 @@ fn read_only(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
         prompt.push_str(&review::diff_section(&diff, target));
     }
     let won = run_agents(job, r, &mut res, &p, &prompt, true)?;
+    job.executor.finish();
     let changed = job
         .git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g))
         .map_err(|e| job.git_failure(&res, "status", e))?;

@@ -96,6 +96,21 @@ pub trait AgentAdapter: Send + Sync {
     fn long_prompt(&self) -> LongPrompt {
         LongPrompt::File
     }
+    /// Whether this CLI can continue a session it started, as the turns
+    /// of a chat need; `Err` says why not, naming what would do.
+    /// `path_env` is the `PATH` the agent runs with (a CLI whose version
+    /// decides is asked there). A CLI the runner cannot resume refuses
+    /// chats (custom agents: nothing says how they would resume).
+    ///
+    /// # Errors
+    /// The message for the chat's `failed` result.
+    fn can_resume(&self, path_env: &str) -> Result<(), String> {
+        let _ = path_env;
+        Err(format!(
+            "agent `{}` cannot resume a session, so it cannot hold a chat: chat sessions run claude, codex or copilot",
+            self.name()
+        ))
+    }
     /// The CLI's config home under `ctx.home`, created before the run
     /// (Codex refuses a `CODEX_HOME` that does not exist).
     fn config_dir(&self, ctx: &AgentContext) -> Option<PathBuf> {

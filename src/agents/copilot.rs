@@ -2,7 +2,9 @@
 //!
 //! Success: exit 0 and the final `result` line's `exitCode == 0`. The
 //! session is a UUID the runner makes and passes as `--session-id` on every
-//! turn (created on the first, resumed on the next). No tokens, no cost.
+//! turn (created on the first, resumed on the next); a CLI from before
+//! 1.0.51 resumes with `--resume=<sessionId>` instead, and one from before
+//! 0.0.422 cannot resume ([`Sessions`]). No tokens, no cost.
 
 use super::adapter::{
     base_command, content_text, json_object, path_str, prompt_argument, str_at, summarize_input,
@@ -57,13 +59,8 @@ impl AgentAdapter for Copilot {
         if let Some(m) = &ctx.spec.model {
             spec.args.extend(["--model".into(), m.clone()]);
         }
-        // Never a bare --resume (it wants a terminal): the same
-        // --session-id resumes the session it created.
-        let session = ctx
-            .resume_session
-            .map(str::to_string)
-            .unwrap_or_else(uuid_v4);
-        spec.args.extend(["--session-id".into(), session]);
+        let sessions = Sessions::of(installed_version(path_of(ctx.base_env)));
+        spec.args.extend(sessions.args(ctx.resume_session));
         spec.args.extend(ctx.spec.args.iter().cloned());
         if let Some(dir) = self.config_dir(ctx) {
             spec.set_env("COPILOT_HOME", path_str(&dir));
@@ -83,6 +80,110 @@ impl AgentAdapter for Copilot {
     fn parser(&self) -> Box<dyn AgentParser> {
         Box::new(CopilotParser::default())
     }
+
+    /// From 0.0.422 (agents.md's table); an older CLI names no session.
+    fn can_resume(&self, path_env: &str) -> Result<(), String> {
+        match Sessions::of(installed_version(path_env)) {
+            Sessions::None(v) => Err(format!(
+                "copilot {} cannot resume a session, so it cannot hold a chat: chat needs Copilot CLI {} or later \
+                 ({} or later resumes by --session-id); update it with `npm install -g @github/copilot`",
+                show_version(v),
+                show_version(RESUME_FROM),
+                show_version(SESSION_ID_FROM)
+            )),
+            Sessions::Resume | Sessions::SessionId => Ok(()),
+        }
+    }
+}
+
+// Sessions across Copilot versions (agents.md): how a turn names the
+// session it continues. Kept apart from the output-format handling.
+
+/// A CLI version, `major.minor.patch`.
+pub type CopilotVersion = (u64, u64, u64);
+
+/// The first version with JSON output and a `sessionId` in its `result`
+/// line, resumed with `--resume=<sessionId>`.
+const RESUME_FROM: CopilotVersion = (0, 0, 422);
+/// The first version that takes `--session-id <uuid>` (creates, then
+/// resumes).
+const SESSION_ID_FROM: CopilotVersion = (1, 0, 51);
+
+/// How a Copilot version names sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sessions {
+    /// Before 0.0.422: no session id is ever printed; nothing resumes.
+    None(CopilotVersion),
+    /// 0.0.422 to before 1.0.51: the first turn starts one, its id comes
+    /// from the `result` line, the next turns pass `--resume=<id>`.
+    Resume,
+    /// 1.0.51 and later (or a version that could not be read: the CLI as
+    /// it is today): `--session-id <uuid>` on every turn.
+    SessionId,
+}
+
+impl Sessions {
+    /// The way of `version` (`None`: unknown, taken as current).
+    pub fn of(version: Option<CopilotVersion>) -> Sessions {
+        match version {
+            Some(v) if v < RESUME_FROM => Sessions::None(v),
+            Some(v) if v < SESSION_ID_FROM => Sessions::Resume,
+            _ => Sessions::SessionId,
+        }
+    }
+
+    /// The arguments of a turn continuing `resume` (`None`: a first turn).
+    /// Never a bare `--resume`: it wants a terminal.
+    pub fn args(self, resume: Option<&str>) -> Vec<String> {
+        match (self, resume) {
+            (Sessions::SessionId, id) => vec![
+                "--session-id".into(),
+                id.map_or_else(uuid_v4, str::to_string),
+            ],
+            (Sessions::Resume, Some(id)) => vec![format!("--resume={id}")],
+            (Sessions::Resume, None) | (Sessions::None(_), _) => Vec::new(),
+        }
+    }
+}
+
+/// `1.0.60` from what `copilot --version` prints (`1.0.60`, `GitHub
+/// Copilot CLI 0.0.339`, `0.0.400-beta.1`): the first word shaped like a
+/// version.
+pub fn parse_version(line: &str) -> Option<CopilotVersion> {
+    line.split_whitespace().find_map(|word| {
+        let word = word.trim_start_matches('v');
+        let core = word.split(['-', '+']).next()?;
+        let mut parts = core.split('.').map(|n| n.parse::<u64>().ok());
+        let v = (parts.next()??, parts.next()??, parts.next()??);
+        parts.next().is_none().then_some(v)
+    })
+}
+
+fn show_version(v: CopilotVersion) -> String {
+    format!("{}.{}.{}", v.0, v.1, v.2)
+}
+
+/// The installed CLI's version, asked once per runner (`copilot
+/// --version` on `path_env`); `None` when it cannot be told.
+fn installed_version(path_env: &str) -> Option<CopilotVersion> {
+    static VERSION: std::sync::OnceLock<Option<CopilotVersion>> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let argv = [NAME.to_string(), "--version".to_string()];
+        match super::registry::probe_version(&argv, path_env) {
+            Ok(line) => parse_version(&line),
+            Err(e) => {
+                log::debug!("copilot --version: {e}");
+                None
+            }
+        }
+    })
+}
+
+/// The `PATH` of an agent's base environment.
+fn path_of(env: &[(String, String)]) -> &str {
+    env.iter()
+        .find(|(k, _)| k == "PATH")
+        .map_or("", |(_, v)| v.as_str())
 }
 
 /// What the final `result` line said.
@@ -329,6 +430,31 @@ mod tests {
         assert!(joined.contains("--deny-tool write --deny-tool shell"));
         assert!(joined.contains("--session-id aa778ea0-6eab-4ce9-b87e-11d6d33dab4f"));
         assert_eq!(spec.get_env("COPILOT_GITHUB_TOKEN"), Some("gho_job_token"));
+    }
+
+    #[test]
+    fn each_version_band_names_its_sessions_its_own_way() {
+        assert_eq!(parse_version("1.0.60"), Some((1, 0, 60)));
+        assert_eq!(
+            parse_version("GitHub Copilot CLI 0.0.339"),
+            Some((0, 0, 339))
+        );
+        assert_eq!(parse_version("v0.0.400-beta.1"), Some((0, 0, 400)));
+        assert_eq!(parse_version("copilot"), None);
+        let old = Sessions::of(Some((0, 0, 421)));
+        assert_eq!(old, Sessions::None((0, 0, 421)));
+        assert!(old.args(Some("s")).is_empty());
+        let mid = Sessions::of(Some((1, 0, 50)));
+        assert_eq!(mid, Sessions::Resume);
+        assert!(mid.args(None).is_empty(), "the first turn starts a session");
+        assert_eq!(mid.args(Some("aa-1")), ["--resume=aa-1"]);
+        for new in [Sessions::of(Some((1, 0, 51))), Sessions::of(None)] {
+            assert_eq!(new, Sessions::SessionId);
+            assert_eq!(new.args(Some("aa-1")), ["--session-id", "aa-1"]);
+            let first = new.args(None);
+            assert_eq!(first[0], "--session-id");
+            assert_eq!(first[1].len(), 36);
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@
 
 use super::record::{self, MAX_FRAME_BYTES, MAX_RECORD_BYTES};
 use super::store::{sync_dir, JobStream};
-use crate::job::event::{Event, JobResult};
+use crate::job::event::{Event, JobResult, Status};
 use crate::job::reporter::EventSink;
 use crate::link::Waker;
 use std::fs::{File, OpenOptions};
@@ -85,6 +85,9 @@ pub struct JournalSink {
     error_logged: bool,
     /// Why the last append failed, until the reporter takes it.
     write_error: Option<String>,
+    /// A chat: start a new segment after each `waiting_input`, so a turn's
+    /// content is in segments the next ack deletes (docs/journal.md).
+    roll_each_turn: bool,
 }
 
 impl JournalSink {
@@ -102,11 +105,23 @@ impl JournalSink {
             line: Vec::with_capacity(4096),
             error_logged: false,
             write_error: None,
+            roll_each_turn: false,
         };
         if let Err(e) = sink.open_last() {
             sink.failed(&e, "open");
         }
         sink
+    }
+
+    /// The same sink for a chat session: once the session waits for input
+    /// (a `waiting_input` status is stored), the next events go to a new
+    /// segment, so the acknowledgement of that status deletes every
+    /// segment holding the turn: chat content stays on disk only until the
+    /// control plane has it (the newest segment is never pruned, and it is
+    /// then empty).
+    pub fn rolling_each_turn(mut self) -> JournalSink {
+        self.roll_each_turn = true;
+        self
     }
 
     /// The stream this sink writes.
@@ -297,8 +312,25 @@ impl JobStream {
 }
 
 impl EventSink for JournalSink {
-    fn event(&mut self, seq: u64, _event: &Event, frame: &str) {
+    fn event(&mut self, seq: u64, event: &Event, frame: &str) {
         self.append(seq, false, frame);
+        let waits = matches!(
+            event,
+            Event::Status {
+                status: Status::WaitingInput,
+                ..
+            }
+        );
+        if self.roll_each_turn && waits && self.stream.last_written() == seq {
+            // Not fatal: the next turn then shares the segment, which goes
+            // when a later roll (or the job's end) lets it.
+            if let Err(e) = self.roll(seq.saturating_add(1)) {
+                log::debug!(
+                    "job {}: no new journal segment after the turn: {e}",
+                    self.stream.job_id()
+                );
+            }
+        }
     }
     fn result(&mut self, seq: u64, _result: &JobResult, frame: &str) {
         self.append(seq, true, frame);

@@ -6,7 +6,7 @@
 //! takes the pull request a `create_pr` opens.
 
 use ados_test_support::control_plane::{ControlPlane, Options};
-use ados_test_support::fixtures::{make_bare_repo, try_git, TempDir};
+use ados_test_support::fixtures::{files_containing, make_bare_repo, try_git, TempDir};
 use ados_test_support::forge::{Auth, ForgeServer, Kind};
 use ados_test_support::git_server::GitServer;
 use ados_test_support::runner::{fake_agents_dir, free_port, RunnerProcess};
@@ -121,11 +121,21 @@ impl Chat {
             "message_id": message_id, "text": text, "action": action})));
     }
 
-    /// The whole reply to `message_id` once its `done` piece came.
+    /// The whole reply to `message_id` once its `done` piece came and the
+    /// session waits again.
     fn reply(&self, id: &str, message_id: &str) -> String {
-        self.wait_event(id, |e| {
-            e["kind"] == "chat.reply" && e["message_id"] == message_id && e["done"] == true
+        let waited = self.cp.wait_until(T, |_| {
+            let events = self.events(id);
+            let done = events.iter().position(|e| {
+                e["kind"] == "chat.reply" && e["message_id"] == message_id && e["done"] == true
+            });
+            done.is_some_and(|at| {
+                events[at..]
+                    .iter()
+                    .any(|e| e["kind"] == "status" && e["status"] == "waiting_input")
+            })
         });
+        assert!(waited, "no reply to {message_id}: {:?}", self.events(id));
         self.events(id)
             .iter()
             .filter(|e| e["kind"] == "chat.reply" && e["message_id"] == message_id)
@@ -457,6 +467,17 @@ fn chat_content_stays_out_of_the_runners_log_and_a_drain_ends_the_session() {
     let words = "PRIVATE-WORDS-7d1e";
     chat.say(&id, "m-1", &format!("{words}\nFAKE: lines 2"), None);
     assert_eq!(chat.reply(&id, "m-1"), "line 2 of 2");
+    // Once the turn's end is acknowledged its events leave the journal,
+    // while the session lives on.
+    let journal = chat._ws.join(&format!("state/journal/{id}"));
+    assert!(
+        chat.cp
+            .wait_until(T, |_| files_containing(&journal, b"line 2 of 2").is_empty()),
+        "the turn is still in the journal: {:?} {:?}",
+        files_containing(&journal, b"line 2 of 2"),
+        std::fs::read_dir(&journal).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
+    assert!(journal.exists(), "the session's journal is still there");
     assert!(chat.cp.send(json!({"type": "drain"})));
     let res = chat.result(&id);
     assert_eq!(res["status"], "completed", "{res}");
@@ -476,18 +497,48 @@ fn chat_content_stays_out_of_the_runners_log_and_a_drain_ends_the_session() {
     }
 }
 
-#[test]
-fn a_copilot_too_old_to_resume_refuses_the_chat_naming_the_version_needed() {
-    let dir = TempDir::new("old-copilot");
+/// A directory with a `copilot` that says it is `version` and otherwise
+/// is the fake one.
+fn copilot_of_version(version: &str) -> TempDir {
+    let dir = TempDir::new("copilot-version");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let fake = fake_agents_dir().join("copilot");
     let script = format!(
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 0.0.400; exit 0; fi\nexec '{}' \"$@\"\n",
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo {version}; exit 0; fi\nexec '{}' \"$@\"\n",
         fake.display()
     );
     let copilot = dir.join("copilot");
     std::fs::write(&copilot, script).expect("write");
     std::fs::set_permissions(&copilot, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    dir
+}
+
+#[test]
+fn a_copilot_before_1_0_51_resumes_with_the_result_lines_session_id() {
+    let dir = copilot_of_version("0.0.430");
+    let chat = Chat::start_with_path(&[], Some(dir.path()));
+    let id = chat.open(chat.spec("mid-copilot", "copilot"));
+    chat.say(&id, "m-1", "FAKE: argv", None);
+    let first = said_argv(&chat.reply(&id, "m-1"));
+    assert!(
+        !first
+            .iter()
+            .any(|a| a.starts_with("--session-id") || a.starts_with("--resume")),
+        "{first:?}"
+    );
+    let session = first_session(&chat.events(&id));
+    chat.say(&id, "m-2", "FAKE: argv", None);
+    let second = said_argv(&chat.reply(&id, "m-2"));
+    assert!(
+        second.contains(&format!("--resume={session}")),
+        "{second:?}"
+    );
+    assert!(!second.iter().any(|a| a == "--session-id"), "{second:?}");
+}
+
+#[test]
+fn a_copilot_too_old_to_resume_refuses_the_chat_naming_the_version_needed() {
+    let dir = copilot_of_version("0.0.400");
     let chat = Chat::start_with_path(&[], Some(dir.path()));
     let spec = chat.spec("old", "copilot");
     chat.cp.assign(spec);

@@ -195,8 +195,11 @@ impl JournalSink {
         Ok(())
     }
 
-    /// Append one frame; publish it and wake the link when stored.
-    fn append(&mut self, seq: u64, is_result: bool, frame: &str) {
+    /// Append one frame; publish it and wake the link when stored. With
+    /// `then_roll` the next segment is started before the frame is
+    /// published: the ack that covers it (which may follow at once) then
+    /// finds the frame's segment no longer the newest, and prunes it.
+    fn append(&mut self, seq: u64, is_result: bool, frame: &str, then_roll: bool) {
         let written = self.stream.written.load(Ordering::Relaxed);
         if seq <= written {
             // Recovery and readers rely on strictly growing seqs.
@@ -217,6 +220,16 @@ impl JournalSink {
         };
         match self.write_line(seq, is_result, frame) {
             Ok(()) => {
+                if then_roll {
+                    // Not fatal: the next turn then shares the segment,
+                    // which goes when a later roll (or the job's end) lets it.
+                    if let Err(e) = self.roll(seq.saturating_add(1)) {
+                        log::debug!(
+                            "job {}: no new journal segment after the turn: {e}",
+                            self.stream.job_id()
+                        );
+                    }
+                }
                 self.stream.written.store(seq, Ordering::Release);
                 if is_result {
                     self.stream.finished.store(true, Ordering::Release);
@@ -313,27 +326,17 @@ impl JobStream {
 
 impl EventSink for JournalSink {
     fn event(&mut self, seq: u64, event: &Event, frame: &str) {
-        self.append(seq, false, frame);
-        let waits = matches!(
+        let ends_turn = matches!(
             event,
             Event::Status {
                 status: Status::WaitingInput,
                 ..
             }
         );
-        if self.roll_each_turn && waits && self.stream.last_written() == seq {
-            // Not fatal: the next turn then shares the segment, which goes
-            // when a later roll (or the job's end) lets it.
-            if let Err(e) = self.roll(seq.saturating_add(1)) {
-                log::debug!(
-                    "job {}: no new journal segment after the turn: {e}",
-                    self.stream.job_id()
-                );
-            }
-        }
+        self.append(seq, false, frame, self.roll_each_turn && ends_turn);
     }
     fn result(&mut self, seq: u64, _result: &JobResult, frame: &str) {
-        self.append(seq, true, frame);
+        self.append(seq, true, frame, false);
     }
     fn take_write_error(&mut self) -> Option<String> {
         self.write_error.take()

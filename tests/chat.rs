@@ -28,7 +28,7 @@ struct Chat {
     /// (readable by the job's user).
     gates: TempDir,
     runner: RunnerProcess,
-    _ws: TempDir,
+    ws: TempDir,
 }
 
 impl Chat {
@@ -89,7 +89,7 @@ impl Chat {
             forge,
             gates,
             runner,
-            _ws: ws,
+            ws,
         }
     }
 
@@ -220,6 +220,8 @@ fn two_turns_resume_the_agents_own_session_for_each_cli() {
     let chat = Chat::start(&[]);
     for agent in ["claude", "codex", "copilot"] {
         let id = chat.open(chat.spec(&format!("two-{agent}"), agent));
+        let checkout = chat.ws.join(&format!("jobs/{id}/repo"));
+        assert!(checkout.join("README.md").exists(), "prepared once, kept");
         chat.say(&id, "m-1", "FAKE: argv", None);
         let first = said_argv(&chat.reply(&id, "m-1"));
         let session = first_session(&chat.events(&id));
@@ -258,6 +260,7 @@ fn two_turns_resume_the_agents_own_session_for_each_cli() {
         assert!(chat.cp.send(json!({"type": "chat.end", "job_id": id})));
         let res = chat.result(&id);
         assert_eq!(res["status"], "completed", "{res}");
+        assert!(!checkout.exists(), "the checkout is removed at the end");
         assert_eq!(res["agent"], agent);
         assert_eq!(res["attempts"].as_array().map(Vec::len), Some(2));
         assert!(
@@ -269,7 +272,7 @@ fn two_turns_resume_the_agents_own_session_for_each_cli() {
             summary.contains("the user closed the chat") && summary.contains("2 answered"),
             "{summary}"
         );
-        // Statuses cycle once per turn.
+        // Prepared once; the statuses cycle once per turn.
         assert_eq!(
             statuses(&chat.events(&id)),
             [
@@ -404,7 +407,7 @@ fn an_idle_session_ends_with_its_result_and_its_checkout_goes() {
         "{res}"
     );
     assert!(
-        !chat._ws.join("jobs/idle").exists(),
+        !chat.ws.join("jobs/idle").exists(),
         "the checkout is removed at the end"
     );
 }
@@ -469,7 +472,7 @@ fn chat_content_stays_out_of_the_runners_log_and_a_drain_ends_the_session() {
     assert_eq!(chat.reply(&id, "m-1"), "line 2 of 2");
     // Once the turn's end is acknowledged its events leave the journal,
     // while the session lives on.
-    let journal = chat._ws.join(&format!("state/journal/{id}"));
+    let journal = chat.ws.join(&format!("state/journal/{id}"));
     assert!(
         chat.cp
             .wait_until(T, |_| files_containing(&journal, b"line 2 of 2").is_empty()),
@@ -534,6 +537,13 @@ fn a_copilot_before_1_0_51_resumes_with_the_result_lines_session_id() {
         "{second:?}"
     );
     assert!(!second.iter().any(|a| a == "--session-id"), "{second:?}");
+    let sessions: Vec<Value> = chat
+        .events(&id)
+        .into_iter()
+        .filter(|e| e["type"] == "session")
+        .map(|e| e["session_id"].clone())
+        .collect();
+    assert_eq!(sessions, [json!(session), json!(session)], "one session");
 }
 
 #[test]

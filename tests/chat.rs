@@ -393,6 +393,69 @@ fn create_pr_mid_chat_opens_the_pr_and_the_session_goes_on() {
 }
 
 #[test]
+fn a_pr_the_forge_refused_is_opened_at_the_next_create_pr() {
+    let chat = Chat::start(&[]);
+    let id = chat.open(chat.spec("retry", "claude"));
+    chat.forge.fail_next(&[401]);
+    chat.say(&id, "m-1", "FAKE: write a.txt a", Some("create_pr"));
+    let reply = chat.reply(&id, "m-1");
+    assert!(reply.contains("but no pull request exists"), "{reply}");
+    assert!(chat.forge.prs().is_empty());
+    let (pushed, tip, _) = try_git(&chat.bare(), &["rev-parse", "refs/heads/ados/retry"]);
+    assert!(pushed, "the branch was pushed");
+    // Nothing changed since: the PR step alone runs again.
+    chat.say(&id, "m-2", "", Some("create_pr"));
+    let reply = chat.reply(&id, "m-2");
+    let prs = chat.forge.prs();
+    assert_eq!(prs.len(), 1, "{reply}");
+    assert!(
+        reply.contains(&format!("/pull/{}", prs[0].number)),
+        "{reply}"
+    );
+    let (_, again, _) = try_git(&chat.bare(), &["rev-parse", "refs/heads/ados/retry"]);
+    assert_eq!(again, tip, "nothing pushed a second time");
+    assert!(chat.cp.send(json!({"type": "chat.end", "job_id": id})));
+    let res = chat.result(&id);
+    assert_eq!(res["pr_number"], prs[0].number, "{res}");
+}
+
+#[test]
+fn a_commit_the_guard_stopped_is_undone_and_never_reaches_the_branch() {
+    let chat = Chat::start(&[]);
+    let id = chat.open(chat.spec("guarded", "codex"));
+    let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyz";
+    chat.say(
+        &id,
+        "m-1",
+        &format!("FAKE: write keys.txt {token}"),
+        Some("create_pr"),
+    );
+    let reply = chat.reply(&id, "m-1");
+    assert!(reply.contains("a secret was found"), "{reply}");
+    let (pushed, _, _) = try_git(&chat.bare(), &["rev-parse", "refs/heads/ados/guarded"]);
+    assert!(!pushed, "nothing pushed");
+    chat.say(
+        &id,
+        "m-2",
+        "FAKE: write keys.txt none here",
+        Some("create_pr"),
+    );
+    assert!(chat.reply(&id, "m-2").contains("opened pull request"));
+    let (_, commits, _) = try_git(
+        &chat.bare(),
+        &["log", "--format=%H", "main..refs/heads/ados/guarded"],
+    );
+    assert_eq!(commits.lines().count(), 1, "one commit: {commits}");
+    let (_, history, _) = try_git(&chat.bare(), &["log", "-p", "refs/heads/ados/guarded"]);
+    assert!(
+        !history.contains(token),
+        "the secret is in the pushed history"
+    );
+    assert!(chat.cp.send(json!({"type": "chat.end", "job_id": id})));
+    assert_eq!(chat.result(&id)["status"], "completed");
+}
+
+#[test]
 fn an_idle_session_ends_with_its_result_and_its_checkout_goes() {
     let chat = Chat::start(&[]);
     let mut spec = chat.spec("idle", "claude");

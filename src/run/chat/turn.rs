@@ -151,43 +151,49 @@ impl<'s> Session<'s> {
         p: &mut Prepared,
     ) -> Result<String, Stop> {
         job.check_cancel(r, &self.res)?;
-        let changed = job
-            .git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g))
-            .map_err(|e| job.git_failure(&self.res, "status", e))?;
-        if changed.is_empty() {
-            return Ok(match (&self.res.pr_url, &self.res.commit_sha) {
-                (Some(url), _) => format!("Nothing changed since the last push: the pull request is {url}"),
-                (None, Some(sha)) => format!(
-                    "Nothing changed since {} was pushed; no pull request exists yet (the last attempt failed): ask again later.",
-                    short_sha(sha)
-                ),
-                (None, None) => "Nothing to commit: no file has changed yet, so no pull request was opened.".into(),
-            });
-        }
-        let before = job
-            .git(r, &p.genv, &p.redactor, |g| p.checkout.head(g))
-            .map_err(|e| job.git_failure(&self.res, "status", e))?;
         // Never chat content in a commit or a PR: the spec's message and
         // PR text when it has them, else these words.
         let summary = format!("Made in ADOS chat session {}.", job.spec.job_id);
-        let tested = Tested {
-            ran: false,
-            green: true,
-            repair_text: None,
+        let changed = match job.git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g)) {
+            Ok(changed) => changed,
+            Err(e) => return self.told(job, r, &job.git_failure(&self.res, "status", e)),
+        };
+        if changed.is_empty() {
+            return match (&self.res.pr_url, &self.res.commit_sha) {
+                (Some(url), _) => Ok(format!(
+                    "Nothing changed since the last push: the pull request is {url}"
+                )),
+                // Pushed, but the PR step failed then: try it again.
+                (None, Some(sha)) => {
+                    let mut pushed = self.res.clone();
+                    pushed.summary = format!("{} was pushed before.", short_sha(sha));
+                    self.open_pr(job, r, pushed, &summary)
+                }
+                (None, None) => Ok(
+                    "Nothing to commit: no file has changed yet, so no pull request was opened."
+                        .into(),
+                ),
+            };
+        }
+        let before = match job.git(r, &p.genv, &p.redactor, |g| p.checkout.head(g)) {
+            Ok(sha) => sha,
+            Err(e) => return self.told(job, r, &job.git_failure(&self.res, "status", e)),
         };
         let mut base = self.res.clone();
         base.changed_files.clear();
-        let pushed = match deliver(job, r, base, p, changed, &tested, &summary) {
+        let pushed = match deliver(job, r, base, p, changed, &NOT_TESTED, &summary) {
             Ok(pushed) => pushed,
             Err(stop) => {
                 self.still_running(job, r, &stop)?;
                 // Not pushed: the commit is undone, so the next request
-                // commits (and scans) everything since the last push as one.
+                // commits (and scans) everything since the last push as
+                // one. Should that fail, no later push may carry the
+                // unscanned commit: the session ends.
                 job.git(r, &p.genv, &p.redactor, |g| {
                     p.checkout.undo_commits(g, &before)
                 })
                 .map_err(|e| job.git_failure(&self.res, "undo of the unpushed commit", e))?;
-                return Ok(format!("Nothing was pushed: {}", stop.summary));
+                return self.told(job, r, &stop);
             }
         };
         // The branch is ours on the remote now: later pushes fast-forward.
@@ -199,7 +205,19 @@ impl<'s> Session<'s> {
                 self.res.changed_files.push(file.clone());
             }
         }
-        match pull_request(job, r, pushed, &tested, &summary) {
+        self.open_pr(job, r, pushed, &summary)
+    }
+
+    /// Open or update the PR of `pushed` (its `branch` and `commit_sha`);
+    /// the reply's text either way.
+    fn open_pr(
+        &mut self,
+        job: &JobRunner,
+        r: &mut Reporter,
+        pushed: JobResult,
+        summary: &str,
+    ) -> Result<String, Stop> {
+        match pull_request(job, r, pushed, &NOT_TESTED, summary) {
             Ok(opened) => {
                 self.res.pr_url.clone_from(&opened.pr_url);
                 self.res.pr_number = opened.pr_number;
@@ -210,6 +228,13 @@ impl<'s> Session<'s> {
                 Ok(stop.summary.clone())
             }
         }
+    }
+
+    /// The reply for a step that stopped without pushing, unless `stop`
+    /// (or the job's state) ends the session.
+    fn told(&self, job: &JobRunner, r: &Reporter, stop: &JobResult) -> Result<String, Stop> {
+        self.still_running(job, r, stop)?;
+        Ok(format!("Nothing was pushed: {}", stop.summary))
     }
 
     /// `Err` when `stop` (or the job's state) ends the session: a cancel,
@@ -256,6 +281,13 @@ impl<'s> Session<'s> {
         self.res
     }
 }
+
+/// A chat runs no tests before a push: its user asked for the push.
+const NOT_TESTED: Tested = Tested {
+    ran: false,
+    green: true,
+    repair_text: None,
+};
 
 /// What a turn says back.
 enum Reply {

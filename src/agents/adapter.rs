@@ -97,15 +97,16 @@ pub trait AgentAdapter: Send + Sync {
         LongPrompt::File
     }
     /// Whether this CLI can continue a session it started, as the turns
-    /// of a chat need; `Err` says why not, naming what would do.
-    /// `path_env` is the `PATH` the agent runs with (a CLI whose version
-    /// decides is asked there). A CLI the runner cannot resume refuses
+    /// of a chat need; `Err` says why not, naming what would do. `version`
+    /// asks the CLI's version (what its version command printed, `None`
+    /// when it could not be asked), for a CLI whose answer depends on it;
+    /// the others never call it. A CLI the runner cannot resume refuses
     /// chats (custom agents: nothing says how they would resume).
     ///
     /// # Errors
     /// The message for the chat's `failed` result.
-    fn can_resume(&self, path_env: &str) -> Result<(), String> {
-        let _ = path_env;
+    fn can_resume(&self, version: &mut dyn FnMut() -> Option<String>) -> Result<(), String> {
+        let _ = version;
         Err(format!(
             "agent `{}` cannot resume a session, so it cannot hold a chat: chat sessions run claude, codex or copilot",
             self.name()

@@ -39,7 +39,7 @@ impl AgentAdapter for Claude {
     }
 
     /// Sessions are resumed by id (`agents.md`), in every version.
-    fn can_resume(&self, _path_env: &str) -> Result<(), String> {
+    fn can_resume(&self, _version: &mut dyn FnMut() -> Option<String>) -> Result<(), String> {
         Ok(())
     }
 

@@ -38,7 +38,7 @@ impl AgentAdapter for Codex {
     }
 
     /// Sessions are resumed by id (`agents.md`), in every version.
-    fn can_resume(&self, _path_env: &str) -> Result<(), String> {
+    fn can_resume(&self, _version: &mut dyn FnMut() -> Option<String>) -> Result<(), String> {
         Ok(())
     }
 

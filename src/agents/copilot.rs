@@ -82,8 +82,9 @@ impl AgentAdapter for Copilot {
     }
 
     /// From 0.0.422 (agents.md's table); an older CLI names no session.
-    fn can_resume(&self, path_env: &str) -> Result<(), String> {
-        match Sessions::of(installed_version(path_env)) {
+    /// A version that cannot be read is taken as current.
+    fn can_resume(&self, version: &mut dyn FnMut() -> Option<String>) -> Result<(), String> {
+        match Sessions::of(version().as_deref().and_then(parse_version)) {
             Sessions::None(v) => Err(format!(
                 "copilot {} cannot resume a session, so it cannot hold a chat: chat needs Copilot CLI {} or later \
                  ({} or later resumes by --session-id); update it with `npm install -g @github/copilot`",

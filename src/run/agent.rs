@@ -174,6 +174,33 @@ pub fn attempt(
     Ok(out)
 }
 
+/// What `adapter`'s version command printed (its first line), asked now
+/// (a chat asks once, before its first turn); `None`, said in the job's
+/// log, when it could not be asked. Runs as the runner, with the `PATH` of
+/// `base_env`: the agent's.
+pub fn agent_version(
+    r: &mut Reporter,
+    adapter: &dyn AgentAdapter,
+    base_env: &[(String, String)],
+) -> Option<String> {
+    let name = adapter.name();
+    let path = base_env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    let printed = match adapter.version_command() {
+        Some(argv) => crate::agents::probe_version(&argv, path),
+        None => Err("it has no version command".into()),
+    };
+    let line = match &printed {
+        Ok(v) => format!("{name} --version: {v}\n"),
+        Err(e) => format!("could not ask {name} its version ({e})\n"),
+    };
+    r.log(LogStream::Runner, &line);
+    printed.ok()
+}
+
 /// The attempt's own limit: the job's `agent.timeout_s`, else the
 /// adapter's default (the job's deadline caps it further).
 fn attempt_limit(agent_spec: &AgentSpec, adapter: &dyn AgentAdapter) -> Duration {

@@ -11,6 +11,7 @@ use super::inbox::{ChatInbox, Next};
 use super::turn::Session;
 use crate::job::event::{JobResult, ResultStatus, Status};
 use crate::job::Reporter;
+use crate::run::agent::agent_version;
 use crate::run::context::{fail_with, JobRunner, Stop};
 use crate::run::prepare::{prepare, BranchStart};
 use std::time::Duration;
@@ -39,14 +40,9 @@ pub fn run(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
             ),
         ));
     };
-    // The PATH the agent will run with.
     let env = crate::process::allowlisted_env(None);
-    let path = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map_or("", |(_, v)| v.as_str());
     adapter
-        .can_resume(path)
+        .can_resume(&mut || agent_version(r, adapter, &env))
         .map_err(|why| fail_with(&res, why))?;
     // A fresh branch from target_branch, as an implement job: the chat's
     // work is pushed only when its user asks (`create_pr`).

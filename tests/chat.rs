@@ -527,7 +527,7 @@ fn each_mode_rejects_the_other_kind_as_retryable() {
 }
 
 #[test]
-fn chat_content_stays_out_of_the_runners_log_and_a_drain_ends_the_session() {
+fn chat_content_stays_out_of_the_runners_log_and_leaves_the_journal_once_acked() {
     let chat = Chat::start(&[]);
     let id = chat.open(chat.spec("private", "claude"));
     let words = "PRIVATE-WORDS-7d1e";
@@ -539,20 +539,12 @@ fn chat_content_stays_out_of_the_runners_log_and_a_drain_ends_the_session() {
     assert!(
         chat.cp
             .wait_until(T, |_| files_containing(&journal, b"line 2 of 2").is_empty()),
-        "the turn is still in the journal: {:?} {:?}",
-        files_containing(&journal, b"line 2 of 2"),
-        std::fs::read_dir(&journal).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        "the turn is still in the journal: {:?}",
+        files_containing(&journal, b"line 2 of 2")
     );
     assert!(journal.exists(), "the session's journal is still there");
-    assert!(chat.cp.send(json!({"type": "drain"})));
-    let res = chat.result(&id);
-    assert_eq!(res["status"], "completed", "{res}");
-    assert!(
-        res["summary"]
-            .as_str()
-            .is_some_and(|s| s.contains("drained")),
-        "{res}"
-    );
+    assert!(chat.cp.send(json!({"type": "chat.end", "job_id": id})));
+    assert_eq!(chat.result(&id)["status"], "completed");
     let log = chat.runner.stderr();
     assert!(log.contains("job private"), "the session is logged: {log}");
     for private in [words, "line 2 of 2"] {
@@ -561,6 +553,59 @@ fn chat_content_stays_out_of_the_runners_log_and_a_drain_ends_the_session() {
             "chat content in the runner's log: {log}"
         );
     }
+}
+
+#[test]
+fn a_drain_lets_the_turn_finish_then_ends_the_session() {
+    let chat = Chat::start(&[]);
+    let id = chat.open(chat.spec("drained", "codex"));
+    let gate = chat.gate("drain");
+    chat.say(
+        &id,
+        "m-1",
+        &format!("FAKE: wait-for {}", gate.display()),
+        None,
+    );
+    chat.wait_event(&id, |e| {
+        e["kind"] == "agent" && e["text"] == "waiting for the test"
+    });
+    chat.say(&id, "m-2", "FAKE: lines 1", None);
+    assert!(chat.cp.send(json!({"type": "drain"})));
+    let heartbeat = chat
+        .cp
+        .wait_for(|v| v["type"] == "heartbeat" && v["draining"] == true, T);
+    assert!(heartbeat["running"]
+        .as_array()
+        .is_some_and(|r| r.len() == 1));
+    std::fs::write(&gate, "go").expect("open the gate");
+    let res = chat.result(&id);
+    assert_eq!(res["status"], "completed", "{res}");
+    assert!(
+        res["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("drained") && s.contains("1 answered message")),
+        "{res}"
+    );
+    let replies: Vec<(String, String)> = chat
+        .events(&id)
+        .iter()
+        .filter(|e| e["kind"] == "chat.reply")
+        .map(|e| {
+            let text = e["text"].as_str().unwrap_or_default().to_string();
+            (
+                e["message_id"].as_str().unwrap_or_default().to_string(),
+                text,
+            )
+        })
+        .collect();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert_eq!(replies[0].0, "m-1");
+    assert!(
+        replies[0].1.contains("released"),
+        "the turn finished: {replies:?}"
+    );
+    assert_eq!(replies[1].0, "m-2");
+    assert!(replies[1].1.contains("not run"), "{replies:?}");
 }
 
 /// A directory with a `copilot` that says it is `version` and otherwise

@@ -170,8 +170,16 @@ impl Chat {
             .wait_for(|v| v["type"] == "job.result" && v["job_id"] == id, T)
     }
 
-    fn gate(&self, name: &str) -> PathBuf {
-        self.gates.join(name)
+    /// Send `message_id`, a turn that runs until the file this returns is
+    /// written; back once the turn is under way.
+    fn hold_turn(&self, id: &str, message_id: &str, gate: &str) -> PathBuf {
+        let gate = self.gates.join(gate);
+        let text = format!("FAKE: wait-for {}", gate.display());
+        self.say(id, message_id, &text, None);
+        self.wait_event(id, |e| {
+            e["kind"] == "agent" && e["text"] == "waiting for the test"
+        });
+        gate
     }
 
     fn bare(&self) -> PathBuf {
@@ -292,16 +300,7 @@ fn two_turns_resume_the_agents_own_session_for_each_cli() {
 fn a_message_sent_during_a_turn_waits_for_it_and_is_answered_next() {
     let chat = Chat::start(&[]);
     let id = chat.open(chat.spec("queued", "claude"));
-    let gate = chat.gate("turn-1");
-    chat.say(
-        &id,
-        "m-1",
-        &format!("FAKE: wait-for {}", gate.display()),
-        None,
-    );
-    chat.wait_event(&id, |e| {
-        e["kind"] == "agent" && e["text"] == "waiting for the test"
-    });
+    let gate = chat.hold_turn(&id, "m-1", "turn-1");
     chat.say(&id, "m-2", "FAKE: lines 1", None);
     std::fs::write(&gate, "go").expect("open the gate");
     assert!(chat.reply(&id, "m-1").contains("released"));
@@ -559,16 +558,7 @@ fn chat_content_stays_out_of_the_runners_log_and_leaves_the_journal_once_acked()
 fn a_drain_lets_the_turn_finish_then_ends_the_session() {
     let chat = Chat::start(&[]);
     let id = chat.open(chat.spec("drained", "codex"));
-    let gate = chat.gate("drain");
-    chat.say(
-        &id,
-        "m-1",
-        &format!("FAKE: wait-for {}", gate.display()),
-        None,
-    );
-    chat.wait_event(&id, |e| {
-        e["kind"] == "agent" && e["text"] == "waiting for the test"
-    });
+    let gate = chat.hold_turn(&id, "m-1", "drain");
     chat.say(&id, "m-2", "FAKE: lines 1", None);
     assert!(chat.cp.send(json!({"type": "drain"})));
     let heartbeat = chat

@@ -658,3 +658,17 @@ fn a_copilot_too_old_to_resume_refuses_the_chat_naming_the_version_needed() {
         "{error}"
     );
 }
+
+#[test]
+fn an_empty_message_runs_no_turn() {
+    let chat = Chat::start(&[]);
+    let id = chat.open(chat.spec("empty", "claude"));
+    chat.say(&id, "m-1", "  ", None);
+    assert!(chat.reply(&id, "m-1").contains("empty message"));
+    chat.say(&id, "m-2", "", Some("create_pr"));
+    assert!(chat.reply(&id, "m-2").contains("Nothing to commit"));
+    assert!(chat.cp.send(json!({"type": "chat.end", "job_id": id})));
+    let res = chat.result(&id);
+    assert_eq!(res["attempts"], json!([]), "no agent ran: {res}");
+    assert!(!statuses(&chat.events(&id)).contains(&"running_agent".to_string()));
+}

@@ -69,6 +69,15 @@ impl<'s> Session<'s> {
             );
         }
         if input.action != ChatAction::CreatePr {
+            if input.text.trim().is_empty() {
+                // A CLI given an empty prompt fails or waits for one.
+                r.chat_reply(
+                    id,
+                    "An empty message: nothing was asked of the agent.",
+                    true,
+                );
+                return Ok(());
+            }
             let reply = self.turn(job, r, p, &input.text)?;
             r.chat_reply(id, reply.text(), true);
             return Ok(());

@@ -16,6 +16,7 @@
 //! The pool shuts down by closing its channel ([`Pool::join`]), then joining.
 
 use crate::cancel::CancelToken;
+use crate::job::chat::ChatMsg;
 use crate::job::spec::{JobId, JobSpec};
 use crate::job::{JobResult, Reporter, ResultStatus};
 use crate::journal::{JobStream, JournalSink};
@@ -35,6 +36,9 @@ pub struct Task {
     pub stream: Arc<JobStream>,
     /// Cancellation from the dispatcher.
     pub cancel: CancelToken,
+    /// A chat session's messages from the dispatcher (`None` for an issue
+    /// job).
+    pub chat: Option<Receiver<ChatMsg>>,
 }
 
 /// What a worker tells the dispatcher.
@@ -222,13 +226,20 @@ fn run_task(ctx: &Arc<JobContext>, task: Task) -> ResultStatus {
         spec,
         stream,
         cancel,
+        chat,
     } = task;
-    let sink = JournalSink::new(stream.clone(), ctx.waker.clone());
+    let mut sink = JournalSink::new(stream.clone(), ctx.waker.clone());
+    if spec.kind == crate::job::spec::JobKind::Chat {
+        // A chat's content leaves the disk once acknowledged (docs/journal.md).
+        sink = sink.rolling_each_turn();
+    }
     let redactor = Arc::new(ctx.redactor.with(spec.secrets()));
     let sink = crate::job::step_log::StepLog::new(spec.job_id.clone(), Box::new(sink));
     let mut reporter = Reporter::new(spec.job_id.clone(), Box::new(sink), redactor);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        JobRunner::new(ctx, &spec, &cancel, Some(stream.clone())).run(&mut reporter)
+        JobRunner::new(ctx, &spec, &cancel, Some(stream.clone()))
+            .with_chat(chat)
+            .run(&mut reporter)
     }));
     let result = match outcome {
         Ok(result) => result,
@@ -279,6 +290,7 @@ mod tests {
             spec,
             stream,
             cancel: CancelToken::never(),
+            chat: None,
         }
     }
 

@@ -44,6 +44,8 @@ fn the_protocol_page_is_the_whole_contract_and_the_readme_says_what_is_missing()
         "`ack`",
         "`drain` / `undrain`",
         "\"memory_bytes\"",
+        "### Chat sessions",
+        "`chat.reply`",
     ] {
         assert!(
             protocol.contains(section),
@@ -55,16 +57,22 @@ fn the_protocol_page_is_the_whole_contract_and_the_readme_says_what_is_missing()
         .split("## Not in this version yet")
         .nth(1)
         .expect("README has a section on what this version does not do yet");
-    for gap in ["Chat sessions", "Egress control"] {
-        assert!(gaps.contains(gap), "README's gaps lack {gap}");
-    }
-    // The Docker executor is no longer a gap: it has its own section.
+    assert!(
+        gaps.contains("Egress control"),
+        "README's gaps lack Egress control"
+    );
+    // The Docker executor and chat sessions are no longer gaps: each has
+    // its own section.
     assert!(readme.contains("\n## The Docker executor\n"));
-    assert!(!gaps
-        .split("\n## ")
-        .next()
-        .unwrap_or("")
-        .contains("**The Docker executor**"));
+    let gaps = gaps.split("\n## ").next().unwrap_or_default();
+    assert!(
+        !gaps.contains("**The Docker executor**"),
+        "the Docker executor is listed as a gap"
+    );
+    assert!(!gaps.contains("Chat sessions"), "chat is listed as a gap");
+    for chat in ["## Chat sessions", "**Slots.**", "**Drain.**"] {
+        assert!(readme.contains(chat), "README lacks {chat}");
+    }
 }
 
 /// `dist/.env.example` is what `help env-file` prints: every variable the

@@ -850,3 +850,35 @@ fn a_restart_result_is_sent_above_the_welcome_ack_even_after_a_second_restart() 
     assert!(!jobs[0].stream.result_unconfirmed());
     assert_eq!(outbox.on_ack("r", 7), Some(id("r")));
 }
+
+#[test]
+fn a_chats_turn_leaves_the_disk_once_its_waiting_input_is_acked() {
+    let tmp = TempDir::new("chat");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let stream = journal.create(&id("c")).unwrap();
+    let dir = stream.dir().to_path_buf();
+    let mut r = Reporter::resume(
+        id("c"),
+        stream.next_seq(),
+        Box::new(JournalSink::new(stream.clone(), Waker::noop()).rolling_each_turn()),
+        Arc::new(Redactor::empty()),
+    );
+    r.status(Status::WaitingInput, None);
+    r.status(Status::RunningAgent, None);
+    r.log(LogStream::Agent, "the private words of a turn\n");
+    r.status(Status::WaitingInput, None);
+    assert_eq!(segments(&dir), [1, 2, 5], "a new segment after each wait");
+
+    let mut outbox = Outbox::new();
+    outbox.track(stream.clone());
+    assert_eq!(seqs_of(&drain(&mut outbox), "c"), [1, 2, 3, 4]);
+    outbox.on_ack("c", 4);
+    assert_eq!(segments(&dir), [5], "only the empty newest segment is left");
+    let left: String = fs::read_to_string(dir.join(format!("{:020}.jsonl", 5))).unwrap();
+    assert!(left.is_empty(), "{left}");
+
+    // A restart finds the journal whole: the next seq follows the ack.
+    drop(r);
+    let recovered = Journal::open(&tmp.0).unwrap().recover().unwrap();
+    assert_eq!(recovered[0].stream.next_seq(), 5);
+}

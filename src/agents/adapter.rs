@@ -108,6 +108,22 @@ pub trait AgentAdapter: Send + Sync {
     fn long_prompt(&self) -> LongPrompt {
         LongPrompt::File
     }
+    /// Whether this CLI can continue a session it started, as the turns
+    /// of a chat need; `Err` says why not, naming what would do. `version`
+    /// asks the CLI's version (what its version command printed, `None`
+    /// when it could not be asked), for a CLI whose answer depends on it;
+    /// the others never call it. A CLI the runner cannot resume refuses
+    /// chats (custom agents: nothing says how they would resume).
+    ///
+    /// # Errors
+    /// The message for the chat's `failed` result.
+    fn can_resume(&self, version: &mut dyn FnMut() -> Option<String>) -> Result<(), String> {
+        let _ = version;
+        Err(format!(
+            "agent `{}` cannot resume a session, so it cannot hold a chat: chat sessions run claude, codex or copilot",
+            self.name()
+        ))
+    }
     /// The CLI's config home under `ctx.home`, created before the run
     /// (Codex refuses a `CODEX_HOME` that does not exist).
     fn config_dir(&self, ctx: &AgentContext) -> Option<PathBuf> {

@@ -38,6 +38,11 @@ impl AgentAdapter for Claude {
         LongPrompt::Stdin
     }
 
+    /// Sessions are resumed by id (`agents.md`), in every version.
+    fn can_resume(&self, _version: &mut dyn FnMut() -> Option<String>) -> Result<(), String> {
+        Ok(())
+    }
+
     /// `claude -p --output-format stream-json --verbose [--model M]
     /// (--dangerously-skip-permissions | --permission-mode plan)
     /// --disallowedTools AskUserQuestion [--resume ID] ARGS… PROMPT`.

@@ -37,6 +37,11 @@ impl AgentAdapter for Codex {
         LongPrompt::Stdin
     }
 
+    /// Sessions are resumed by id (`agents.md`), in every version.
+    fn can_resume(&self, _version: &mut dyn FnMut() -> Option<String>) -> Result<(), String> {
+        Ok(())
+    }
+
     /// `codex exec --json --skip-git-repo-check --color never [-m M]
     /// (--dangerously-bypass-approvals-and-sandbox | --sandbox read-only)
     /// ARGS… [resume ID] PROMPT` — every option before `resume`.

@@ -14,7 +14,7 @@ use super::adapter::{
     base_command, content_text, json_object, path_str, prompt_argument, str_at, summarize_input,
     uuid_v4, AgentAdapter, AgentContext, AgentParser, AgentVerdict, Parsed, StderrTail,
 };
-use super::copilot_version::CopilotBand;
+use super::copilot_version::{CopilotBand, CopilotResume, CopilotVersion};
 use super::custom::CustomParser;
 use crate::job::event::{AgentEvent, AgentEventType, Usage};
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome};
@@ -114,6 +114,23 @@ impl AgentAdapter for Copilot {
         } else {
             Box::new(CustomParser::plain(NAME))
         }
+    }
+
+    /// From 0.0.422 (agents.md's table); an older CLI names no session.
+    /// A version that cannot be read is taken as current.
+    fn can_resume(&self, version: &mut dyn FnMut() -> Option<String>) -> Result<(), String> {
+        let printed = version().unwrap_or_default();
+        if CopilotBand::of(&printed).resume() != CopilotResume::Unsupported {
+            return Ok(());
+        }
+        let found =
+            CopilotVersion::parse(&printed).map_or_else(|| printed.clone(), |v| v.to_string());
+        Err(format!(
+            "copilot {found} cannot resume a session, so it cannot hold a chat: chat needs Copilot CLI {} or later \
+             ({} or later resumes by --session-id); update it with `npm install -g @github/copilot`",
+            CopilotVersion::RESUME,
+            CopilotVersion::SESSION_ID
+        ))
     }
 }
 

@@ -22,6 +22,7 @@ pub use state::{Decision, JobTable};
 
 use crate::cancel::CancelReason;
 use crate::config::Config;
+use crate::job::chat::{ChatAction, ChatInput, ChatMsg, CHAT_QUEUE};
 use crate::job::spec::{JobId, JobKind, JobSpec};
 use crate::journal::Journal;
 use crate::link::proto::{self, RunnerState, ServerMessage};
@@ -29,6 +30,8 @@ use crate::link::{FromLink, Link, ToLink};
 use crate::metrics::Metrics;
 use crate::pool::{Pool, Task, WorkerReport};
 use crate::signal::SignalEvent;
+use crossbeam_channel::{Sender, TrySendError};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,6 +112,9 @@ pub struct Dispatcher<W: Workers = Pool> {
     /// When a shutdown last said which jobs it waits for (`None`: not
     /// shutting down).
     wait_logged: Option<Instant>,
+    /// The channel to each live chat session's thread: `chat.input`,
+    /// `chat.end` and drains go there, in the order they arrived.
+    chats: BTreeMap<JobId, Sender<ChatMsg>>,
 }
 
 /// An ephemeral runner's one job (`ADOS_ONCE`, `run --once`).
@@ -159,6 +165,7 @@ impl<W: Workers> Dispatcher<W> {
             degraded: None,
             once: if cfg_once { Once::Waiting } else { Once::Off },
             wait_logged: None,
+            chats: BTreeMap::new(),
         }
     }
 
@@ -204,6 +211,7 @@ impl<W: Workers> Dispatcher<W> {
             Event::Worker(WorkerReport::Done(id, status)) => {
                 log::debug!("job {id} ended: {}", status.as_str());
                 self.table.finished(&id);
+                self.chats.remove(&id);
                 if let Once::Taken { ended: None } = self.once {
                     self.once = Once::Taken { ended: Some(now) };
                 }
@@ -237,6 +245,7 @@ impl<W: Workers> Dispatcher<W> {
             ServerMessage::Drain => {
                 log::info!("drain: no new jobs until undrain");
                 self.table.draining = true;
+                self.drain_chats();
                 self.push_state();
             }
             ServerMessage::Undrain => {
@@ -248,13 +257,54 @@ impl<W: Workers> Dispatcher<W> {
                 self.table.draining = false;
                 self.push_state();
             }
-            ServerMessage::ChatInput { job_id, .. } | ServerMessage::ChatEnd { job_id } => {
-                log::debug!("chat message for {job_id} ignored: no chat session by that id");
+            ServerMessage::ChatInput {
+                job_id,
+                message_id,
+                text,
+                action,
+            } => {
+                let input = ChatInput {
+                    message_id,
+                    text,
+                    action: ChatAction::parse(action.as_deref()),
+                };
+                self.tell_chat(&job_id, ChatMsg::Input(input));
             }
+            ServerMessage::ChatEnd { job_id } => self.tell_chat(&job_id, ChatMsg::End),
             ServerMessage::Welcome { .. } | ServerMessage::Ack { .. } => {
                 // Handled inside the link.
             }
             ServerMessage::Unknown(kind) => log::debug!("unknown message type {kind:?} ignored"),
+        }
+    }
+
+    /// Hand `msg` to the live chat session `job_id`. A message for no live
+    /// session (an issue job, an ended chat, an unknown id) is dropped: the
+    /// protocol has no answer for it.
+    fn tell_chat(&self, job_id: &str, msg: ChatMsg) {
+        let Some(tx) = JobId::parse(job_id).ok().and_then(|id| self.chats.get(&id)) else {
+            log::debug!("chat message for {job_id} ignored: no live chat session by that id");
+            return;
+        };
+        match tx.try_send(msg) {
+            Ok(()) => log::debug!("job {job_id}: chat message queued"),
+            Err(TrySendError::Full(_)) => log::warn!(
+                "job {job_id}: {CHAT_QUEUE} chat messages are already waiting; this one was dropped"
+            ),
+            // The session's thread has ended; its worker's report follows.
+            Err(TrySendError::Disconnected(_)) => {
+                log::debug!("job {job_id}: chat message after the session ended ignored")
+            }
+        }
+    }
+
+    /// A drain reaches every live chat: it finishes the turn under way,
+    /// then ends with its result (an issue job simply runs on).
+    fn drain_chats(&mut self) {
+        for (id, tx) in &self.chats {
+            if tx.try_send(ChatMsg::Drain).is_err() {
+                log::debug!("job {id}: drain not queued (session ending or queue full)");
+            }
         }
     }
 
@@ -318,6 +368,14 @@ impl<W: Workers> Dispatcher<W> {
         self.link.send(ToLink::Track(stream.clone()));
         let (canceller, token) = crate::cancel::cancel_pair();
         self.table.started(id.clone(), canceller);
+        let chat = match spec.kind {
+            JobKind::Chat => {
+                let (tx, rx) = crossbeam_channel::bounded(CHAT_QUEUE);
+                self.chats.insert(id.clone(), tx);
+                Some(rx)
+            }
+            JobKind::Issue => None,
+        };
         log::info!(
             "job {id} accepted: {} {}/{} with {}",
             match spec.kind {
@@ -332,6 +390,7 @@ impl<W: Workers> Dispatcher<W> {
             spec,
             stream,
             cancel: token,
+            chat,
         });
         self.push_state();
     }
@@ -351,6 +410,7 @@ impl<W: Workers> Dispatcher<W> {
         log::error!("{why}");
         if let Some(id) = &job {
             self.table.finished(id);
+            self.chats.remove(id);
         }
         if let Err(e) = self.workers.replace(worker) {
             log::error!("cannot start a worker thread in its place: {e}; one job slot fewer");
@@ -371,6 +431,7 @@ impl<W: Workers> Dispatcher<W> {
                     crate::words::count(self.table.running_count(), "running job")
                 );
                 self.table.draining = true;
+                self.drain_chats();
                 self.shutdown = Shutdown::Draining {
                     deadline: now.checked_add(grace),
                 };

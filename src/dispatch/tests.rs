@@ -288,3 +288,84 @@ fn an_ephemeral_runner_ends_when_its_one_job_is_acked_or_the_ack_wait_is_over() 
     r.d.handle(Event::Tick, at(&r, 63));
     assert!(r.d.is_done());
 }
+
+fn chat_msg(msg: ServerMessage) -> Event {
+    Event::Link(FromLink::Message(msg))
+}
+
+#[test]
+fn chat_messages_reach_their_live_session_in_order_and_a_drain_follows() {
+    let mut r = rig(PLENTY);
+    r.d.handle(
+        Event::Link(FromLink::Message(ServerMessage::Assign(json!({
+            "job_id": "c", "kind": "chat", "repo": {"owner": "o", "name": "r"}
+        })))),
+        at(&r, 0),
+    );
+    let rx = r.d.workers.tasks[0].chat.clone().expect("a chat's channel");
+    let input = |m: &str, action: Option<&str>| ServerMessage::ChatInput {
+        job_id: "c".into(),
+        message_id: m.into(),
+        text: format!("text of {m}"),
+        action: action.map(str::to_string),
+    };
+    r.d.handle(chat_msg(input("m-1", None)), at(&r, 1));
+    r.d.handle(chat_msg(input("m-2", Some("create_pr"))), at(&r, 1));
+    // For no live session: dropped, nothing queued.
+    r.d.handle(
+        chat_msg(ServerMessage::ChatEnd {
+            job_id: "other".into(),
+        }),
+        at(&r, 1),
+    );
+    r.d.handle(chat_msg(ServerMessage::Drain), at(&r, 2));
+    r.d.handle(
+        chat_msg(ServerMessage::ChatEnd { job_id: "c".into() }),
+        at(&r, 2),
+    );
+    let got: Vec<ChatMsg> = rx.try_iter().collect();
+    assert_eq!(
+        got,
+        [
+            ChatMsg::Input(ChatInput {
+                message_id: "m-1".into(),
+                text: "text of m-1".into(),
+                action: ChatAction::Reply
+            }),
+            ChatMsg::Input(ChatInput {
+                message_id: "m-2".into(),
+                text: "text of m-2".into(),
+                action: ChatAction::CreatePr
+            }),
+            ChatMsg::Drain,
+            ChatMsg::End,
+        ]
+    );
+    // Once the session has ended its channel is gone: nothing is queued.
+    r.d.handle(
+        Event::Worker(WorkerReport::Done(id("c"), ResultStatus::Completed)),
+        at(&r, 3),
+    );
+    r.d.handle(chat_msg(input("m-3", None)), at(&r, 3));
+    assert!(rx.try_recv().is_err());
+}
+
+#[test]
+fn an_issue_job_has_no_chat_channel_and_a_shutdown_drains_live_chats() {
+    let mut r = rig(PLENTY);
+    r.d.handle(assign("i"), at(&r, 0));
+    assert!(r.d.workers.tasks[0].chat.is_none());
+    r.d.handle(
+        Event::Worker(WorkerReport::Done(id("i"), ResultStatus::Completed)),
+        at(&r, 0),
+    );
+    r.d.handle(
+        Event::Link(FromLink::Message(ServerMessage::Assign(json!({
+            "job_id": "c", "kind": "chat", "repo": {"owner": "o", "name": "r"}
+        })))),
+        at(&r, 0),
+    );
+    let rx = r.d.workers.tasks[1].chat.clone().expect("a chat's channel");
+    r.d.handle(Event::Signal(SignalEvent::Shutdown), at(&r, 1));
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [ChatMsg::Drain]);
+}

@@ -300,6 +300,18 @@ impl Checkout {
         self.fresh_agent_git_dir(git)
     }
 
+    /// Moves the branch back to `to` (an earlier `HEAD`), keeping the work
+    /// tree and the index: the commits after it are undone, their changes
+    /// are still there to commit again. A chat undoes a commit it could
+    /// not push, so no unpushed commit stays in the history of a later one.
+    ///
+    /// # Errors
+    /// Git failures tagged `branch`.
+    pub fn undo_commits(&self, git: &mut Git<'_>, to: &str) -> Result<(), GitError> {
+        self.runner_git(git, GitStep::Branch, &["reset", "--quiet", "--soft", to])?;
+        Ok(())
+    }
+
     /// Point local branch `name` at `HEAD` (for `merge_mode: direct`, which
     /// pushes the work as the target branch).
     ///

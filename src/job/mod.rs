@@ -1,8 +1,9 @@
 //! Jobs, as vocabulary: what the control plane asks for ([`spec`] and its
-//! validation) and what a job says while it runs ([`event`],
-//! [`reporter`]). Nothing here imports the layers above; the run of a job
-//! is [`crate::run`].
+//! validation), what a job says while it runs ([`event`], [`reporter`])
+//! and what reaches a live chat session ([`chat`]). Nothing here imports
+//! the layers above; the run of a job is [`crate::run`].
 
+pub mod chat;
 pub mod event;
 pub mod reporter;
 pub mod spec;

@@ -149,6 +149,21 @@ impl Reporter {
         }
     }
 
+    /// The `chat.reply` events answering message `message_id`: `text` in
+    /// pieces of at most [`MAX_LOG_CHUNK`], the last one `done` when
+    /// `done` is asked (a reply with more to follow says `done: false`).
+    pub fn chat_reply(&mut self, message_id: &str, text: &str, done: bool) {
+        let pieces = split_text(text, MAX_LOG_CHUNK);
+        let last = pieces.len().saturating_sub(1);
+        for (i, piece) in pieces.into_iter().enumerate() {
+            self.emit(Event::ChatReply {
+                message_id: message_id.to_string(),
+                text: piece.to_string(),
+                done: done && i == last,
+            });
+        }
+    }
+
     /// Any event. `log` text longer than [`MAX_LOG_CHUNK`] is split; other
     /// events carrying huge text (a tool result) are truncated with a note.
     pub fn emit(&mut self, event: Event) {

@@ -51,7 +51,7 @@ pub fn run_agents<'s>(
             None => agent_spec.name.clone(),
         };
         r.status(Status::RunningAgent, Some(detail));
-        match attempt(job, r, p, agent_spec, prompt, read_only) {
+        match attempt(job, r, p, agent_spec, prompt, read_only, None) {
             Ok(out) => {
                 usage.add(&out.verdict.usage);
                 res.attempts.push(attempt_record(agent_spec, &out));
@@ -112,7 +112,8 @@ fn failure_detail(agent: &str, why: &str) -> String {
     format!("{agent} failed: {cut}")
 }
 
-/// One attempt of `agent_spec` with `prompt` in the prepared workdir.
+/// One attempt of `agent_spec` with `prompt` in the prepared workdir;
+/// `resume` continues the CLI's session (a chat's later turns).
 ///
 /// # Errors
 /// The message for an attempt that could not start (unknown agent, CLI
@@ -124,6 +125,7 @@ pub fn attempt(
     agent_spec: &AgentSpec,
     prompt: &str,
     read_only: bool,
+    resume: Option<&str>,
 ) -> Result<AttemptOutput, String> {
     let adapter = job.ctx.agents.get(&agent_spec.name).ok_or_else(|| {
         format!(
@@ -156,7 +158,7 @@ pub fn attempt(
         home: p.job_dir.home(),
         tmp: p.job_dir.tmp(),
         read_only,
-        resume_session: None,
+        resume_session: resume,
         keys: &job.ctx.cfg.agent_keys,
         github_token: github_token.as_deref(),
         base_env: &base_env,

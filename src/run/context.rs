@@ -9,8 +9,9 @@ use crate::cancel::{CancelReason, CancelToken};
 use crate::config::Config;
 use crate::executors::{Executor, ExecutorKind, JobUsers, UserLease};
 use crate::git::{parse_progress, Git, GitEnv, GitError, ProgressThrottle};
+use crate::job::chat::ChatMsg;
 use crate::job::event::{JobResult, LogStream, ResultStatus, Status};
-use crate::job::spec::JobSpec;
+use crate::job::spec::{JobKind, JobSpec, MergeMode};
 use crate::job::Reporter;
 use crate::journal::JobStream;
 use crate::link::Waker;
@@ -113,11 +114,15 @@ pub struct JobRunner<'a> {
     /// another job's user).
     pub(crate) no_free_user: bool,
     stream: Option<Arc<JobStream>>,
-    /// `None` when `timeout_s` is too large to add to the clock: no limit.
+    /// `None` when `timeout_s` is too large to add to the clock, or a chat
+    /// session sets none: no limit.
     deadline: Option<Instant>,
     /// What each versioned agent CLI printed for `--version`, asked once
     /// per job (`None`: it could not be asked): see `agent::agent_version`.
     pub(super) agent_versions: RefCell<Vec<(String, Option<String>)>>,
+    /// A chat session's messages from the dispatcher (`None`: an issue
+    /// job, or a chat with no control plane to talk to, as in `exec`).
+    pub(crate) chat: Option<crossbeam_channel::Receiver<ChatMsg>>,
 }
 
 impl<'a> JobRunner<'a> {
@@ -140,8 +145,29 @@ impl<'a> JobRunner<'a> {
             user,
             no_free_user,
             stream,
-            deadline: Instant::now().checked_add(spec.timeout()),
+            deadline: match (spec.kind, spec.timeout_s) {
+                // A chat lives as long as its user talks to it: its idle
+                // timeout ends it, not the one-shot default.
+                (JobKind::Chat, None) => None,
+                _ => Instant::now().checked_add(spec.timeout()),
+            },
             agent_versions: RefCell::new(Vec::new()),
+            chat: None,
+        }
+    }
+
+    /// The same job, reading a chat session's messages from `chat`.
+    pub fn with_chat(mut self, chat: Option<crossbeam_channel::Receiver<ChatMsg>>) -> Self {
+        self.chat = chat;
+        self
+    }
+
+    /// Where the job's work goes: the spec's `merge_mode`; a chat pushes
+    /// only when its user asks (`create_pr`), and then always to a PR.
+    pub(crate) fn merge_mode(&self) -> MergeMode {
+        match self.spec.kind {
+            JobKind::Chat => MergeMode::Pr,
+            JobKind::Issue => self.spec.merge_mode,
         }
     }
 

@@ -86,7 +86,7 @@ pub fn deliver(
     res.changed_files = changed;
 
     let Some(target) = delivery::push_target(
-        spec.merge_mode,
+        job.merge_mode(),
         &spec.branch,
         &spec.repo.target_branch,
         p.replaced.as_deref(),

@@ -4,7 +4,8 @@
 //! - [`context`]: [`JobContext`] (what every job shares) and [`JobRunner`]
 //!   (one job: spec, cancel token, deadline, its executor, journal stream).
 //! - [`stage`]: one small sequencer per stage (implement, repair, plan,
-//!   review; chat is refused for now), each picking its steps.
+//!   review), each picking its steps; [`chat`]: chat sessions, which
+//!   reuse the prepare, agent, deliver and pull-request steps.
 //! - The steps, each a function taking what it needs and returning a
 //!   small struct: [`prepare`] (workspace, mirror, checkout, registries,
 //!   working directory), [`agent`] (attempts, fallbacks),
@@ -18,6 +19,7 @@
 //!   bounded reads of repository files that stay inside the checkout.
 
 pub mod agent;
+pub mod chat;
 pub mod context;
 pub mod deliver;
 pub mod prepare;

@@ -1,7 +1,7 @@
 //! The prepare step: the job directory, the git environment and its
 //! credential, the repository mirror, the checkout on the job's branch,
 //! the registry credentials, and the resolved working directory. Every
-//! stage starts with it (chat will too).
+//! stage starts with it, and so does a chat session.
 
 use super::context::{fail_with, JobRunner, Stop};
 use super::repo_file::RepoFiles;

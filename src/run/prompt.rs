@@ -117,11 +117,7 @@ fn template(spec: &JobSpec, files: &RepoFiles, workdir: &Path) -> String {
             out.push_str("Work on this repository as described by its maintainers.\n\n");
         }
     }
-    let found: Vec<&str> = INSTRUCTION_FILES
-        .iter()
-        .copied()
-        .filter(|f| files.regular(&repo_root.join(f)).is_some())
-        .collect();
+    let found = instruction_files(files);
     if !found.is_empty() {
         out.push_str("Read the repository's own instructions first: ");
         out.push_str(&found.join(", "));
@@ -148,6 +144,16 @@ fn template(spec: &JobSpec, files: &RepoFiles, workdir: &Path) -> String {
         }
     });
     out
+}
+
+/// Those of [`INSTRUCTION_FILES`] the checkout has (regular files inside
+/// it): the agent is pointed at them.
+pub fn instruction_files(files: &RepoFiles) -> Vec<&'static str> {
+    INSTRUCTION_FILES
+        .iter()
+        .copied()
+        .filter(|f| files.regular(&files.root().join(f)).is_some())
+        .collect()
 }
 
 /// The prompt of a repair run: the original task plus the failing output.

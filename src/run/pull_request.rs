@@ -43,7 +43,7 @@ pub fn pull_request(
     agent_summary: &str,
 ) -> Result<JobResult, Stop> {
     let spec = job.spec;
-    if spec.merge_mode != MergeMode::Pr {
+    if job.merge_mode() != MergeMode::Pr {
         return Ok(res);
     }
     let word = pr_word(spec.repo.provider);

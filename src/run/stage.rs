@@ -7,7 +7,7 @@
 //! repair:    prepare(existing) → agent → [no change?] → test-and-repair → deliver → PR
 //! plan:      prepare(target)   → agent (read-only) → [changed? discard] → its text
 //! review:    prepare(existing) → diff → agent (read-only) → [changed? discard] → verdict
-//! chat:      not supported yet (will reuse prepare and agent)
+//! chat:      prepare(fresh) → (turn [→ deliver → PR])* → its summary (run/chat/)
 //! ```
 //!
 //! The PR step runs only for `merge_mode: pr`, after a successful push;
@@ -36,9 +36,7 @@ impl JobRunner<'_> {
             _ if self.no_free_user => Ok(JobResult::failed(
                 "every job user (ADOS_JOB_UID_BASE + slot) is taken by another job: the job was not run; this is a bug, please report it",
             )),
-            (JobKind::Chat, _) => Ok(JobResult::failed(
-                "chat sessions are not supported by this runner version yet; run chat on another runner (ADOS_MODE=issue here)",
-            )),
+            (JobKind::Chat, _) => super::chat::run(self, r),
             (JobKind::Issue, Stage::Implement | Stage::Repair) => change(self, r),
             (JobKind::Issue, Stage::Plan | Stage::Review) => read_only(self, r),
         };

@@ -140,7 +140,7 @@ pub fn test_and_repair(
         repairs_left -= 1;
         r.status(Status::Repairing, Some(agent.name.clone()));
         let repair_prompt = prompt::repair(base_prompt, &command, &prompt::failure_tail(&output));
-        match attempt(job, r, p, agent, &repair_prompt, false) {
+        match attempt(job, r, p, agent, &repair_prompt, false, None) {
             Ok(rep) => {
                 res.usage.add(&rep.verdict.usage);
                 res.attempts.push(attempt_record(agent, &rep));

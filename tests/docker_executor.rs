@@ -481,3 +481,23 @@ fn exec_runs_its_job_in_a_container_too() {
     assert!(ok, "{err}");
     assert_ne!(ns.trim(), host_side().0, "exec's agent ran on the host");
 }
+
+#[test]
+fn copilot_is_asked_its_version_in_the_job_container_not_on_the_host() {
+    let Some(s) = Setup::start("copilot_is_asked_its_version_in_the_job_container") else {
+        return;
+    };
+    let mut spec = s.spec("dx-cv", "FAKE: write v.txt versioned", "");
+    spec["agent"] = json!({"name": "copilot"});
+    s.cp.assign(spec);
+    // The attempt itself fails (no GitHub token in this setup): what
+    // matters is where its version was asked, before it ran.
+    s.result("dx-cv");
+    let events = s.events("dx-cv");
+    // The host's PATH holds no copilot: only the image's could answer.
+    assert!(
+        events.contains("copilot --version: GitHub Copilot CLI 1.0.999"),
+        "the version was not asked in the container: {events}"
+    );
+    assert!(!events.contains("could not ask copilot"), "{events}");
+}

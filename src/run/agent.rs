@@ -184,8 +184,9 @@ pub fn attempt(
 /// What `adapter`'s version command printed (its first line), asked once
 /// per job and kept for its later attempts, repairs and turns (see
 /// [`crate::agents::CopilotVersion`] for why per job); `None`, logged, when
-/// it could not be asked. Runs as the runner, with the `PATH` of
-/// `base_env`: the agent's.
+/// it could not be asked. On the host it runs as the runner, with the
+/// `PATH` of `base_env` (the agent's); with the Docker executor it runs in
+/// the job's container, whose image holds the agent CLIs.
 pub fn agent_version(
     job: &JobRunner,
     r: &mut Reporter,
@@ -202,7 +203,8 @@ pub fn agent_version(
         .map(|(_, v)| v.as_str())
         .unwrap_or_default();
     let printed = match adapter.version_command() {
-        Some(argv) => crate::agents::probe_version(&argv, path),
+        Some(argv) if job.executor.shares_workspace() => crate::agents::probe_version(&argv, path),
+        Some(argv) => version_in_job_container(job, &argv),
         None => Err("it has no version command".into()),
     };
     let line = match &printed {
@@ -217,6 +219,42 @@ pub fn agent_version(
         .borrow_mut()
         .push((name.to_string(), printed.clone()));
     printed
+}
+
+/// The first line `argv` prints, run by the job's executor: with the Docker
+/// executor the agent CLIs are the job image's, not the host's.
+fn version_in_job_container(job: &JobRunner, argv: &[String]) -> Result<String, String> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err("no version command".into());
+    };
+    let mut spec = process::CommandSpec::new(program.as_str(), "/")
+        .timeout(Some(Duration::from_secs(10)))
+        .kill_grace(Duration::from_secs(1));
+    spec.args = args.to_vec();
+    let redactor = crate::redact::Redactor::empty();
+    let opts = process::RunOptions {
+        cancel: job.cancel,
+        redactor: &redactor,
+        observer: None,
+    };
+    let mut first: Option<String> = None;
+    let outcome = job
+        .executor
+        .run(&spec, &opts, &mut |_, line| {
+            let line = line.trim();
+            if first.is_none() && !line.is_empty() {
+                first = Some(line.chars().take(200).collect());
+            }
+        })
+        .map_err(|e| format!("cannot be started in the job container: {e}"))?;
+    if !outcome.success() {
+        return Err(format!(
+            "`{}` failed in the job container ({})",
+            argv.join(" "),
+            outcome.describe()
+        ));
+    }
+    first.ok_or_else(|| "it printed nothing".to_string())
 }
 
 /// The attempt's own limit: the job's `agent.timeout_s`, else the

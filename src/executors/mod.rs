@@ -12,6 +12,7 @@
 //! journal).
 
 mod host;
+mod own_container;
 pub mod placement;
 mod users;
 

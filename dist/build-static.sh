@@ -7,7 +7,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-LAB=${LAB:-$ROOT/target/musl-lab}
+# Beside cargo's other output: $CARGO_TARGET_DIR when set, like the Makefile.
+LAB=${LAB:-${CARGO_TARGET_DIR:-$ROOT/target}/musl-lab}
 mkdir -p "$LAB"
 pkgs="rustc-web cargo-web rust-web-src libstd-rust-web-dev musl-tools libunwind-14-dev"
 if ! dpkg -s $pkgs >/dev/null 2>&1; then

@@ -79,10 +79,14 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let mut table = crate::dispatch::JobTable::new(cfg.max_jobs);
     let executors = crate::executors::ExecutorKind::from_config(&cfg)
         .map_err(|e| fail("cannot use the Docker executor (ADOS_EXECUTOR=docker)", e))?;
-    // Before the jobs a killed run left are reported failed: what they
-    // left running (their containers) goes first.
-    executors.remove_leftovers();
-    crate::recovery::recover(&journal, &workspace, &redactor, &mut outbox, &mut table);
+    crate::recovery::recover(
+        &journal,
+        &workspace,
+        &executors,
+        &redactor,
+        &mut outbox,
+        &mut table,
+    );
     let agents = crate::agents::AgentRegistry::new(&cfg.custom_agents);
     let path_env = std::env::var("PATH").unwrap_or_default();
 

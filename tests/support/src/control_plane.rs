@@ -451,6 +451,31 @@ impl ControlPlane {
         self.send(json!({"type":"job.assign","job":job}))
     }
 
+    /// `job.assign` on connection `conn` rather than the newest: with
+    /// several runners connected, to the one [`ControlPlane::conn_of`]
+    /// names. Whether that connection is still open.
+    pub fn assign_on(&self, conn: usize, job: Value) -> bool {
+        let conns = self.shared.conns.lock().unwrap();
+        conns
+            .iter()
+            .find(|(c, _)| *c == conn)
+            .is_some_and(|(_, tx)| {
+                tx.send(Cmd::Text(
+                    json!({"type":"job.assign","job":job}).to_string(),
+                ))
+                .is_ok()
+            })
+    }
+
+    /// The connection of the latest `hello` from `runner_id`.
+    pub fn conn_of(&self, runner_id: &str) -> Option<usize> {
+        self.received()
+            .iter()
+            .rev()
+            .find(|r| r.value["type"] == "hello" && r.value["runner_id"] == runner_id)
+            .map(|r| r.conn)
+    }
+
     /// `job.cancel`.
     pub fn cancel(&self, job_id: &str) -> bool {
         self.send(json!({"type":"job.cancel","job_id":job_id,"reason":"user"}))
@@ -484,8 +509,13 @@ impl ControlPlane {
         self.shared.stopping.store(true, Ordering::SeqCst);
         if let Some(accept) = self.accept.take() {
             // Unblock `accept()`.
+            let host = self
+                .opts
+                .host
+                .parse()
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
             let _ = TcpStream::connect_timeout(
-                &SocketAddr::from(([127, 0, 0, 1], self.port)),
+                &SocketAddr::new(host, self.port),
                 Duration::from_secs(1),
             );
             let _ = accept.join();

@@ -451,6 +451,24 @@ impl ControlPlane {
         self.send(json!({"type":"job.assign","job":job}))
     }
 
+    /// The `job.result` of `job_id`, waiting up to `timeout` for it.
+    pub fn result_of(&self, job_id: &str, timeout: Duration) -> Value {
+        self.wait_for(
+            |v| v["type"] == "job.result" && v["job_id"] == job_id,
+            timeout,
+        )
+    }
+
+    /// Every `job.event` of `job_id` received so far, as JSON text run
+    /// together (to search for what a job printed, or must not have).
+    pub fn events_text(&self, job_id: &str) -> String {
+        self.frames()
+            .into_iter()
+            .filter(|v| v["type"] == "job.event" && v["job_id"] == job_id)
+            .map(|v| v.to_string())
+            .collect()
+    }
+
     /// `job.assign` on connection `conn` rather than the newest: with
     /// several runners connected, to the one [`ControlPlane::conn_of`]
     /// names. Whether that connection is still open.

@@ -328,6 +328,75 @@ fn the_full_image_run_as_the_docs_say_runs_jobs_on_a_volume_and_on_a_bind_mount(
 }
 
 #[test]
+fn a_setup_that_cannot_work_is_named_with_its_fix_by_check_and_at_start() {
+    let Some((image, mut s)) = full_scene("a_setup_that_cannot_work", "cannot") else {
+        return;
+    };
+    let vol = s.volume(1);
+    let label = format!("ados.test={}", s.test);
+    let base = |extra: &[&str], sub: &str| {
+        let mut argv = vec![
+            "run",
+            "--rm",
+            "--label",
+            &label,
+            "-e",
+            "ADOS_API_URL=http://127.0.0.1:9",
+            "-e",
+            "ADOS_TOKEN=cannot-token",
+            "-e",
+            "ADOS_RUNNER_ID=cannot-1",
+        ];
+        argv.extend_from_slice(extra);
+        argv.extend([image.as_str(), sub]);
+        let out = docker::docker_output(&argv);
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    // The workspace on the container's own layer.
+    let layer = [
+        "-e",
+        "WORKSPACE_DIR=/layer",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+    ];
+    let (code, out) = base(&layer, "check");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("✗ Docker executor") && out.contains("own layer"),
+        "{out}"
+    );
+    assert!(out.contains("-v ados-workspace:/layer"), "{out}");
+    // The runner stops at start (exit 1, as for any start-up failure).
+    let (code, out) = base(&layer, "run");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("own layer") && out.contains("-v ados-workspace:/layer"),
+        "{out}"
+    );
+    // No socket.
+    let ws = format!("{vol}:/workspace");
+    let (code, out) = base(&["-v", &ws], "check");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("-v /var/run/docker.sock:/var/run/docker.sock"),
+        "{out}"
+    );
+    let (code, out) = base(&["-v", &ws], "run");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("-v /var/run/docker.sock:/var/run/docker.sock"),
+        "{out}"
+    );
+}
+
+#[test]
 fn three_runners_scale_out_and_a_killed_one_recovers_on_its_volume() {
     let Some((image, mut s)) = full_scene("three_runners_scale_out", "scale") else {
         return;

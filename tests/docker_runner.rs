@@ -296,6 +296,21 @@ fn the_full_image_run_as_the_docs_say_runs_jobs_on_a_volume_and_on_a_bind_mount(
             log.contains(&holder),
             "the start-up log names the workspace's mount:\n{log}"
         );
+        // `check` in the runner's container says the same.
+        let name = s.container_name(&id);
+        let check = docker::docker_output(&["exec", &name, "ados-work-runner", "check"]);
+        let said = String::from_utf8_lossy(&check.stdout);
+        assert!(
+            said.contains("✓ workspace mounts") && said.contains(&holder),
+            "{said}"
+        );
+        // What the image's HEALTHCHECK runs.
+        let health = docker::docker_output(&["exec", &name, "ados-work-runner", "healthcheck"]);
+        assert!(
+            health.status.success(),
+            "healthcheck: {}",
+            String::from_utf8_lossy(&health.stderr)
+        );
 
         let job = format!("docs-{pid}-{n}");
         let prompt = format!(

@@ -394,7 +394,9 @@ impl Config {
         let once = flag_or(env, &mut errs, "ADOS_ONCE", false);
         let job_uid_base = job_uid_base(env, &mut errs, max_jobs, is_root());
         let executor = executor::executor(env, &mut errs, cpus, memory_bytes, max_jobs);
-        if job_uid_base.is_some() {
+        // A job container has its directories mounted directly: its user
+        // never walks the host's path down to them.
+        if job_uid_base.is_some() && executor == ExecutorSetting::Host {
             if let Err(problem) = reachable_by_job_users(&workspace_dir) {
                 errs.push("WORKSPACE_DIR", problem, "/var/lib/ados/work");
             }

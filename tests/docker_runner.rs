@@ -412,6 +412,60 @@ fn a_setup_that_cannot_work_is_named_with_its_fix_by_check_and_at_start() {
 }
 
 #[test]
+fn the_compose_file_starts_the_docs_runner() {
+    let Some((image, s)) = full_scene("the_compose_file_starts_the_docs_runner", "compose") else {
+        return;
+    };
+    let compose: Vec<&str> = if docker::docker_output(&["compose", "version"])
+        .status
+        .success()
+    {
+        vec!["docker", "compose"]
+    } else if Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        vec!["docker-compose"]
+    } else {
+        eprintln!("the_compose_file_starts_the_docs_runner: skipped: neither `docker compose` nor docker-compose is installed");
+        return;
+    };
+    let file = docker::repo_root().join("dist/docker-compose.yml");
+    let project = format!("ados-test-compose-{}", std::process::id());
+    let run = |args: &[&str]| {
+        let out = Command::new(compose[0])
+            .args(&compose[1..])
+            .args(["-p", &project, "-f"])
+            .arg(&file)
+            .args(args)
+            .env("ADOS_IMAGE", &image)
+            .env("ADOS_API_URL", s.cp.url())
+            .env("ADOS_TOKEN", s.cp.options().token.clone())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run compose");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    /// Takes the project down (containers and volumes) however the test ends.
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> (bool, String));
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down", "-v", "-t", "1"]);
+        }
+    }
+    let _down = Down(&run);
+    let (ok, err) = run(&["up", "-d"]);
+    assert!(ok, "compose up: {err}");
+    let hello = s.hello("runner-001", 0);
+    assert_eq!(hello["executor"], "docker", "{hello}");
+    assert_eq!(hello["group"], "default", "{hello}");
+}
+
+#[test]
 fn three_runners_scale_out_and_a_killed_one_recovers_on_its_volume() {
     let Some((image, mut s)) = full_scene("three_runners_scale_out", "scale") else {
         return;

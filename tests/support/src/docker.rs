@@ -246,6 +246,13 @@ fn runner_image(target: &str, args: &[&str], base: &str) -> String {
     argv.extend_from_slice(args);
     argv.push(&root_arg);
     docker(&argv);
+    // Each new binary makes a new tag: drop the older ones of this target
+    // (one in use by a container stays, `rmi` refuses it).
+    let repo = format!("ados-test-runner-{target}");
+    let listed = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}", &repo]);
+    for old in listed.lines().filter(|t| *t != tag && !t.is_empty()) {
+        let _ = docker_output(&["rmi", old]);
+    }
     tag
 }
 

@@ -215,8 +215,9 @@ fn is_shareable(m: &Mount) -> bool {
 /// `path` (at or below `m.destination`) as the daemon sees it.
 fn through(m: &Mount, path: &Path) -> PathBuf {
     match path.strip_prefix(&m.destination) {
-        Ok(rel) => m.source.join(rel),
-        Err(_) => m.source.clone(),
+        // `join("")` would add a trailing `/` to the name shown in the log.
+        Ok(rel) if !rel.as_os_str().is_empty() => m.source.join(rel),
+        _ => m.source.clone(),
     }
 }
 
@@ -289,6 +290,11 @@ mod tests {
         let line = p.describe();
         assert!(
             line.contains("b8f229a022fc") && line.contains("volume ados-workspace"),
+            "{line}"
+        );
+        // The volume's own directory, with no trailing `/`.
+        assert!(
+            line.contains("(/var/lib/docker/volumes/ados-workspace/_data on"),
             "{line}"
         );
     }

@@ -63,6 +63,8 @@ struct RunnerSpec<'a> {
     group: Option<&'a str>,
     /// `--cpus`, `--memory`.
     limits: Option<(&'a str, &'a str)>,
+    /// `--user`, `--group-add`.
+    user: Option<(&'a str, &'a str)>,
 }
 
 impl Scene {
@@ -127,6 +129,9 @@ impl Scene {
         let mut argv: Vec<&str> = vec!["run", "-d", "--name", &name, "--label", &label];
         if let Some((cpus, memory)) = r.limits {
             argv.extend(["--cpus", cpus, "--memory", memory]);
+        }
+        if let Some((user, group)) = r.user {
+            argv.extend(["--user", user, "--group-add", group]);
         }
         for (k, _) in &env {
             argv.extend(["-e", k]);
@@ -264,12 +269,29 @@ fn the_full_image_run_as_the_docs_say_runs_jobs_on_a_volume_and_on_a_bind_mount(
     let bind = TempDir::new("docs-run-bind");
     let bind_dir = bind.path().display().to_string();
     let pid = std::process::id();
-    for (n, workspace, holder) in [
-        (1, vol.as_str(), format!("is the volume {vol}")),
+    // As docs/docker.md says for a user other than root: `--user`,
+    // `--group-add` with the socket's group, a bind mount that user owns.
+    let user_bind = TempDir::new("docs-run-user");
+    let user_dir = user_bind.path().display().to_string();
+    std::os::unix::fs::chown(user_bind.path(), Some(1000), Some(1000))
+        .expect("chown the workspace");
+    let socket_gid = std::fs::metadata("/var/run/docker.sock")
+        .map(|m| std::os::unix::fs::MetadataExt::gid(&m).to_string())
+        .expect("the Docker socket");
+    let non_root = ("1000:1000", socket_gid.as_str());
+    for (n, workspace, holder, user) in [
+        (1, vol.as_str(), format!("is the volume {vol} ("), None),
         (
             2,
             bind_dir.as_str(),
-            format!("is the bind mount of {bind_dir}"),
+            format!("is the bind mount of {bind_dir} on"),
+            None,
+        ),
+        (
+            3,
+            user_dir.as_str(),
+            format!("is the bind mount of {user_dir} on"),
+            Some(non_root),
         ),
     ] {
         let id = format!("runner-{pid}-{n}");
@@ -281,6 +303,7 @@ fn the_full_image_run_as_the_docs_say_runs_jobs_on_a_volume_and_on_a_bind_mount(
                 workspace,
                 group: None,
                 limits: None,
+                user,
             },
         );
         let hello = s.hello(&id, from);
@@ -488,6 +511,7 @@ fn three_runners_scale_out_and_a_killed_one_recovers_on_its_volume() {
                 workspace: &vol,
                 group: Some(group),
                 limits: Some((cpus, memory)),
+                user: None,
             },
         ));
     }

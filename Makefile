@@ -15,7 +15,9 @@ build: ## debug build
 release: ## optimised build: $CARGO_TARGET_DIR (or target)/release/ados-work-runner
 	$(CARGO) build --release --bin $(BIN)
 
-test: ## the whole test suite (unit, integration, property tests)
+# The static binary first: tests run it (tests/static_binary.rs) and build
+# the Docker images from it (tests/docker_runner.rs).
+test: static ## the whole test suite (unit, integration, property tests, the static binary, Docker)
 	$(CARGO) test --workspace --all-targets
 
 lint: ## rustfmt check + clippy with -D warnings

@@ -7,7 +7,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-LAB=${LAB:-$ROOT/target/musl-lab}
+# Beside cargo's other output: $CARGO_TARGET_DIR when set, like the Makefile.
+LAB=${LAB:-${CARGO_TARGET_DIR:-$ROOT/target}/musl-lab}
 mkdir -p "$LAB"
 pkgs="rustc-web cargo-web rust-web-src libstd-rust-web-dev musl-tools libunwind-14-dev"
 if ! dpkg -s $pkgs >/dev/null 2>&1; then
@@ -30,4 +31,4 @@ export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C link-self-contained=
   --target x86_64-unknown-linux-musl --target-dir "$LAB/target"
 cp "$LAB/target/x86_64-unknown-linux-musl/release/ados-work-runner" dist/ados-work-runner
 file dist/ados-work-runner 2>/dev/null || true
-echo "static binary: dist/ados-work-runner"
+echo "static binary: dist/ados-work-runner (route: Debian rustc-web $(/usr/bin/rustc --version | cut -d" " -f2) with -Zbuild-std, linked by musl-gcc; see docs/static.md)"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make dist`: the release tarball of the static binary (built by
-# `make static` first), with what an operator needs beside it, and its
-# SHA-256:
+# `make static` first), with what an operator needs beside it (README,
+# LICENSE, docs/, .env.example, the systemd unit and install.sh, which
+# installs from the unpacked tarball with no network), and its SHA-256:
 #   dist/out/ados-work-runner-<version>-x86_64-linux-musl.tar.gz
 #   dist/out/ados-work-runner-<version>-x86_64-linux-musl.tar.gz.sha256
 set -eu
@@ -21,6 +22,9 @@ mkdir -p "$STAGE"
 cp "$BIN" README.md LICENSE "$STAGE/"
 cp -r docs "$STAGE/docs"
 cp dist/.env.example "$STAGE/.env.example"
+# What install.sh needs beside it to set up a server with no network.
+cp dist/systemd/ados-work-runner.service "$STAGE/ados-work-runner.service"
+cp dist/install.sh "$STAGE/install.sh"
 # Reproducible archive: fixed owner, order and times.
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime='@0' \
   -C "$OUT" -czf "$OUT/$NAME.tar.gz" "$NAME"

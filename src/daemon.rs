@@ -79,6 +79,9 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let mut table = crate::dispatch::JobTable::new(cfg.max_jobs);
     let executors = crate::executors::ExecutorKind::from_config(&cfg)
         .map_err(|e| fail("cannot use the Docker executor (ADOS_EXECUTOR=docker)", e))?;
+    if let crate::executors::ExecutorKind::Docker(rt) = &executors {
+        log::info!("{}; job image {}", rt.placement().describe(), rt.image());
+    }
     crate::recovery::recover(
         &journal,
         &workspace,

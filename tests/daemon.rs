@@ -5,7 +5,7 @@
 use ados_test_support::control_plane::{ControlPlane, Options};
 use ados_test_support::fixtures::{make_bare_repo, TempDir};
 use ados_test_support::runner::{
-    free_port, http_get, path_with_fake_agents, run_to_end, RunnerProcess,
+    free_port, http_get, path_with_fake_agents, run_to_end, RunnerProcess, CHECK_PASSES,
 };
 use serde_json::{json, Value};
 use std::path::Path;
@@ -590,13 +590,7 @@ fn check_passes_against_a_control_plane_and_names_the_fix_when_the_token_is_wron
     let env = env_for(&cp, ws.path(), free_port());
     let (status, out, err) = run_to_end(Path::new(BIN), &["check"], &env, T);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{out}{err}");
-    for line in [
-        "✓ configuration",
-        "✓ git",
-        "✓ agent CLIs",
-        "✓ API reachable",
-        "✓ WebSocket handshake",
-    ] {
+    for line in CHECK_PASSES {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
     assert!(!out.contains("(s)"), "{out}");

@@ -4,7 +4,9 @@
 use ados_test_support::fixtures::{make_bare_repo, try_git, TempDir};
 use ados_test_support::forge::{Auth, ForgeServer, Kind};
 use ados_test_support::git_server::GitServer;
-use ados_test_support::runner::{path_with_fake_agents, run_to_end, RunnerProcess};
+use ados_test_support::runner::{
+    exec_on_new_repo, path_with_fake_agents, run_to_end, ExecRun, RunnerProcess,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -227,16 +229,15 @@ fn exec_on_repo(
     name: &str,
     files: &[(&str, &str)],
     args: &[&str],
-) -> (Option<i32>, Value, String, std::path::PathBuf, TempDir) {
-    let repos = TempDir::new(&format!("exec-{name}-repos"));
-    let ws = TempDir::new(&format!("exec-{name}-ws"));
-    let repo = make_bare_repo(repos.path(), "r.git", files);
-    let repo_s = repo.display().to_string();
-    let mut argv = vec!["exec", "--repo", &repo_s];
-    argv.extend_from_slice(args);
-    let (status, out, err) = run_to_end(Path::new(BIN), &argv, &env(ws.path()), T);
-    let res: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
-    (status.and_then(|s| s.code()), res, err, repo, repos)
+) -> (Option<i32>, Value, String, std::path::PathBuf, ExecRun) {
+    let run = exec_on_new_repo(Path::new(BIN), name, files, args, env);
+    (
+        run.code,
+        run.result.clone(),
+        run.stderr.clone(),
+        run.repo.clone(),
+        run,
+    )
 }
 
 #[test]

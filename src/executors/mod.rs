@@ -14,6 +14,7 @@
 
 pub mod docker;
 mod host;
+mod own_container;
 pub mod placement;
 mod users;
 

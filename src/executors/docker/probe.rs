@@ -61,6 +61,7 @@ impl DockerRuntime {
             }
         }
         out.push(self.socket_finding());
+        out.push(pass("workspace mounts", self.placement.describe()));
         match self.run_cli(command::image_id(&self.image), QUERY_TIMEOUT) {
             Ok(id) => out.push(pass(
                 "job image",

@@ -98,6 +98,11 @@ impl DockerRuntime {
         })
     }
 
+    /// Where the runner runs and where the daemon finds the workspace.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
     /// The image job containers start from.
     pub fn image(&self) -> &str {
         &self.image

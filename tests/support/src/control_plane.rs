@@ -1,7 +1,7 @@
 //! A control plane speaking `protocol.md`, for tests and for trying the
 //! daemon by hand (`ados-control-plane`).
 //!
-//! Blocking threads: one accepts on `127.0.0.1` (port 0 or a fixed port),
+//! Blocking threads: one accepts on `127.0.0.1` (or [`Options::host`]; port 0 or a fixed port),
 //! one serves each WebSocket connection (plain or TLS with the test-only
 //! certificate of [`crate::tls`]). What the runner sends is recorded
 //! ([`ControlPlane::received`], [`ControlPlane::handshakes`],
@@ -55,6 +55,9 @@ pub struct Options {
     pub tls: bool,
     /// The port (0: any free port).
     pub port: u16,
+    /// The address to listen on and put in the URLs: `127.0.0.1`, or the
+    /// Docker bridge's gateway for a runner in a container.
+    pub host: String,
     /// With `auto_ack`: ack once this many new frames of a job are stored
     /// (and at once when its result is stored). 0 and 1 ack every frame.
     pub ack_every: u64,
@@ -73,6 +76,7 @@ impl Default for Options {
             welcome: true,
             tls: false,
             port: 0,
+            host: "127.0.0.1".into(),
             ack_every: 1,
             record_events: true,
         }
@@ -194,8 +198,9 @@ impl ControlPlane {
     }
 
     fn listen(&mut self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port))
-            .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:{}: {e}", self.port));
+        let host = self.opts.host.as_str();
+        let listener = TcpListener::bind((host, self.port))
+            .unwrap_or_else(|e| panic!("cannot bind {host}:{}: {e}", self.port));
         self.port = listener.local_addr().expect("bound").port();
         self.shared.stopping.store(false, Ordering::SeqCst);
         let shared = self.shared.clone();
@@ -228,16 +233,16 @@ impl ControlPlane {
         self.port
     }
 
-    /// What `ADOS_API_URL` gets: `http(s)://127.0.0.1:PORT`.
+    /// What `ADOS_API_URL` gets: `http(s)://127.0.0.1:PORT` (or the host).
     pub fn url(&self) -> String {
         let scheme = if self.opts.tls { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!("{scheme}://{}:{}", self.opts.host, self.port)
     }
 
     /// The WebSocket URL the runner connects to.
     pub fn ws_url(&self) -> String {
         let scheme = if self.opts.tls { "wss" } else { "ws" };
-        format!("{scheme}://127.0.0.1:{}{WS_PATH}", self.port)
+        format!("{scheme}://{}:{}{WS_PATH}", self.opts.host, self.port)
     }
 
     /// The options it runs with.
@@ -446,6 +451,49 @@ impl ControlPlane {
         self.send(json!({"type":"job.assign","job":job}))
     }
 
+    /// The `job.result` of `job_id`, waiting up to `timeout` for it.
+    pub fn result_of(&self, job_id: &str, timeout: Duration) -> Value {
+        self.wait_for(
+            |v| v["type"] == "job.result" && v["job_id"] == job_id,
+            timeout,
+        )
+    }
+
+    /// Every `job.event` of `job_id` received so far, as JSON text run
+    /// together (to search for what a job printed, or must not have).
+    pub fn events_text(&self, job_id: &str) -> String {
+        self.frames()
+            .into_iter()
+            .filter(|v| v["type"] == "job.event" && v["job_id"] == job_id)
+            .map(|v| v.to_string())
+            .collect()
+    }
+
+    /// `job.assign` on connection `conn` rather than the newest: with
+    /// several runners connected, to the one [`ControlPlane::conn_of`]
+    /// names. Whether that connection is still open.
+    pub fn assign_on(&self, conn: usize, job: Value) -> bool {
+        let conns = self.shared.conns.lock().unwrap();
+        conns
+            .iter()
+            .find(|(c, _)| *c == conn)
+            .is_some_and(|(_, tx)| {
+                tx.send(Cmd::Text(
+                    json!({"type":"job.assign","job":job}).to_string(),
+                ))
+                .is_ok()
+            })
+    }
+
+    /// The connection of the latest `hello` from `runner_id`.
+    pub fn conn_of(&self, runner_id: &str) -> Option<usize> {
+        self.received()
+            .iter()
+            .rev()
+            .find(|r| r.value["type"] == "hello" && r.value["runner_id"] == runner_id)
+            .map(|r| r.conn)
+    }
+
     /// `job.cancel`.
     pub fn cancel(&self, job_id: &str) -> bool {
         self.send(json!({"type":"job.cancel","job_id":job_id,"reason":"user"}))
@@ -479,8 +527,13 @@ impl ControlPlane {
         self.shared.stopping.store(true, Ordering::SeqCst);
         if let Some(accept) = self.accept.take() {
             // Unblock `accept()`.
+            let host = self
+                .opts
+                .host
+                .parse()
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
             let _ = TcpStream::connect_timeout(
-                &SocketAddr::from(([127, 0, 0, 1], self.port)),
+                &SocketAddr::new(host, self.port),
                 Duration::from_secs(1),
             );
             let _ = accept.join();

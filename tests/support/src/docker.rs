@@ -8,6 +8,11 @@
 //! - [`job_image`]: the base plus the fake agent CLIs of
 //!   `tests/fixtures/agents` in `/usr/local/bin` (tagged by a hash of
 //!   their contents, so editing a fake rebuilds it).
+//! - [`full_image`] and [`minimal_image`]: the project's `Dockerfile`
+//!   targets, built exactly as docs/docker.md says, from the static binary
+//!   `make static` leaves in `dist/` (tagged by a hash of the Dockerfile,
+//!   the binary and the base). `full` is built on the job image with no npm
+//!   package, so its agents are the fakes.
 //!
 //! Builds are serialised across test processes by a lock file, so two test
 //! binaries starting at once build an image once.
@@ -105,6 +110,38 @@ pub fn remove_containers_labelled(label: &str) {
     }
 }
 
+/// The address of this host on Docker's default bridge (`docker0`): where
+/// a container reaches a test server. The network's gateway, else the
+/// first address of its subnet (what the daemon gives docker0).
+pub fn bridge_gateway() -> String {
+    let out = docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{range .IPAM.Config}}{{.Gateway}} {{.Subnet}}{{end}}",
+    ]);
+    let mut parts = out.split_whitespace();
+    let (first, second) = (parts.next().unwrap_or(""), parts.next());
+    if second.is_some() && !first.contains('/') {
+        return first.to_string();
+    }
+    let subnet = if first.contains('/') {
+        first
+    } else {
+        second.unwrap_or("")
+    };
+    let net = subnet.split('/').next().unwrap_or("");
+    let mut octets: Vec<u8> = net.split('.').filter_map(|o| o.parse().ok()).collect();
+    assert_eq!(octets.len(), 4, "the bridge network's subnet: {out}");
+    octets[3] = octets[3].saturating_add(1);
+    octets
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
 /// The Debian base image's tag, building it first if it is missing.
 pub fn base_image() -> String {
     let _lock = BuildLock::take();
@@ -138,6 +175,84 @@ pub fn job_image() -> String {
     let context_arg = context.to_string_lossy().to_string();
     docker(&["build", "-q", "-t", &tag, &context_arg]);
     let _ = std::fs::remove_dir_all(&context);
+    tag
+}
+
+/// The runner image `full` (the Dockerfile's default target), built on the
+/// job image with `AGENT_PACKAGES` empty.
+///
+/// # Panics
+///
+/// When `dist/ados-work-runner` is missing (`make static` builds it; `make
+/// test` runs it first) or the build fails.
+pub fn full_image() -> String {
+    let base = job_image();
+    runner_image(
+        "full",
+        &[
+            "--build-arg",
+            &format!("BASE_IMAGE={base}"),
+            "--build-arg",
+            "AGENT_PACKAGES=",
+        ],
+        &base,
+    )
+}
+
+/// The runner image `minimal` (`FROM scratch`, the static binary alone).
+///
+/// # Panics
+///
+/// As [`full_image`].
+pub fn minimal_image() -> String {
+    runner_image("minimal", &[], "scratch")
+}
+
+/// The repository's root (the Dockerfile's build context).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The static binary `make static` builds.
+pub fn static_binary() -> PathBuf {
+    let bin = repo_root().join("dist/ados-work-runner");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `make static` first (`make test` does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Build the Dockerfile's `target` with `args`, tagged by what it is made of.
+fn runner_image(target: &str, args: &[&str], base: &str) -> String {
+    let root = repo_root();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::fs::read(root.join("Dockerfile"))
+        .expect("read the Dockerfile")
+        .hash(&mut h);
+    std::fs::read(static_binary())
+        .expect("read dist/ados-work-runner")
+        .hash(&mut h);
+    base.hash(&mut h);
+    let tag = format!("ados-test-runner-{target}:{:016x}", h.finish());
+    let _lock = BuildLock::take();
+    if image_exists(&tag) {
+        return tag;
+    }
+    eprintln!("building the runner image {tag} from the Dockerfile (target {target})");
+    let root_arg = root.to_string_lossy().to_string();
+    let mut argv = vec!["build", "-q", "--target", target, "-t", &tag];
+    argv.extend_from_slice(args);
+    argv.push(&root_arg);
+    docker(&argv);
+    // Each new binary makes a new tag: drop the older ones of this target
+    // (one in use by a container stays, `rmi` refuses it).
+    let repo = format!("ados-test-runner-{target}");
+    let listed = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}", &repo]);
+    for old in listed.lines().filter(|t| *t != tag && !t.is_empty()) {
+        let _ = docker_output(&["rmi", old]);
+    }
     tag
 }
 

@@ -61,7 +61,17 @@ impl GitServer {
     /// # Panics
     /// When the socket cannot be bound.
     pub fn start(root: &Path, user: &str, token: &str) -> GitServer {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind git server"));
+        GitServer::start_on("127.0.0.1", root, user, token)
+    }
+
+    /// [`GitServer::start`] listening on `host` (the Docker bridge's
+    /// gateway, so a runner in a container reaches it).
+    ///
+    /// # Panics
+    /// When the socket cannot be bound.
+    pub fn start_on(host: &str, root: &Path, user: &str, token: &str) -> GitServer {
+        let server =
+            Arc::new(tiny_http::Server::http(format!("{host}:0")).expect("bind git server"));
         let addr = server
             .server_addr()
             .to_ip()
@@ -94,7 +104,7 @@ impl GitServer {
         }
     }
 
-    /// `http://127.0.0.1:<port>/<repo>`.
+    /// `http://<host>:<port>/<repo>`.
     pub fn url_for(&self, repo: &str) -> String {
         format!("http://{}/{}", self.addr, repo.trim_start_matches('/'))
     }

@@ -64,6 +64,16 @@ pub fn path_with_fake_agents() -> String {
     )
 }
 
+/// The lines `check` prints when a runner is set up right against the test
+/// control plane with the fake agents on PATH.
+pub const CHECK_PASSES: [&str; 5] = [
+    "✓ configuration",
+    "✓ git",
+    "✓ agent CLIs",
+    "✓ API reachable",
+    "✓ WebSocket handshake",
+];
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -213,6 +223,45 @@ pub fn run_to_end(
     let mut p = RunnerProcess::start(bin, args, env);
     let status = p.wait_exit(timeout);
     (status, p.stdout(), p.stderr())
+}
+
+/// What [`exec_on_new_repo`] saw.
+pub struct ExecRun {
+    /// The exit code.
+    pub code: Option<i32>,
+    /// The result JSON on stdout (`null` when there was none).
+    pub result: serde_json::Value,
+    /// Stderr: exec's progress.
+    pub stderr: String,
+    /// The bare repository the job ran on.
+    pub repo: PathBuf,
+    /// Holds the repository and the workspace until the test ends.
+    pub dirs: (crate::fixtures::TempDir, crate::fixtures::TempDir),
+}
+
+/// Run `bin exec --repo <a new bare repository holding files> args…` with
+/// the environment `env(workspace)`.
+pub fn exec_on_new_repo(
+    bin: &Path,
+    name: &str,
+    files: &[(&str, &str)],
+    args: &[&str],
+    env: impl Fn(&Path) -> Vec<(&'static str, String)>,
+) -> ExecRun {
+    let repos = crate::fixtures::TempDir::new(&format!("exec-{name}-repos"));
+    let ws = crate::fixtures::TempDir::new(&format!("exec-{name}-ws"));
+    let repo = crate::fixtures::make_bare_repo(repos.path(), "r.git", files);
+    let repo_s = repo.display().to_string();
+    let mut argv = vec!["exec", "--repo", &repo_s];
+    argv.extend_from_slice(args);
+    let (status, out, err) = run_to_end(bin, &argv, &env(ws.path()), Duration::from_secs(60));
+    ExecRun {
+        code: status.and_then(|s| s.code()),
+        result: serde_json::from_str(&out).unwrap_or(serde_json::Value::Null),
+        stderr: err,
+        repo,
+        dirs: (repos, ws),
+    }
 }
 
 /// A plain HTTP GET on 127.0.0.1 (for /health and /metrics): (status, body).

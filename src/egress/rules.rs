@@ -93,14 +93,14 @@ pub fn decide(
     addrs: &[IpAddr],
     own: &[IpAddr],
 ) -> Result<(), Refusal> {
-    if addrs.is_empty() {
-        return Err(Refusal::Unresolved);
-    }
     if let Some(ip) = addrs.iter().copied().find(|a| is_metadata(*a)) {
         return Err(Refusal::Metadata(ip));
     }
     if !allow.allows(host, port, addrs) {
         return Err(Refusal::NotAllowed);
+    }
+    if addrs.is_empty() {
+        return Err(Refusal::Unresolved);
     }
     if let Some(ip) = addrs.iter().copied().find(|a| is_own_host(*a, own)) {
         if !allow.names_exactly(host, port) {

@@ -77,10 +77,18 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (from_link_tx, from_link_rx) = crossbeam_channel::unbounded();
     let mut outbox = crate::link::Outbox::new();
     let mut table = crate::dispatch::JobTable::new(cfg.max_jobs);
-    crate::recovery::recover(&journal, &workspace, &redactor, &mut outbox, &mut table);
+    let executors = crate::executors::ExecutorKind::from_config(&cfg)
+        .map_err(|e| fail("cannot use the Docker executor (ADOS_EXECUTOR=docker)", e))?;
+    crate::recovery::recover(
+        &journal,
+        &workspace,
+        &executors,
+        &redactor,
+        &mut outbox,
+        &mut table,
+    );
     let agents = crate::agents::AgentRegistry::new(&cfg.custom_agents);
     let path_env = std::env::var("PATH").unwrap_or_default();
-    let executors = crate::executors::ExecutorKind::Host;
 
     let hello = HelloInfo {
         runner_id: cfg.runner_id.clone(),
@@ -94,11 +102,15 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
         tenant_id: cfg.tenant_id.clone(),
         version: crate::VERSION.to_string(),
         executor: executors.name().to_string(),
-        agents: agents.available(&path_env),
+        agents: executors.available_agents(&agents.programs(), &path_env),
         slots: cfg.max_jobs,
     };
+    let place = match &executors {
+        crate::executors::ExecutorKind::Docker(rt) => format!(" in the job image {}", rt.image()),
+        crate::executors::ExecutorKind::Host => String::new(),
+    };
     log::info!(
-        "agent CLIs found: {}",
+        "agent CLIs found{place}: {}",
         if hello.agents.is_empty() {
             "none (jobs will fail until one is installed; see `ados-work-runner check`)".to_string()
         } else {

@@ -354,10 +354,17 @@ pub fn main(args: &[String]) -> u8 {
         }
     };
     let cfg = Arc::new(cfg);
+    let executors = match crate::executors::ExecutorKind::from_config(&cfg) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let mut ctx = match JobContext::new(
         cfg.clone(),
         ws,
-        crate::executors::ExecutorKind::Host,
+        executors,
         Arc::new(Metrics::new()),
         crate::link::Waker::noop(),
     ) {

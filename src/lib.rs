@@ -15,7 +15,7 @@
 //! - [`process`]: the only place that spawns a child process.
 //! - [`git`], [`workspace`]: typed git invocations and the on-disk layout.
 //! - [`agents`]: one adapter per agent CLI.
-//! - [`executors`]: where a command runs (host today).
+//! - [`executors`]: where a command runs (the host, or a container per job).
 //! - [`journal`]: the on-disk record of every job event until it is acked.
 //! - [`redact`]: secret redaction applied to everything that leaves a job.
 //! - [`health`]: `/health` and `/metrics`.

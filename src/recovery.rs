@@ -1,8 +1,10 @@
 //! Restart recovery: what a runner does with the journals an earlier run
 //! (killed, crashed, or power-cut) left behind.
 //!
-//! For a job that was running: SIGKILL every process group it had recorded,
-//! remove its job directory, and append a `failed` result saying the runner
+//! First, the job containers of a killed run (Docker executor: labelled
+//! with this runner's id) are removed, so nothing of a job is left running
+//! when it is reported failed. Then, for a job that was running: SIGKILL
+//! every process group it had recorded, remove its job directory, and append a `failed` result saying the runner
 //! restarted (after a `restart-result` marker: that result's seq is settled
 //! by the next `welcome`, see `docs/journal.md`). Every held job (finished
 //! or just failed) is handed to the outbox, so its unsent events are resent
@@ -10,6 +12,7 @@
 //! last.
 
 use crate::dispatch::JobTable;
+use crate::executors::ExecutorKind;
 use crate::job::{JobResult, Reporter};
 use crate::journal::Journal;
 use crate::link::{Outbox, Waker};
@@ -21,14 +24,17 @@ use std::sync::Arc;
 pub const RESTARTED: &str =
     "the runner restarted while the job was running; its processes were stopped and its workspace removed";
 
-/// Recover every journal under `journal`; see the module doc.
+/// Recover every journal under `journal`, after removing what
+/// `executors` left running; see the module doc.
 pub fn recover(
     journal: &Journal,
     workspace: &Workspace,
+    executors: &ExecutorKind,
     redactor: &Redactor,
     outbox: &mut Outbox,
     table: &mut JobTable,
 ) {
+    executors.remove_leftovers();
     let found = match journal.recover() {
         Ok(f) => f,
         Err(e) => {

@@ -1,7 +1,7 @@
 //! Configuration loading seen from outside the crate: every problem is
 //! reported in one go, each naming its variable, and secrets never appear.
 
-use ados_work_runner::config::{Config, Purpose, RawEnv};
+use ados_work_runner::config::{Config, ExecutorSetting, JobImage, Purpose, RawEnv};
 
 #[test]
 fn every_problem_is_reported_at_once() {
@@ -135,25 +135,36 @@ fn memory_sizes_take_kubernetes_units() {
     let _ = std::fs::remove_dir_all(ws);
 }
 
-/// `check` with a valid configuration plus `extra`: its exit code, stdout
-/// and stderr.
-fn run_check(name: &str, extra: &[(&'static str, &str)]) -> (Option<i32>, String, String) {
+/// The binary with `args` and a valid configuration plus `extra`, run to
+/// its end: its exit code, stdout and stderr.
+fn run_binary(
+    name: &str,
+    args: &[&str],
+    extra: &[(&'static str, &str)],
+) -> (Option<i32>, String, String) {
     let ws = ados_test_support::fixtures::TempDir::new(name);
     let mut env: Vec<(&str, String)> = vec![
         ("ADOS_API_URL", "http://127.0.0.1:9".into()),
         ("ADOS_TOKEN", "tok_1".into()),
         ("ADOS_RUNNER_ID", "runner-001".into()),
         ("WORKSPACE_DIR", ws.path().display().to_string()),
-        ("ADOS_CPUS", "2".into()),
     ];
     env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let (status, out, err) = ados_test_support::runner::run_to_end(
         std::path::Path::new(env!("CARGO_BIN_EXE_ados-work-runner")),
-        &["check"],
+        args,
         &env,
         std::time::Duration::from_secs(60),
     );
     (status.and_then(|s| s.code()), out, err)
+}
+
+/// `check` with a valid configuration plus `extra`: its exit code, stdout
+/// and stderr.
+fn run_check(name: &str, extra: &[(&'static str, &str)]) -> (Option<i32>, String, String) {
+    let mut all = vec![("ADOS_CPUS", "2")];
+    all.extend_from_slice(extra);
+    run_binary(name, &["check"], &all)
 }
 
 #[test]
@@ -171,4 +182,127 @@ fn check_reports_an_invalid_log_level() {
 fn check_shows_memory_in_binary_units() {
     let (_, out, err) = run_check("config-check-mem", &[("ADOS_MEMORY", "8Gi")]);
     assert!(out.contains("2 CPUs, 8GiB memory)"), "{out}{err}");
+}
+
+#[test]
+fn the_docker_executor_needs_an_image_and_takes_its_limits_from_the_runners_share() {
+    let ws = std::env::temp_dir().join(format!("ados-config-docker-{}", std::process::id()));
+    // Docker without an image: one problem, naming ADOS_JOB_IMAGE.
+    let errs = Config::from_raw(
+        &env_plus(&ws, &[("ADOS_EXECUTOR", "docker")]),
+        Purpose::Daemon,
+    )
+    .expect_err("no image");
+    let vars: Vec<&str> = errs.0.iter().map(|e| e.var).collect();
+    assert_eq!(vars, ["ADOS_JOB_IMAGE"], "{errs}");
+    // Defaults: the runner's 2 CPUs and 8G over its 2 slots.
+    let c = Config::from_raw(
+        &env_plus(
+            &ws,
+            &[("ADOS_EXECUTOR", "docker"), ("ADOS_JOB_IMAGE", "img:1")],
+        ),
+        Purpose::Daemon,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ExecutorSetting::Docker(d) = &c.executor else {
+        panic!("docker expected")
+    };
+    assert_eq!(d.image, JobImage::Named("img:1".into()));
+    assert_eq!(d.cpus_arg(), "1");
+    assert_eq!(d.memory_bytes, 4 << 30);
+    assert_eq!(d.pids_limit, 4096);
+    assert_eq!(d.network, "bridge");
+    // Set explicitly, and `self`.
+    let c = Config::from_raw(
+        &env_plus(
+            &ws,
+            &[
+                ("ADOS_EXECUTOR", "docker"),
+                ("ADOS_JOB_IMAGE", "self"),
+                ("ADOS_JOB_CPUS", "1.5"),
+                ("ADOS_JOB_MEMORY", "512Mi"),
+                ("ADOS_JOB_PIDS_LIMIT", "100"),
+                ("ADOS_JOB_NETWORK", "none"),
+            ],
+        ),
+        Purpose::Daemon,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ExecutorSetting::Docker(d) = &c.executor else {
+        panic!("docker expected")
+    };
+    assert_eq!(d.image, JobImage::OwnContainer);
+    assert_eq!((d.cpus_arg().as_str(), d.memory_bytes), ("1.5", 512 << 20));
+    assert_eq!((d.pids_limit, d.network.as_str()), (100, "none"));
+    // Every bad value is named.
+    let errs = Config::from_raw(
+        &env_plus(
+            &ws,
+            &[
+                ("ADOS_EXECUTOR", "docker"),
+                ("ADOS_JOB_IMAGE", "-v /:/host"),
+                ("ADOS_JOB_CPUS", "lots"),
+                ("ADOS_JOB_MEMORY", "1K"),
+                ("ADOS_JOB_PIDS_LIMIT", "0"),
+                ("ADOS_JOB_NETWORK", "a b"),
+            ],
+        ),
+        Purpose::Daemon,
+    )
+    .expect_err("bad values");
+    let vars: Vec<&str> = errs.0.iter().map(|e| e.var).collect();
+    assert_eq!(
+        vars,
+        [
+            "ADOS_JOB_IMAGE",
+            "ADOS_JOB_CPUS",
+            "ADOS_JOB_MEMORY",
+            "ADOS_JOB_PIDS_LIMIT",
+            "ADOS_JOB_NETWORK"
+        ],
+        "{errs}"
+    );
+    let errs = Config::from_raw(
+        &env_plus(&ws, &[("ADOS_EXECUTOR", "kubernetes")]),
+        Purpose::Daemon,
+    )
+    .expect_err("unknown executor");
+    assert!(
+        errs.to_string()
+            .contains("ADOS_EXECUTOR: must be host or docker"),
+        "{errs}"
+    );
+    let c =
+        Config::from_raw(&env_plus(&ws, &[]), Purpose::Daemon).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.executor, ExecutorSetting::Host);
+    let _ = std::fs::remove_dir_all(ws);
+}
+
+/// The daemon with a minimal configuration plus `extra`, run to its end:
+/// its exit code and stderr.
+fn run_daemon(name: &str, extra: &[(&'static str, &str)]) -> (Option<i32>, String) {
+    let mut all = vec![("ADOS_HEALTH_ADDR", "off")];
+    all.extend_from_slice(extra);
+    let (code, _, err) = run_binary(name, &[], &all);
+    (code, err)
+}
+
+#[test]
+fn the_runner_refuses_docker_without_an_image_with_exit_2_naming_the_variable() {
+    let (code, err) = run_daemon("config-docker-exit", &[("ADOS_EXECUTOR", "docker")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("ADOS_JOB_IMAGE"), "{err}");
+}
+
+#[test]
+fn the_runners_own_image_needs_the_runner_in_a_container() {
+    let (code, err) = run_daemon(
+        "config-docker-self",
+        &[("ADOS_EXECUTOR", "docker"), ("ADOS_JOB_IMAGE", "self")],
+    );
+    assert_ne!(code, Some(0), "{err}");
+    assert!(
+        err.contains("ADOS_JOB_IMAGE=self") && err.contains("set ADOS_JOB_IMAGE to an image name"),
+        "{err}"
+    );
 }

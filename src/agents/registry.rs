@@ -62,6 +62,14 @@ impl AgentRegistry {
         self.adapters.iter().map(|a| a.name().to_string()).collect()
     }
 
+    /// Every agent's name and the program it runs (`claude`, `claude`).
+    pub fn programs(&self) -> Vec<(String, String)> {
+        self.adapters
+            .iter()
+            .map(|a| (a.name().to_string(), a.program().to_string()))
+            .collect()
+    }
+
     /// The agents whose program is an executable file on `path_env` (a
     /// `PATH` value).
     pub fn available(&self, path_env: &str) -> Vec<String> {

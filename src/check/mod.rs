@@ -14,12 +14,17 @@
 //! prompt would go to work): only the `version` command its definition
 //! gives runs, else it is only looked up on PATH.
 //!
+//! With `ADOS_EXECUTOR=docker` the agent CLIs are looked for in the job
+//! image instead, after the Docker daemon, its socket and the image itself
+//! (`docker.rs`).
+//!
 //! The WebSocket check performs a real handshake and closes the connection
 //! right away without sending `hello`, so the control plane never sees a
 //! runner session. Run it while the daemon is stopped if your control plane
 //! drops the older connection for a runner id (close code 4009).
 
 mod api;
+mod docker;
 #[cfg(test)]
 mod net_tests;
 mod programs;
@@ -105,7 +110,13 @@ pub fn run_checks_with(env: &RawEnv, probe: &dyn Fn(&str) -> Result<String, Stri
             ));
         }
     }
-    out.push(programs::agents_check(&agents));
+    match config.as_ref().map(|c| (c, &c.executor)) {
+        // Jobs' agents run in the job image: the host's do not matter.
+        Ok((cfg, crate::config::ExecutorSetting::Docker(settings))) => {
+            out.extend(docker::checks(cfg, settings));
+        }
+        _ => out.push(programs::agents_check(&agents)),
+    }
     if let Ok(cfg) = &config {
         out.push(workspace::writable(&cfg.workspace_dir));
         out.push(workspace::free_space(&cfg.workspace_dir, cfg.min_free_disk));

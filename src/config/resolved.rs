@@ -2,6 +2,7 @@
 
 use super::custom::{self, CustomAgent};
 use super::error::{ConfigErrors, Problems};
+use super::executor::{self, ExecutorSetting};
 use super::raw::RawEnv;
 use super::settings::{
     default_max_jobs, AgentKeys, LogFormat, Mode, Purpose, VcsCredentials, DEFAULT_MIN_FREE_DISK,
@@ -84,6 +85,8 @@ pub struct Config {
     pub agent_keys: AgentKeys,
     /// Custom command agents.
     pub custom_agents: Vec<CustomAgent>,
+    /// `ADOS_EXECUTOR` and, for `docker`, the job containers' settings.
+    pub executor: ExecutorSetting,
 }
 
 impl fmt::Debug for Config {
@@ -390,6 +393,7 @@ impl Config {
         let metrics_repo_label = flag_or(env, &mut errs, "ADOS_METRICS_REPO_LABEL", true);
         let once = flag_or(env, &mut errs, "ADOS_ONCE", false);
         let job_uid_base = job_uid_base(env, &mut errs, max_jobs, is_root());
+        let executor = executor::executor(env, &mut errs, cpus, memory_bytes, max_jobs);
         if job_uid_base.is_some() {
             if let Err(problem) = reachable_by_job_users(&workspace_dir) {
                 errs.push("WORKSPACE_DIR", problem, "/var/lib/ados/work");
@@ -506,6 +510,7 @@ impl Config {
             vcs,
             agent_keys,
             custom_agents,
+            executor,
         })
     }
 

@@ -409,7 +409,13 @@ fn every_variable_the_configuration_reads_is_in_the_help_table() {
     let env = env_with(&[]);
     let _ = Config::from_raw(&env, Purpose::Daemon);
     let _ = Config::from_raw(&env, Purpose::Exec);
-    let read = env.read.lock().expect("not poisoned").clone();
+    let mut read = env.read.lock().expect("not poisoned").clone();
+    // The Docker executor's variables are read only when it is chosen.
+    let docker = env_with(&[("ADOS_EXECUTOR", "docker")]);
+    let _ = Config::from_raw(&docker, Purpose::Daemon);
+    read.extend(docker.read.lock().expect("not poisoned").iter().cloned());
+    assert!(read.contains("ADOS_JOB_PIDS_LIMIT"), "{read:?}");
+    assert!(read.contains("DOCKER_HOST"), "{read:?}");
     assert!(read.contains("ADOS_LOG_LEVEL"), "{read:?}");
     let missing: Vec<&String> = read.iter().filter(|v| !variables::is_listed(v)).collect();
     assert!(

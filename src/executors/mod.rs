@@ -1,6 +1,7 @@
-//! Where a [`CommandSpec`] runs. Today only on the runner's host
-//! ([`HostExecutor`]); a Docker executor comes later and will plug in
-//! behind the same trait, so agents and git never know the difference.
+//! Where a [`CommandSpec`] runs: on the runner's host ([`HostExecutor`])
+//! or in a container of the job's own ([`DockerExecutor`], `docker/`),
+//! behind the same trait, so agents and tests never know the difference.
+//! git (clone, commit, push) always runs on the runner's side.
 //!
 //! An executor is made per job ([`ExecutorKind::for_job`]): it knows its
 //! job (a container needs the job id, a path mapping and the agents its
@@ -11,15 +12,19 @@
 //! and forwards every call to the caller's (`opts.observer`, the job's
 //! journal).
 
+pub mod docker;
 mod host;
 pub mod placement;
 mod users;
 
+pub use docker::{DockerExecutor, DockerRuntime};
 pub use host::HostExecutor;
 pub use users::{JobUsers, UserLease};
 
+use crate::config::{Config, ExecutorSetting};
 use crate::job::JobId;
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome, RunAs, RunOptions, SpawnError};
+use std::sync::Arc;
 
 /// Runs commands somewhere, with the guarantees of [`crate::process::run`]:
 /// own process group, redacted line streams, timeout and cancel escalation,
@@ -37,6 +42,19 @@ pub trait Executor: Send + Sync {
         None
     }
 
+    /// Whether commands see the whole workspace as the runner does (the
+    /// host), so a checkout may borrow objects from its mirror; a
+    /// container sees only the job's own directories, and its checkout
+    /// must hold every object itself.
+    fn shares_workspace(&self) -> bool {
+        true
+    }
+
+    /// The job ended: release what it held (remove its container). Also
+    /// done on drop; called explicitly so it happens before the job's
+    /// result is sent.
+    fn finish(&self) {}
+
     /// Run `spec` to the end, calling `on_line` on this thread for each
     /// redacted output line.
     ///
@@ -52,25 +70,96 @@ pub trait Executor: Send + Sync {
 }
 
 /// Which executor this runner gives its jobs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub enum ExecutorKind {
     /// Commands run on the runner's own host.
     #[default]
     Host,
+    /// Commands run in a container per job.
+    Docker(Arc<DockerRuntime>),
 }
 
 impl ExecutorKind {
+    /// The executor `cfg` asks for (`ADOS_EXECUTOR`), resolved: for Docker,
+    /// where the runner runs and which image jobs use.
+    ///
+    /// # Errors
+    ///
+    /// What to change when the Docker executor cannot work here.
+    pub fn from_config(cfg: &Config) -> Result<ExecutorKind, String> {
+        match &cfg.executor {
+            ExecutorSetting::Host => Ok(ExecutorKind::Host),
+            ExecutorSetting::Docker(settings) => Ok(ExecutorKind::Docker(Arc::new(
+                DockerRuntime::new(cfg, settings)?,
+            ))),
+        }
+    }
+
     /// The name `hello.executor` reports.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             ExecutorKind::Host => host::NAME,
+            ExecutorKind::Docker(_) => docker::NAME,
         }
     }
 
     /// An executor for the job `job_id`, whose commands run as `run_as`.
-    pub fn for_job(self, job_id: &JobId, run_as: Option<RunAs>) -> Box<dyn Executor> {
+    pub fn for_job(&self, job_id: &JobId, run_as: Option<RunAs>) -> Box<dyn Executor> {
         match self {
             ExecutorKind::Host => Box::new(HostExecutor::for_job(job_id.as_str(), run_as)),
+            ExecutorKind::Docker(rt) => {
+                Box::new(DockerExecutor::for_job(rt.clone(), job_id.as_str(), run_as))
+            }
+        }
+    }
+
+    /// At start, before restart recovery reports the jobs of a killed run
+    /// `failed`: remove what those jobs left running (their containers).
+    pub fn remove_leftovers(&self) {
+        let ExecutorKind::Docker(rt) = self else {
+            return;
+        };
+        match rt.remove_leftovers() {
+            Ok(0) => {}
+            Ok(n) => log::warn!(
+                "removed {} left by an earlier run of this runner ({})",
+                crate::words::count(n, "job container"),
+                rt.runner_label()
+            ),
+            Err(e) => log::error!(
+                "cannot remove the job containers an earlier run left ({}): {e}",
+                rt.runner_label()
+            ),
+        }
+    }
+
+    /// The agent CLIs the jobs' commands can find, of `agents` (name,
+    /// program): on the host's `path_env`, or in the job image (probed
+    /// once, and logged).
+    pub fn available_agents(&self, agents: &[(String, String)], path_env: &str) -> Vec<String> {
+        match self {
+            ExecutorKind::Host => agents
+                .iter()
+                .filter(|(_, p)| crate::agents::find_program(p, path_env).is_some())
+                .map(|(n, _)| n.clone())
+                .collect(),
+            ExecutorKind::Docker(rt) => {
+                let programs: Vec<String> = agents.iter().map(|(_, p)| p.clone()).collect();
+                match rt.probe_programs(&programs) {
+                    Ok(found) => agents
+                        .iter()
+                        .filter(|(_, p)| found.contains(p))
+                        .map(|(n, _)| n.clone())
+                        .collect(),
+                    Err(e) => {
+                        log::error!(
+                            "cannot look for agent CLIs in ADOS_JOB_IMAGE {}: {e}; see `ados-work-runner check`",
+                            rt.image()
+                        );
+                        Vec::new()
+                    }
+                }
+            }
         }
     }
 }

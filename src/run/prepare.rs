@@ -163,6 +163,14 @@ pub fn prepare(
             remote_sha
         }
     };
+    if !job.executor.shares_workspace() {
+        // The job's container sees its checkout, not the mirror the clone
+        // borrows objects from: the checkout gets its own copies.
+        job.git(r, &genv, &redactor, |g| checkout.dissociate(g))
+            .map_err(|e| {
+                job.git_failure(res, "copying the repository's objects into the checkout", e)
+            })?;
+    }
     let registry_files = crate::registries::write(&spec.registries, job_dir.repo(), job_dir.home())
         .map_err(|e| fail_with(res, format!("cannot write registry credentials: {e}")))?;
     let patterns = registry_files.exclude_patterns();

@@ -27,8 +27,8 @@ use std::time::Instant;
 
 impl JobRunner<'_> {
     /// Run the job to its result. Never panics on bad input; the caller
-    /// sends the result (`Reporter::finish`). The job directory is removed
-    /// before this returns, whatever happened.
+    /// sends the result (`Reporter::finish`). The job directory (and the
+    /// job's container) is removed before this returns, whatever happened.
     pub fn run(&self, r: &mut Reporter) -> JobResult {
         let started = Instant::now();
         let ended = match (self.spec.kind, self.spec.stage) {
@@ -41,6 +41,8 @@ impl JobRunner<'_> {
             (JobKind::Issue, Stage::Implement | Stage::Repair) => change(self, r),
             (JobKind::Issue, Stage::Plan | Stage::Review) => read_only(self, r),
         };
+        // Before the result is sent: a job container is gone by then.
+        self.executor.finish();
         let mut result = match ended {
             Ok(res) => res,
             Err(stop) => *stop,

@@ -1,0 +1,429 @@
+//! The Docker executor with real Docker: the real binary against the test
+//! control plane, jobs whose agent (a fake CLI baked into a locally built
+//! job image) and tests run in a container of the job's own. What runs
+//! where, the limits and labels, where secrets are (and are not), and
+//! that no container outlives its job, whatever happened to it.
+
+use ados_test_support::control_plane::{ControlPlane, Options};
+use ados_test_support::docker;
+use ados_test_support::fixtures::{make_bare_repo, try_git, TempDir};
+use ados_test_support::runner::RunnerProcess;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ados-work-runner");
+const T: Duration = Duration::from_secs(90);
+const ANTHROPIC: &str = "sk-ant-docker-test-0123456789abcdef";
+const OPENAI: &str = "sk-openai-docker-test-0123456789abcd";
+const GITHUB: &str = "ghs_DockerTestToken0123456789abcdef";
+
+/// A runner with the Docker executor, its control plane and a repository;
+/// every container labelled with its runner id is removed on drop.
+struct Setup {
+    cp: ControlPlane,
+    ws: TempDir,
+    repos: TempDir,
+    runner_id: String,
+    env: Vec<(&'static str, String)>,
+    runner: Option<RunnerProcess>,
+}
+
+impl Setup {
+    /// `None` when Docker is not available (the test is skipped).
+    fn start(test: &str) -> Option<Setup> {
+        if !docker::available_or_skip(test) {
+            return None;
+        }
+        let image = docker::job_image();
+        let runner_id = format!("dx-{}-{}", std::process::id(), short(test));
+        docker::remove_containers_labelled(&format!("ados.runner={runner_id}"));
+        let cp = ControlPlane::start(Options {
+            heartbeat_s: 1,
+            ..Options::default()
+        });
+        let ws = TempDir::new("docker-ws");
+        let repos = TempDir::new("docker-repos");
+        make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+        let env: Vec<(&'static str, String)> = vec![
+            ("ADOS_API_URL", cp.url()),
+            ("ADOS_TOKEN", cp.options().token.clone()),
+            ("ADOS_RUNNER_ID", runner_id.clone()),
+            ("WORKSPACE_DIR", ws.path().display().to_string()),
+            ("ADOS_HEALTH_ADDR", "off".into()),
+            ("ADOS_MAX_BACKOFF", "300ms".into()),
+            ("ADOS_ALLOW_FILE_REMOTES", "1".into()),
+            ("ADOS_MAX_JOBS", "3".into()),
+            ("ADOS_MIN_FREE_DISK", "0".into()),
+            ("ADOS_EXECUTOR", "docker".into()),
+            ("ADOS_JOB_IMAGE", image),
+            ("ADOS_JOB_CPUS", "0.5".into()),
+            ("ADOS_JOB_MEMORY", "256M".into()),
+            ("ADOS_JOB_PIDS_LIMIT", "321".into()),
+            ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
+            ("OPENAI_API_KEY", OPENAI.into()),
+            ("GITHUB_TOKEN", GITHUB.into()),
+            // The host's PATH holds no agent CLI: they are in the image.
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ];
+        let mut s = Setup {
+            cp,
+            ws,
+            repos,
+            runner_id,
+            env,
+            runner: None,
+        };
+        s.start_runner();
+        Some(s)
+    }
+
+    fn start_runner(&mut self) {
+        self.runner = Some(RunnerProcess::start(Path::new(BIN), &[], &self.env));
+        self.cp.wait_for(|v| v["type"] == "hello", T);
+    }
+
+    fn bare(&self) -> PathBuf {
+        self.repos.path().join("r.git")
+    }
+
+    fn spec(&self, id: &str, prompt: &str, test_command: &str) -> Value {
+        json!({"job_id": id, "kind": "issue",
+               "repo": {"provider": "github", "owner": "o", "name": "r",
+                        "clone_url": self.bare().display().to_string(), "target_branch": "main"},
+               "prompt": prompt, "agent": {"name": "claude"},
+               "merge_mode": "direct", "test_command": test_command, "max_repair_attempts": 0,
+               "commit": {"author_name": "ADOS Bot", "author_email": "bot@ados.dev"}})
+    }
+
+    fn result(&self, id: &str) -> Value {
+        self.cp
+            .wait_for(|v| v["type"] == "job.result" && v["job_id"] == id, T)
+    }
+
+    fn events(&self, id: &str) -> String {
+        self.cp
+            .frames()
+            .into_iter()
+            .filter(|v| v["type"] == "job.event" && v["job_id"] == id)
+            .map(|v| v.to_string())
+            .collect()
+    }
+
+    fn job_label(&self, id: &str) -> String {
+        format!("ados.job={id}")
+    }
+
+    /// The id of job `id`'s running container, once it runs.
+    fn running_container(&self, id: &str) -> String {
+        let deadline = Instant::now() + T;
+        loop {
+            let ids = docker::containers_labelled(&self.job_label(id));
+            let mine: Vec<&String> = ids
+                .iter()
+                .filter(|c| {
+                    docker::docker(&[
+                        "inspect",
+                        "--format",
+                        "{{index .Config.Labels \"ados.runner\"}}",
+                        c,
+                    ]) == self.runner_id
+                })
+                .collect();
+            if let Some(c) = mine.first() {
+                return (*c).clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id}'s container never started"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every container of this runner (running or not).
+    fn containers(&self) -> Vec<String> {
+        docker::containers_labelled(&format!("ados.runner={}", self.runner_id))
+    }
+
+    fn file_on_main(&self, file: &str) -> Option<String> {
+        let (ok, out, _) = try_git(&self.bare(), &["show", &format!("refs/heads/main:{file}")]);
+        ok.then(|| out.trim().to_string())
+    }
+
+    /// Release a fake agent waiting for `<TMPDIR>/go` (its job's tmp).
+    fn release(&self, id: &str) {
+        let go = self.ws.path().join("jobs").join(id).join("tmp/go");
+        std::fs::write(&go, "").expect("write the release file");
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.runner = None;
+        docker::remove_containers_labelled(&format!("ados.runner={}", self.runner_id));
+    }
+}
+
+/// A label-safe short name of a test.
+fn short(test: &str) -> String {
+    test.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect()
+}
+
+/// A prompt line that waits (in the container) until the test creates
+/// `$TMPDIR/go`.
+const WAIT_FOR_GO: &str = "FAKE: sh while [ ! -e \"$TMPDIR/go\" ]; do sleep 0.05; done";
+
+/// The pid namespace and host name of this (the runner's) side.
+fn host_side() -> (String, String) {
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    (ns, host.trim().to_string())
+}
+
+#[test]
+fn a_job_runs_in_its_own_container_and_its_changes_are_committed_and_pushed() {
+    let Some(s) = Setup::start("a_job_runs_in_its_own_container") else {
+        return;
+    };
+    let prompt = "Say hello\n\
+                  FAKE: sh readlink /proc/self/ns/pid > agent-pidns.txt; hostname > agent-host.txt\n\
+                  FAKE: write hello.txt hi from the container";
+    let test = "echo \"tests-ran-in $(readlink /proc/self/ns/pid) $(hostname)\"; test -f hello.txt";
+    s.cp.assign(s.spec("dx-1", prompt, test));
+    let res = s.result("dx-1");
+    assert_eq!(res["status"], "completed", "{res}");
+    assert!(
+        res["commit_sha"].as_str().is_some_and(|c| !c.is_empty()),
+        "{res}"
+    );
+    // Committed and pushed from the runner's side.
+    assert_eq!(
+        s.file_on_main("hello.txt").as_deref(),
+        Some("hi from the container")
+    );
+    let (host_ns, host_name) = host_side();
+    let agent_ns = s
+        .file_on_main("agent-pidns.txt")
+        .expect("the agent's pid namespace");
+    let agent_host = s
+        .file_on_main("agent-host.txt")
+        .expect("the agent's host name");
+    assert!(agent_ns.starts_with("pid:["), "{agent_ns}");
+    assert_ne!(
+        agent_ns, host_ns,
+        "the agent ran in the runner's pid namespace"
+    );
+    assert_ne!(
+        agent_host, host_name,
+        "the agent ran with the runner's host name"
+    );
+    // The tests ran in the same container as the agent (its namespace).
+    let events = s.events("dx-1");
+    let said = format!("tests-ran-in {agent_ns} {agent_host}");
+    assert!(
+        events.contains(&said),
+        "no `{said}` in the test log: {events}"
+    );
+    // And the container is gone once the result is out.
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
+
+#[test]
+fn limits_labels_and_mounts_are_applied_and_no_secret_is_in_the_container_or_on_a_command_line() {
+    let Some(s) = Setup::start("limits_labels_and_mounts") else {
+        return;
+    };
+    let prompt = format!(
+        "{WAIT_FOR_GO}\n\
+         FAKE: sh env | cut -d= -f1 | sort > env-names.txt\n\
+         FAKE: sh echo ${{#ANTHROPIC_API_KEY}} > key-length.txt\n\
+         FAKE: sh id -u > uid.txt"
+    );
+    s.cp.assign(s.spec("dx-2", &prompt, ""));
+    let id = s.running_container("dx-2");
+    let inspect = docker::docker(&["inspect", &id]);
+    let c: Value = serde_json::from_str::<Vec<Value>>(&inspect).expect("inspect JSON")[0].clone();
+    let host = &c["HostConfig"];
+    assert_eq!(host["NanoCpus"], 500_000_000u64, "{host}");
+    assert_eq!(host["Memory"], 256u64 << 20, "{host}");
+    assert_eq!(host["PidsLimit"], 321, "{host}");
+    assert_eq!(host["Init"], true, "{host}");
+    assert_eq!(host["NetworkMode"], "bridge", "{host}");
+    let labels = &c["Config"]["Labels"];
+    assert_eq!(labels["ados.runner"], s.runner_id.as_str(), "{labels}");
+    assert_eq!(labels["ados.job"], "dx-2", "{labels}");
+    // Only the job's own checkout, HOME and TMPDIR are mounted.
+    let job = s.ws.path().canonicalize().expect("ws").join("jobs/dx-2");
+    let mut targets: Vec<String> = c["Mounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .map(|m| m["Destination"].as_str().unwrap_or("").to_string())
+        .collect();
+    targets.sort();
+    let expect: Vec<String> = ["home", "repo", "tmp"]
+        .iter()
+        .map(|d| job.join(d).display().to_string())
+        .collect();
+    assert_eq!(targets, expect);
+    // No secret in the container's configuration...
+    for secret in [ANTHROPIC, OPENAI, GITHUB, s.cp.options().token.as_str()] {
+        assert!(!inspect.contains(secret), "a secret is in docker inspect");
+    }
+    // ...nor on any command line of this machine (the docker CLIs included).
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        for secret in [ANTHROPIC, OPENAI, GITHUB] {
+            assert!(!cmdline.contains(secret), "a secret is on a command line");
+        }
+    }
+    s.release("dx-2");
+    let res = s.result("dx-2");
+    assert_eq!(res["status"], "completed", "{res}");
+    // The agent had its own key (its length arrived), and no other.
+    assert_eq!(
+        s.file_on_main("key-length.txt").as_deref(),
+        Some(ANTHROPIC.len().to_string().as_str())
+    );
+    let names = s.file_on_main("env-names.txt").expect("env names");
+    let names: Vec<&str> = names.lines().collect();
+    assert!(names.contains(&"ANTHROPIC_API_KEY"), "{names:?}");
+    for other in [
+        "OPENAI_API_KEY",
+        "CODEX_API_KEY",
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "COPILOT_GITHUB_TOKEN",
+        "ADOS_TOKEN",
+        "DOCKER_CONFIG",
+    ] {
+        assert!(
+            !names.contains(&other),
+            "{other} reached the agent: {names:?}"
+        );
+    }
+    // As the job's own user (root runner: ADOS_JOB_UID_BASE + slot).
+    let uid: u32 = s
+        .file_on_main("uid.txt")
+        .and_then(|u| u.parse().ok())
+        .expect("uid");
+    // SAFETY: geteuid has no preconditions.
+    let runner_uid = unsafe { libc::geteuid() };
+    if runner_uid == 0 {
+        assert!(uid >= 200_000, "{uid}");
+    } else {
+        assert_eq!(uid, runner_uid);
+    }
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
+
+#[test]
+fn the_container_is_gone_after_failure_cancel_and_timeout() {
+    let Some(s) = Setup::start("the_container_is_gone_after") else {
+        return;
+    };
+    s.cp.assign(s.spec("dx-fail", "FAKE: fail", ""));
+    s.cp.assign(s.spec("dx-cancel", "FAKE: hang", ""));
+    let mut timeout = s.spec("dx-timeout", "FAKE: ignore-term", "");
+    timeout["agent"]["timeout_s"] = json!(2);
+    s.cp.assign(timeout);
+
+    let res = s.result("dx-fail");
+    assert_eq!(res["status"], "failed", "{res}");
+    s.running_container("dx-cancel");
+    s.cp.cancel("dx-cancel");
+    let res = s.result("dx-cancel");
+    assert_eq!(res["status"], "cancelled", "{res}");
+    let res = s.result("dx-timeout");
+    assert_eq!(res["status"], "failed", "{res}");
+    assert!(res.to_string().contains("timed out"), "{res}");
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
+
+#[test]
+fn a_killed_runners_container_is_removed_when_it_starts_again() {
+    let Some(mut s) = Setup::start("a_killed_runners_container") else {
+        return;
+    };
+    s.cp.assign(s.spec("dx-kill", "FAKE: hang", ""));
+    let id = s.running_container("dx-kill");
+    if let Some(r) = s.runner.as_mut() {
+        r.signal(libc::SIGKILL);
+        assert!(r.wait_exit(T).is_some(), "the runner did not die");
+    }
+    assert_eq!(s.containers(), [id], "the container outlived its runner");
+    let from = s.cp.frame_count();
+    s.start_runner();
+    let res = s.cp.wait_for_after(
+        from,
+        |v| v["type"] == "job.result" && v["job_id"] == "dx-kill",
+        T,
+    );
+    assert_eq!(res["status"], "failed", "{res}");
+    // Removed before the job was reported failed.
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
+
+#[test]
+fn a_fallback_agent_after_a_timeout_runs_in_a_fresh_container() {
+    let Some(s) = Setup::start("a_fallback_agent_after") else {
+        return;
+    };
+    let mut spec = s.spec(
+        "dx-fallback",
+        "FAKE[claude]: hang\nFAKE: write fallback.txt codex did it",
+        "",
+    );
+    spec["agent"]["timeout_s"] = json!(2);
+    spec["fallbacks"] = json!([{"name": "codex"}]);
+    s.cp.assign(spec);
+    let res = s.result("dx-fallback");
+    assert_eq!(res["status"], "completed", "{res}");
+    assert_eq!(res["agent"], "codex", "{res}");
+    assert_eq!(
+        s.file_on_main("fallback.txt").as_deref(),
+        Some("codex did it")
+    );
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
+
+#[test]
+fn check_finds_the_daemon_the_socket_the_image_and_its_agents() {
+    let Some(s) = Setup::start("check_finds_the_daemon") else {
+        return;
+    };
+    let (_, out, err) =
+        ados_test_support::runner::run_to_end(Path::new(BIN), &["check"], &s.env, T);
+    assert!(out.contains("✓ Docker daemon: Docker Engine"), "{out}{err}");
+    assert!(out.contains("✓ Docker socket"), "{out}");
+    assert!(out.contains("✓ job image: ados-test-job:"), "{out}");
+    assert!(
+        out.contains("✓ agent CLIs in the job image: claude, codex, copilot"),
+        "{out}"
+    );
+    // The host's PATH has no agent CLI, and that is no failure here.
+    assert!(!out.contains("no agent CLI found"), "{out}");
+    let mut env = s.env.clone();
+    for (k, v) in env.iter_mut() {
+        if *k == "ADOS_JOB_IMAGE" {
+            *v = "ados-test-missing:never".into();
+        }
+    }
+    let (status, out, _) =
+        ados_test_support::runner::run_to_end(Path::new(BIN), &["check"], &env, T);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{out}");
+    assert!(
+        out.contains("✗ job image: ados-test-missing:never is not here"),
+        "{out}"
+    );
+    assert!(out.contains("fix: build or load the image"), "{out}");
+}

@@ -328,7 +328,7 @@ fn the_forwarder_relays_a_containers_loopback_to_its_jobs_socket_only() {
     let dir = std::env::temp_dir().join(format!("ados-egress-fwd-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = dir.join("proxy.sock");
-    let mut job = p.register("job-a", allow(&format!("127.0.0.1:{}", echo.port())));
+    let job = p.register("job-a", allow(&format!("127.0.0.1:{}", echo.port())));
     job.listen_unix(&sock).unwrap();
     let other = p.register("job-b", allow(&format!("127.0.0.1:{}", echo.port())));
 
@@ -348,9 +348,15 @@ fn the_forwarder_relays_a_containers_loopback_to_its_jobs_socket_only() {
         Some(other.token()),
     );
     assert_eq!(code, 407);
-    // The socket goes with the job.
+    // Listening again (a fallback agent's fresh container) keeps the one
+    // socket; it goes with the job, even when the job's directory (where
+    // it lives) was removed first, which leaves no path to wake it by.
+    job.listen_unix(&sock).unwrap();
     drop(job);
     assert!(!sock.exists());
-    let _ = std::fs::remove_dir_all(&dir);
+    let other_sock = dir.join("other.sock");
+    other.listen_unix(&other_sock).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(other);
     p.stop();
 }

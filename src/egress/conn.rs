@@ -54,9 +54,11 @@ fn respond(
     conn.flush()
 }
 
-/// The token in a `Proxy-Authorization: Basic …` value: the user name of
-/// the proxy URL (`http://<token>@host:port`), or its password when the
-/// user name is empty.
+/// The token in a `Proxy-Authorization: Basic …` value: the password of
+/// the proxy URL (`http://ados:<token>@host:port`), or its user name when
+/// there is no password (`http://<token>@host:port`). Both forms because
+/// clients differ: Python's urllib sends credentials only when the URL has
+/// a password, others send a lone user name with an empty one.
 fn token_of(auth: &str) -> Option<String> {
     let (scheme, value) = auth.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -64,7 +66,7 @@ fn token_of(auth: &str) -> Option<String> {
     }
     let plain = String::from_utf8(crate::base64::decode(value.trim())?).ok()?;
     let (user, pass) = plain.split_once(':').unwrap_or((&plain, ""));
-    Some(if user.is_empty() { pass } else { user }.to_string())
+    Some(if pass.is_empty() { user } else { pass }.to_string())
 }
 
 /// Serve one connection. `only`: the job whose own socket it came in on.
@@ -240,6 +242,7 @@ mod tests {
     #[test]
     fn the_token_is_the_user_name_of_the_proxy_url() {
         let b = |s: &str| format!("Basic {}", crate::base64::encode(s.as_bytes()));
+        assert_eq!(token_of(&b("ados:tok")).as_deref(), Some("tok"));
         assert_eq!(token_of(&b("tok:")).as_deref(), Some("tok"));
         assert_eq!(token_of(&b("tok")).as_deref(), Some("tok"));
         assert_eq!(token_of(&b(":tok")).as_deref(), Some("tok"));

@@ -5,7 +5,7 @@
 //! where the forwarder relays the container's loopback to it).
 //!
 //! Which job a connection belongs to comes from the credentials in its
-//! proxy URL (`http://<token>@127.0.0.1:<port>`): a random token per job,
+//! proxy URL (`http://ados:<token>@127.0.0.1:<port>`): a random token per job,
 //! a secret like any other (the job's redactor knows it). On a job's own
 //! socket, only that job's token is accepted.
 //!
@@ -22,11 +22,12 @@ use crate::net::ProxySettings;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -99,12 +100,15 @@ impl Inner {
     }
 }
 
+/// The TCP accept thread and a second handle on its listener (to wake it).
+type Acceptor = (JoinHandle<()>, TcpListener);
+
 /// The runner's egress proxy.
 #[derive(Clone)]
 pub struct EgressProxy {
     inner: Arc<Inner>,
     addr: SocketAddr,
-    accept: Arc<Mutex<Option<JoinHandle<()>>>>,
+    accept: Arc<Mutex<Option<Acceptor>>>,
 }
 
 impl EgressProxy {
@@ -122,6 +126,7 @@ impl EgressProxy {
     ) -> io::Result<EgressProxy> {
         let listener = TcpListener::bind(bind)?;
         let addr = listener.local_addr()?;
+        let waker = listener.try_clone()?;
         let inner = Arc::new(Inner {
             jobs: Mutex::new(HashMap::new()),
             upstream,
@@ -146,7 +151,7 @@ impl EgressProxy {
         Ok(EgressProxy {
             inner,
             addr,
-            accept: Arc::new(Mutex::new(Some(accept))),
+            accept: Arc::new(Mutex::new(Some((accept, waker)))),
         })
     }
 
@@ -175,16 +180,15 @@ impl EgressProxy {
             inner: Arc::clone(&self.inner),
             state,
             refusals: rx,
-            socket: None,
+            socket: Mutex::new(None),
         }
     }
 
     /// Stop accepting (connections already open run on to their end).
     pub fn stop(&self) {
         self.inner.stop.store(true, Ordering::Relaxed);
-        // Wake the accept loop.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(h) = self.accept.lock().ok().and_then(|mut a| a.take()) {
+        if let Some((h, waker)) = self.accept.lock().ok().and_then(|mut a| a.take()) {
+            wake_accept(waker.as_raw_fd());
             let _ = h.join();
         }
     }
@@ -220,12 +224,14 @@ pub struct JobEgress {
     inner: Arc<Inner>,
     state: Arc<JobState>,
     refusals: Receiver<String>,
-    socket: Option<JobSocket>,
+    socket: Mutex<Option<JobSocket>>,
 }
 
 struct JobSocket {
     path: PathBuf,
     accept: Option<JoinHandle<()>>,
+    /// A second handle on the listener, to wake its accept at the end.
+    waker: UnixListener,
     stop: Arc<AtomicBool>,
 }
 
@@ -237,7 +243,7 @@ impl JobEgress {
 
     /// The proxy URL for a client reaching the proxy at `host_port`.
     pub fn proxy_url(&self, host_port: &str) -> String {
-        format!("http://{}@{host_port}", self.state.token)
+        format!("http://ados:{}@{host_port}", self.state.token)
     }
 
     /// The variables a job's processes get: the proxy for http and https
@@ -273,14 +279,20 @@ impl JobEgress {
 
     /// Serve this job on a unix socket at `path` (created, mode 0666: the
     /// container's user connects; the directory bounds who can reach it).
+    /// Once: a later call while it serves does nothing.
     ///
     /// # Errors
     /// The socket cannot be bound, or its thread cannot start.
-    pub fn listen_unix(&mut self, path: &Path) -> io::Result<()> {
+    pub fn listen_unix(&self, path: &Path) -> io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
+        let mut socket = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        if socket.is_some() {
+            return Ok(());
+        }
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+        let waker = listener.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
         let (inner, state, stop2) = (
             Arc::clone(&self.inner),
@@ -299,9 +311,10 @@ impl JobEgress {
                     }
                 }
             })?;
-        self.socket = Some(JobSocket {
+        *socket = Some(JobSocket {
             path: path.to_path_buf(),
             accept: Some(accept),
+            waker,
             stop,
         });
         Ok(())
@@ -313,14 +326,29 @@ impl Drop for JobEgress {
         if let Ok(mut jobs) = self.inner.jobs.lock() {
             jobs.remove(&self.state.token);
         }
-        if let Some(mut s) = self.socket.take() {
+        let socket = self
+            .socket
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut s) = socket {
             s.stop.store(true, Ordering::Relaxed);
-            let _ = UnixStream::connect(&s.path);
+            wake_accept(s.waker.as_raw_fd());
             if let Some(h) = s.accept.take() {
                 let _ = h.join();
             }
             let _ = std::fs::remove_file(&s.path);
         }
+    }
+}
+
+/// End a blocked `accept` on the listening socket `fd`: `shutdown(2)` makes
+/// it return at once on Linux (a connect to the socket's path would not
+/// reach it once the path was removed with the job's directory).
+fn wake_accept(fd: std::os::fd::RawFd) {
+    // SAFETY: `fd` is a listening socket this process owns.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RDWR);
     }
 }
 
@@ -370,7 +398,7 @@ mod tests {
         .unwrap();
         let job = p.register("j1", Allowlist::default());
         let env: HashMap<String, String> = job.env("127.0.0.1:3128").into_iter().collect();
-        let url = format!("http://{}@127.0.0.1:3128", job.token());
+        let url = format!("http://ados:{}@127.0.0.1:3128", job.token());
         for v in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
             assert_eq!(env[v], url, "{v}");
         }

@@ -1,0 +1,190 @@
+//! The egress fence of job containers (`ADOS_JOB_EGRESS=allowlist`):
+//! each job container has no network at all (`--network none`: only its
+//! own loopback), so nothing in it can reach the internet, the host's
+//! addresses (docker0, the gateway) or another container. Its one way out
+//! is the runner's egress proxy (`crate::egress`), reached through a unix
+//! socket of the job's own bind-mounted into the container, to which the
+//! runner's binary, mounted read-only and run as the container's main
+//! process (`egress-forward`), relays the container's `127.0.0.1:3128`.
+//! The proxy variables of every command point there. docs/egress.md says
+//! why this design and not an internal network with firewall rules.
+//!
+//! Nothing here outlives the runner: the proxy is a thread of it, each
+//! job's socket is in the job's directory (removed with it, and swept at
+//! start with it after a SIGKILL), the containers are labelled and swept
+//! like every job container, and no Docker network is created.
+
+use super::super::placement::Placement;
+use crate::egress::{Allowlist, EgressProxy, JobEgress, Limits};
+use crate::metrics::Metrics;
+use crate::net::ProxySettings;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The port the forwarder listens on inside each job container.
+pub const FORWARD_PORT: u16 = 3128;
+
+/// Where a job container sees its job's socket directory.
+pub(super) const SOCKET_DIR: &str = "/run/ados-egress";
+
+/// Where a job container sees the runner's binary (read-only).
+pub(super) const FORWARDER: &str = "/run/ados-egress-forward";
+
+/// The socket's name in both directories.
+const SOCKET: &str = "proxy.sock";
+
+/// The runner-wide side of the fence: the proxy and the forwarder binary.
+pub struct EgressFence {
+    proxy: EgressProxy,
+    /// The forwarder binary (runner's path), removed when the runner stops.
+    forwarder: PathBuf,
+    /// `ADOS_EGRESS_ALLOW`.
+    pub(super) global: Allowlist,
+    /// The forwarder binary as the daemon sees it (bind-mount source).
+    pub(super) forwarder_source: PathBuf,
+}
+
+impl std::fmt::Debug for EgressFence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressFence")
+            .field("proxy", &self.proxy.addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EgressFence {
+    /// Start the proxy (upstream through the runner's own `upstream`
+    /// settings) and place the forwarder binary where the daemon can
+    /// mount it: a link to (else a copy of) the running binary under
+    /// `WORKSPACE_DIR/state/egress`, so it works for a runner in a
+    /// container too, whose own binary the daemon cannot see.
+    ///
+    /// # Errors
+    /// A message saying what failed.
+    pub fn start(
+        workspace: &Path,
+        placement: &Placement,
+        global: Allowlist,
+        upstream: ProxySettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<EgressFence, String> {
+        let dir = workspace.join("state").join("egress");
+        let place = |e: std::io::Error| {
+            format!(
+                "cannot place the egress forwarder in {}: {e}",
+                dir.display()
+            )
+        };
+        std::fs::create_dir_all(&dir).map_err(place)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(place)?;
+        let exe = std::env::current_exe().map_err(place)?;
+        let forwarder = dir.join("ados-work-runner");
+        let _ = std::fs::remove_file(&forwarder);
+        if std::fs::hard_link(&exe, &forwarder).is_err() {
+            std::fs::copy(&exe, &forwarder).map_err(place)?;
+        }
+        std::fs::set_permissions(&forwarder, std::fs::Permissions::from_mode(0o755))
+            .map_err(place)?;
+        let forwarder_source = placement
+            .daemon_path(&forwarder)
+            .map_err(|e| e.to_string())?;
+        let proxy = EgressProxy::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstream,
+            metrics,
+            Limits::default(),
+        )
+        .map_err(|e| format!("cannot start the egress proxy: {e}"))?;
+        Ok(EgressFence {
+            proxy,
+            forwarder,
+            global,
+            forwarder_source,
+        })
+    }
+
+    /// Register a job with the proxy: its allowlist `allow`, its token.
+    /// Its socket is made when its first container starts
+    /// ([`JobFence::listen`]), once the job's directory exists.
+    pub(super) fn register(&self, job_id: &str, job_dir: PathBuf, allow: Allowlist) -> JobFence {
+        JobFence {
+            egress: self.proxy.register(job_id, allow),
+            dir: job_dir.join("egress"),
+        }
+    }
+
+    /// Stop accepting connections (at shutdown).
+    pub fn stop(&self) {
+        self.proxy.stop();
+    }
+}
+
+impl Drop for EgressFence {
+    fn drop(&mut self) {
+        self.proxy.stop();
+        let _ = std::fs::remove_file(&self.forwarder);
+    }
+}
+
+/// One job container's fence: its registration with the proxy and its
+/// socket directory. Dropping it closes the socket.
+pub(super) struct JobFence {
+    egress: JobEgress,
+    /// The job's socket directory (runner's path).
+    pub(super) dir: PathBuf,
+}
+
+impl std::fmt::Debug for JobFence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobFence")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobFence {
+    /// Serve the job's socket in its directory (made reachable by the
+    /// container's user, whoever that is: the directory is the job's own).
+    ///
+    /// # Errors
+    /// The socket cannot be made.
+    pub(super) fn listen(&self) -> Result<(), String> {
+        let dir = &self.dir;
+        let fail = |e: std::io::Error| {
+            format!(
+                "cannot make the job's egress socket in {}: {e}",
+                dir.display()
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(fail)?;
+        self.egress.listen_unix(&dir.join(SOCKET)).map_err(fail)
+    }
+
+    /// The proxy variables of every command in the container.
+    pub(super) fn env(&self) -> Vec<(String, String)> {
+        self.egress.env(&format!("127.0.0.1:{FORWARD_PORT}"))
+    }
+
+    /// The job's proxy token (a secret).
+    pub(super) fn token(&self) -> &str {
+        self.egress.token()
+    }
+
+    /// Refusal lines waiting for the job's stream.
+    pub(super) fn take_refusals(&self) -> Vec<String> {
+        self.egress.take_refusals()
+    }
+
+    /// The forwarder's command line inside the container.
+    pub(super) fn forwarder_args() -> Vec<String> {
+        vec![
+            "egress-forward".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{FORWARD_PORT}"),
+            "--socket".into(),
+            format!("{SOCKET_DIR}/{SOCKET}"),
+        ]
+    }
+}

@@ -326,3 +326,33 @@ fn what_a_fenced_job_leaves_is_swept_when_a_killed_runner_starts_again() {
     assert!(s.containers().is_empty(), "{:?}", s.containers());
     assert!(!sock.exists(), "the job's egress socket outlived its job");
 }
+
+#[test]
+fn check_says_the_egress_mode_and_that_the_fence_works_here() {
+    let Some(s) = Setup::start("check_says_the_egress", "pypi.org,10.0.0.0/8") else {
+        return;
+    };
+    let (_, out, err) =
+        ados_test_support::runner::run_to_end(Path::new(BIN), &["check"], &s.env, T);
+    assert!(
+        out.contains("✓ egress: allowlist: job containers have no network but the runner's proxy"),
+        "{out}{err}"
+    );
+    assert!(out.contains("and pypi.org, 10.0.0.0/8"), "{out}");
+    // Nothing of the check is left in the workspace.
+    let left: Vec<_> = std::fs::read_dir(s.ws.path().join("state/egress"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().starts_with("check-")),
+        "{left:?}"
+    );
+    let mut env = s.env.clone();
+    env.retain(|(k, _)| !k.starts_with("ADOS_EGRESS") && *k != "ADOS_JOB_EGRESS");
+    let (_, out, _) = ados_test_support::runner::run_to_end(Path::new(BIN), &["check"], &env, T);
+    assert!(
+        out.contains("✓ egress: open: job containers reach"),
+        "{out}"
+    );
+}

@@ -240,14 +240,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_token_is_the_user_name_of_the_proxy_url() {
+    fn the_token_is_the_proxy_urls_password_or_lone_user_name() {
         let b = |s: &str| format!("Basic {}", crate::base64::encode(s.as_bytes()));
         assert_eq!(token_of(&b("ados:tok")).as_deref(), Some("tok"));
         assert_eq!(token_of(&b("tok:")).as_deref(), Some("tok"));
         assert_eq!(token_of(&b("tok")).as_deref(), Some("tok"));
         assert_eq!(token_of(&b(":tok")).as_deref(), Some("tok"));
         assert_eq!(
-            token_of(&format!("basic  {}", crate::base64::encode(b"t:x"))).as_deref(),
+            token_of(&format!("basic  {}", crate::base64::encode(b"x:t"))).as_deref(),
             Some("t")
         );
         assert_eq!(token_of("Bearer tok"), None);

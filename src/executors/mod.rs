@@ -128,6 +128,7 @@ impl ExecutorKind {
                             global.clone(),
                             cfg.proxy.clone(),
                             metrics.clone(),
+                            docker::fence::FORWARDER_NAME,
                         )?;
                         rt.with_fence(fence)
                     }

@@ -31,6 +31,9 @@ pub(super) const SOCKET_DIR: &str = "/run/ados-egress";
 /// Where a job container sees the runner's binary (read-only).
 pub(super) const FORWARDER: &str = "/run/ados-egress-forward";
 
+/// The daemon's forwarder binary under `WORKSPACE_DIR/state/egress`.
+pub const FORWARDER_NAME: &str = "ados-work-runner";
+
 /// The socket's name in both directories.
 const SOCKET: &str = "proxy.sock";
 
@@ -56,9 +59,10 @@ impl std::fmt::Debug for EgressFence {
 impl EgressFence {
     /// Start the proxy (upstream through the runner's own `upstream`
     /// settings) and place the forwarder binary where the daemon can
-    /// mount it: a link to (else a copy of) the running binary under
-    /// `WORKSPACE_DIR/state/egress`, so it works for a runner in a
-    /// container too, whose own binary the daemon cannot see.
+    /// mount it: a link to (else a copy of) the running binary at
+    /// `WORKSPACE_DIR/state/egress/<name>`, so it works for a runner in a
+    /// container too, whose own binary the daemon cannot see. The daemon's
+    /// is [`FORWARDER_NAME`], replaced at each start.
     ///
     /// # Errors
     /// A message saying what failed.
@@ -68,6 +72,7 @@ impl EgressFence {
         global: Allowlist,
         upstream: ProxySettings,
         metrics: Arc<Metrics>,
+        name: &str,
     ) -> Result<EgressFence, String> {
         let dir = workspace.join("state").join("egress");
         let place = |e: std::io::Error| {
@@ -79,7 +84,7 @@ impl EgressFence {
         std::fs::create_dir_all(&dir).map_err(place)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(place)?;
         let exe = std::env::current_exe().map_err(place)?;
-        let forwarder = dir.join("ados-work-runner");
+        let forwarder = dir.join(name);
         let _ = std::fs::remove_file(&forwarder);
         if std::fs::hard_link(&exe, &forwarder).is_err() {
             std::fs::copy(&exe, &forwarder).map_err(place)?;
@@ -186,5 +191,85 @@ impl JobFence {
             "--socket".into(),
             format!("{SOCKET_DIR}/{SOCKET}"),
         ]
+    }
+}
+
+impl super::runtime::DockerRuntime {
+    /// `check`'s line about egress: the mode, and with `allowlist` whether
+    /// the fence can be made here: the proxy starts, the forwarder is
+    /// placed, and the job image runs it with no network.
+    pub fn egress_finding(&self, cfg: &crate::config::Config) -> super::CheckFinding {
+        const NAME: &str = "egress";
+        let global = match &cfg.egress {
+            crate::config::EgressSetting::Open => {
+                return super::CheckFinding {
+                    name: NAME,
+                    detail: "open: job containers reach what their Docker network reaches (ADOS_JOB_EGRESS=allowlist fences them in)".into(),
+                    fix: None,
+                }
+            }
+            crate::config::EgressSetting::Allowlist(global) => global.clone(),
+        };
+        let fail = |detail: String| {
+            super::CheckFinding {
+            name: NAME,
+            detail: format!("allowlist, but the fence cannot be made: {detail}"),
+            fix: Some("the job image must run the runner's binary (a static build runs anywhere); or set ADOS_JOB_EGRESS=open".into()),
+        }
+        };
+        let fence = match EgressFence::start(
+            &self.workspace,
+            &self.placement,
+            global.clone(),
+            cfg.proxy.clone(),
+            Arc::new(Metrics::new()),
+            &format!("check-{}", std::process::id()),
+        ) {
+            Ok(f) => f,
+            Err(e) => return fail(e),
+        };
+        let mut argv: Vec<String> = [
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "--network",
+            "none",
+            "--label",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        argv.push(self.runner_label());
+        argv.push("--mount".into());
+        argv.push(format!(
+            "type=bind,source={},target={FORWARDER},readonly",
+            fence.forwarder_source.display()
+        ));
+        argv.extend([
+            "--entrypoint".into(),
+            FORWARDER.into(),
+            self.image.clone(),
+            "version".into(),
+        ]);
+        match self.run_cli(argv, std::time::Duration::from_secs(60)) {
+            Ok(out) if out.starts_with("ados-work-runner") => {
+                let allowed: Vec<String> =
+                    global.entries().iter().map(ToString::to_string).collect();
+                super::CheckFinding {
+                    name: NAME,
+                    detail: format!(
+                        "allowlist: job containers have no network but the runner's proxy, which allows each job's agent API and registries, and {}",
+                        if allowed.is_empty() { "nothing else (ADOS_EGRESS_ALLOW is empty)".to_string() } else { allowed.join(", ") }
+                    ),
+                    fix: None,
+                }
+            }
+            Ok(out) => fail(format!(
+                "the job image ran the forwarder, which said {:?}",
+                out.trim()
+            )),
+            Err(e) => fail(e),
+        }
     }
 }

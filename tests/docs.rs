@@ -55,9 +55,16 @@ fn the_protocol_page_is_the_whole_contract_and_the_readme_says_what_is_missing()
         .split("## Not in this version yet")
         .nth(1)
         .expect("README has a section on what this version does not do yet");
-    for gap in ["Chat sessions", "Egress control"] {
+    for gap in ["Chat sessions"] {
         assert!(gaps.contains(gap), "README's gaps lack {gap}");
     }
+    // Egress control is no longer a gap: it has its own section.
+    assert!(readme.contains("\n## Egress control\n"));
+    assert!(!gaps
+        .split("\n## ")
+        .next()
+        .unwrap_or("")
+        .contains("**Egress control**"));
     // The Docker executor is no longer a gap: it has its own section.
     assert!(readme.contains("\n## The Docker executor\n"));
     assert!(!gaps
@@ -93,5 +100,25 @@ fn the_env_example_is_the_variable_table() {
         "ADOS_JOB_IMAGE",
     ] {
         assert!(committed.contains(&format!("#{name}=")), "{name}");
+    }
+}
+
+/// docs/egress.md's table of the agents' API hosts is the one the proxy
+/// uses (`AGENT_HOSTS`).
+#[test]
+fn the_agent_host_table_in_the_docs_is_the_proxys() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/egress.md")).expect("read docs/egress.md");
+    for (agent, hosts) in ados_work_runner::egress::agents::AGENT_HOSTS {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{agent}` |")))
+            .unwrap_or_else(|| panic!("docs/egress.md has no row for {agent}"));
+        let cell = row.split('|').nth(2).unwrap_or_default();
+        let listed: Vec<String> = cell
+            .split(',')
+            .map(|h| format!("{}:443", h.trim().trim_matches('`')))
+            .collect();
+        assert_eq!(listed, *hosts, "docs/egress.md's row for {agent}");
     }
 }

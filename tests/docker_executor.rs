@@ -35,7 +35,11 @@ impl Setup {
         if !docker::available_or_skip(test) {
             return None;
         }
-        let image = docker::job_image();
+        Some(Setup::with_image(test, docker::job_image()))
+    }
+
+    /// A runner whose jobs use `image`.
+    fn with_image(test: &str, image: String) -> Setup {
         let runner_id = format!("dx-{}-{}", std::process::id(), short(test));
         docker::remove_containers_labelled(&format!("ados.runner={runner_id}"));
         let cp = ControlPlane::start(Options {
@@ -75,7 +79,7 @@ impl Setup {
             runner: None,
         };
         s.start_runner();
-        Some(s)
+        s
     }
 
     fn start_runner(&mut self) {
@@ -118,20 +122,22 @@ impl Setup {
     fn running_container(&self, id: &str) -> String {
         let deadline = Instant::now() + T;
         loop {
-            let ids = docker::containers_labelled(&self.job_label(id));
-            let mine: Vec<&String> = ids
-                .iter()
-                .filter(|c| {
-                    docker::docker(&[
-                        "inspect",
-                        "--format",
-                        "{{index .Config.Labels \"ados.runner\"}}",
-                        c,
-                    ]) == self.runner_id
-                })
-                .collect();
+            let runner = format!("label=ados.runner={}", self.runner_id);
+            let job = format!("label={}", self.job_label(id));
+            let running = docker::docker(&[
+                "ps",
+                "-q",
+                "--no-trunc",
+                "--filter",
+                &runner,
+                "--filter",
+                &job,
+                "--filter",
+                "status=running",
+            ]);
+            let mine: Vec<&str> = running.lines().filter(|l| !l.is_empty()).collect();
             if let Some(c) = mine.first() {
-                return (*c).clone();
+                return c.to_string();
             }
             assert!(
                 Instant::now() < deadline,
@@ -426,4 +432,52 @@ fn check_finds_the_daemon_the_socket_the_image_and_its_agents() {
         "{out}"
     );
     assert!(out.contains("fix: build or load the image"), "{out}");
+}
+
+#[test]
+fn a_missing_image_is_said_at_start_and_fails_the_job_naming_it() {
+    if !docker::available_or_skip("a_missing_image_is_said_at_start") {
+        return;
+    }
+    let s = Setup::with_image("a_missing_image", "ados-test-missing:never".into());
+    let hello = s.cp.wait_for(|v| v["type"] == "hello", T);
+    assert_eq!(hello["executor"], "docker", "{hello}");
+    assert_eq!(hello["agents"], json!([]), "{hello}");
+    s.cp.assign(s.spec("dx-noimage", "FAKE: write a.txt a", ""));
+    let res = s.result("dx-noimage");
+    assert_eq!(res["status"], "failed", "{res}");
+    assert!(
+        res.to_string()
+            .contains("ADOS_JOB_IMAGE ados-test-missing:never"),
+        "{res}"
+    );
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
+
+#[test]
+fn exec_runs_its_job_in_a_container_too() {
+    if !docker::available_or_skip("exec_runs_its_job_in_a_container_too") {
+        return;
+    }
+    let image = docker::job_image();
+    let repos = TempDir::new("docker-exec-repos");
+    let ws = TempDir::new("docker-exec-ws");
+    let repo = make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
+    let repo_s = repo.display().to_string();
+    let env: Vec<(&str, String)> = vec![
+        ("WORKSPACE_DIR", ws.path().display().to_string()),
+        ("ADOS_ALLOW_FILE_REMOTES", "1".into()),
+        ("ADOS_EXECUTOR", "docker".into()),
+        ("ADOS_JOB_IMAGE", image),
+        ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+    ];
+    let mut args = vec!["exec", "--merge-mode", "direct", "--repo", &repo_s];
+    args.extend(["--prompt", "FAKE: sh readlink /proc/self/ns/pid > ns.txt"]);
+    args.extend(["--agent", "claude", "--test-cmd", "test -s ns.txt"]);
+    let (status, out, err) = ados_test_support::runner::run_to_end(Path::new(BIN), &args, &env, T);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}\n{out}");
+    let (ok, ns, _) = try_git(&repo, &["show", "refs/heads/main:ns.txt"]);
+    assert!(ok, "{err}");
+    assert_ne!(ns.trim(), host_side().0, "exec's agent ran on the host");
 }

@@ -398,7 +398,9 @@ impl Config {
         let job_uid_base = job_uid_base(env, &mut errs, max_jobs, is_root());
         let executor = executor::executor(env, &mut errs, cpus, memory_bytes, max_jobs);
         let egress = egress::egress(env, &mut errs, &executor);
-        if job_uid_base.is_some() {
+        // A job container has its directories mounted directly: its user
+        // never walks the host's path down to them.
+        if job_uid_base.is_some() && executor == ExecutorSetting::Host {
             if let Err(problem) = reachable_by_job_users(&workspace_dir) {
                 errs.push("WORKSPACE_DIR", problem, "/var/lib/ados/work");
             }

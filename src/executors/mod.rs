@@ -52,9 +52,10 @@ pub trait Executor: Send + Sync {
         true
     }
 
-    /// The job ended: release what it held (remove its container). Also
-    /// done on drop; called explicitly so it happens before the job's
-    /// result is sent.
+    /// The job's commands are over: release what they held (remove its
+    /// container), so nothing of the job runs during its commit and
+    /// push. Idempotent; also done on drop, but called explicitly so it
+    /// happens before the commit and before the result is sent.
     fn finish(&self) {}
 
     /// Lines the executor has for the job's `runner` stream since it was

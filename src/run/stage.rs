@@ -83,6 +83,9 @@ fn change(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
         ));
     }
     let tested = test_and_repair(job, r, &mut res, &p, won.agent, &base_prompt)?;
+    // Nothing of the job's own runs from here on: a process an agent left
+    // in its container cannot change the checkout after the tests.
+    job.executor.finish();
     let summary = tested.repair_text.as_deref().unwrap_or(&won.final_text);
     let summary = summary.to_string();
     let res = deliver(job, r, res, &mut p, changed, &tested, &summary)?;
@@ -95,6 +98,7 @@ fn read_only(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
     let p = prepare(job, r, &res, BranchStart::for_stage(job.spec.stage))?;
     let base_prompt = prompt::build(job.spec, &p.files, &p.workdir);
     let won = run_agents(job, r, &mut res, &p, &base_prompt, true)?;
+    job.executor.finish();
     res.status = ResultStatus::Completed;
     res.summary = if won.final_text.is_empty() {
         "the agent returned no text".into()

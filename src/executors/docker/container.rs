@@ -105,6 +105,8 @@ impl JobContainer {
             REMOVE_TIMEOUT,
         ) {
             Ok(_) => log::debug!("container {} removed", self.name),
+            // A container that was never created (its start failed early).
+            Err(e) if e.contains("No such container") => log::debug!("{e}"),
             Err(e) => log::warn!(
                 "cannot remove container {}: {e}; it is removed when the runner starts again",
                 self.name

@@ -8,19 +8,16 @@
 //! naming that exact `host:port` opens through the proxy, and which the
 //! fence must keep unreachable directly.
 
-use ados_test_support::control_plane::{ControlPlane, Options};
 use ados_test_support::docker;
-use ados_test_support::fixtures::{make_bare_repo, try_git, TempDir};
-use ados_test_support::runner::RunnerProcess;
+use ados_test_support::docker_runner::{DockerRunner, T};
 use ados_work_runner::egress::Allowlist;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ados-work-runner");
-const T: Duration = Duration::from_secs(90);
 
 /// An HTTP server answering every request `200 <word>` on `addr`.
 fn http_server(ip: IpAddr, word: &'static str) -> SocketAddr {
@@ -67,116 +64,44 @@ fn host_addresses() -> (IpAddr, IpAddr) {
     (host, gateway)
 }
 
-/// A fenced runner and its control plane; its containers go on drop.
-struct Setup {
-    cp: ControlPlane,
-    ws: TempDir,
-    repos: TempDir,
-    runner_id: String,
-    env: Vec<(&'static str, String)>,
-    runner: Option<RunnerProcess>,
+/// A fenced runner (the shared Docker harness) whose `ADOS_EGRESS_ALLOW`
+/// is `allow`; `None` when Docker is not available (the test is skipped).
+fn fenced(test: &str, allow: &str) -> Option<DockerRunner> {
+    if !docker::available_or_skip(test) {
+        return None;
+    }
+    let extra = vec![
+        ("ADOS_MAX_JOBS", "2".into()),
+        ("ADOS_JOB_EGRESS", "allowlist".into()),
+        ("ADOS_EGRESS_ALLOW", allow.to_string()),
+        (
+            "ANTHROPIC_API_KEY",
+            "sk-ant-egress-test-0123456789abcdef".into(),
+        ),
+    ];
+    Some(DockerRunner::start(
+        BIN,
+        "eg",
+        test,
+        docker::job_image(),
+        extra,
+    ))
 }
 
-impl Setup {
-    fn start(test: &str, allow: &str) -> Option<Setup> {
-        if !docker::available_or_skip(test) {
-            return None;
-        }
-        let image = docker::job_image();
-        let short: String = test
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(12)
-            .collect();
-        let runner_id = format!("eg-{}-{short}", std::process::id());
-        docker::remove_containers_labelled(&format!("ados.runner={runner_id}"));
-        let cp = ControlPlane::start(Options {
-            heartbeat_s: 1,
-            ..Options::default()
-        });
-        let ws = TempDir::new("egress-ws");
-        let repos = TempDir::new("egress-repos");
-        make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
-        let env = vec![
-            ("ADOS_API_URL", cp.url()),
-            ("ADOS_TOKEN", cp.options().token.clone()),
-            ("ADOS_RUNNER_ID", runner_id.clone()),
-            ("WORKSPACE_DIR", ws.path().display().to_string()),
-            ("ADOS_HEALTH_ADDR", "off".into()),
-            ("ADOS_MAX_BACKOFF", "300ms".into()),
-            ("ADOS_ALLOW_FILE_REMOTES", "1".into()),
-            ("ADOS_MAX_JOBS", "2".into()),
-            ("ADOS_MIN_FREE_DISK", "0".into()),
-            ("ADOS_EXECUTOR", "docker".into()),
-            ("ADOS_JOB_IMAGE", image),
-            ("ADOS_JOB_EGRESS", "allowlist".into()),
-            ("ADOS_EGRESS_ALLOW", allow.to_string()),
-            (
-                "ANTHROPIC_API_KEY",
-                "sk-ant-egress-test-0123456789abcdef".into(),
-            ),
-            ("PATH", std::env::var("PATH").unwrap_or_default()),
-        ];
-        let mut s = Setup {
-            cp,
-            ws,
-            repos,
-            runner_id,
-            env,
-            runner: None,
-        };
-        s.start_runner();
-        Some(s)
-    }
-
-    fn start_runner(&mut self) {
-        self.runner = Some(RunnerProcess::start(Path::new(BIN), &[], &self.env));
-        self.cp.wait_for(|v| v["type"] == "hello", T);
-    }
-
-    fn spec(&self, id: &str, prompt: &str) -> Value {
-        let bare = self.repos.path().join("r.git");
-        json!({"job_id": id, "kind": "issue",
-               "repo": {"provider": "github", "owner": "o", "name": "r",
-                        "clone_url": bare.display().to_string(), "target_branch": "main"},
-               "prompt": prompt, "agent": {"name": "claude"},
-               "merge_mode": "direct", "max_repair_attempts": 0,
-               "commit": {"author_name": "ADOS Bot", "author_email": "bot@ados.dev"}})
-    }
-
-    fn result(&self, id: &str) -> Value {
-        self.cp
-            .wait_for(|v| v["type"] == "job.result" && v["job_id"] == id, T)
-    }
-
-    /// The `runner` stream of job `id`, all its lines.
-    fn runner_log(&self, id: &str) -> String {
-        self.cp
-            .frames()
-            .into_iter()
-            .filter(|v| v["type"] == "job.event" && v["job_id"] == id)
-            .filter(|v| v["event"]["kind"] == "log" && v["event"]["stream"] == "runner")
-            .filter_map(|v| v["event"]["text"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    fn file_on_main(&self, file: &str) -> String {
-        let bare = self.repos.path().join("r.git");
-        let (ok, out, err) = try_git(&bare, &["show", &format!("refs/heads/main:{file}")]);
-        assert!(ok, "{file} is not on main: {err}");
-        out.trim().to_string()
-    }
-
-    fn containers(&self) -> Vec<String> {
-        docker::containers_labelled(&format!("ados.runner={}", self.runner_id))
-    }
+/// The `runner` stream of job `id`, all its lines.
+fn runner_log(s: &DockerRunner, id: &str) -> String {
+    s.cp.frames()
+        .into_iter()
+        .filter(|v| v["type"] == "job.event" && v["job_id"] == id)
+        .filter(|v| v["event"]["kind"] == "log" && v["event"]["stream"] == "runner")
+        .filter_map(|v| v["event"]["text"].as_str().map(str::to_string))
+        .collect()
 }
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.runner = None;
-        docker::remove_containers_labelled(&format!("ados.runner={}", self.runner_id));
-    }
+/// `file` on main, which must be there.
+fn on_main(s: &DockerRunner, file: &str) -> String {
+    s.file_on_main(file)
+        .unwrap_or_else(|| panic!("{file} is not on main"))
 }
 
 /// A prompt line: fetch `url` with urllib (proxy variables honoured) into
@@ -207,7 +132,7 @@ fn a_fenced_agent_reaches_what_is_allowed_through_the_proxy_and_nothing_else() {
     // out of reach on the host's address and on docker0's.
     let open = http_server(IpAddr::from([0, 0, 0, 0]), "host-service");
     let allow = format!("{own}:{},169.254.0.0/16,0.0.0.0/0", allowed.port());
-    let Some(s) = Setup::start("a_fenced_agent_reaches", &allow) else {
+    let Some(s) = fenced("a_fenced_agent_reaches", &allow) else {
         return;
     };
     let prompt = [
@@ -220,23 +145,23 @@ fn a_fenced_agent_reaches_what_is_allowed_through_the_proxy_and_nothing_else() {
         "FAKE: sh env | grep -i _proxy | sed 's/:[^:@]*@/:TOKEN@/' | sort > proxy-env.txt".into(),
     ]
     .join("\n");
-    s.cp.assign(s.spec("eg-1", &prompt));
+    s.cp.assign(s.spec("eg-1", &prompt, ""));
     let res = s.result("eg-1");
     assert_eq!(res["status"], "completed", "{res}");
 
-    assert_eq!(s.file_on_main("allowed.txt"), "allowed-body");
-    let refused = s.file_on_main("refused.txt");
+    assert_eq!(on_main(&s, "allowed.txt"), "allowed-body");
+    let refused = on_main(&s, "refused.txt");
     assert!(
         refused.starts_with("failed") && refused.contains("403"),
         "{refused}"
     );
-    let meta = s.file_on_main("metadata.txt");
+    let meta = on_main(&s, "metadata.txt");
     assert!(meta.starts_with("failed") && meta.contains("403"), "{meta}");
     for f in ["direct.txt", "host-direct.txt", "gateway-direct.txt"] {
-        let got = s.file_on_main(f);
+        let got = on_main(&s, f);
         assert!(got.starts_with("failed"), "{f}: {got}");
     }
-    let env = s.file_on_main("proxy-env.txt");
+    let env = on_main(&s, "proxy-env.txt");
     assert!(
         env.contains("HTTPS_PROXY=http://ados:TOKEN@127.0.0.1:3128"),
         "{env}"
@@ -247,7 +172,7 @@ fn a_fenced_agent_reaches_what_is_allowed_through_the_proxy_and_nothing_else() {
     );
     assert!(env.contains("NO_PROXY=localhost,127.0.0.1,::1"), "{env}");
 
-    let log = s.runner_log("eg-1");
+    let log = runner_log(&s, "eg-1");
     assert!(
         log.contains("egress refused: evil.example:443 (not on the allowlist)\n"),
         "{log}"
@@ -270,24 +195,24 @@ fn a_jobs_registries_are_reachable_by_that_job_only() {
     }
     let (own, _) = host_addresses();
     let registry = http_server(own, "registry-index");
-    let Some(s) = Setup::start("a_jobs_registries_are", "") else {
+    let Some(s) = fenced("a_jobs_registries_are", "") else {
         return;
     };
     let url = format!("http://{registry}/npm/");
     let prompt = fetch(&url, "registry.txt");
-    let mut with = s.spec("eg-reg", &prompt);
+    let mut with = s.spec("eg-reg", &prompt, "");
     with["registries"] =
         json!([{"type": "npm", "url": url, "token": "npm-egress-token-0123456789"}]);
     s.cp.assign(with);
     assert_eq!(s.result("eg-reg")["status"], "completed");
-    assert_eq!(s.file_on_main("registry.txt"), "registry-index");
-    assert!(!s.runner_log("eg-reg").contains("egress refused"));
+    assert_eq!(on_main(&s, "registry.txt"), "registry-index");
+    assert!(!runner_log(&s, "eg-reg").contains("egress refused"));
 
-    s.cp.assign(s.spec("eg-noreg", &prompt));
+    s.cp.assign(s.spec("eg-noreg", &prompt, ""));
     assert_eq!(s.result("eg-noreg")["status"], "completed");
-    let got = s.file_on_main("registry.txt");
+    let got = on_main(&s, "registry.txt");
     assert!(got.starts_with("failed") && got.contains("403"), "{got}");
-    let log = s.runner_log("eg-noreg");
+    let log = runner_log(&s, "eg-noreg");
     assert!(
         log.contains(&format!(
             "egress refused: {registry} (not on the allowlist)\n"
@@ -298,10 +223,10 @@ fn a_jobs_registries_are_reachable_by_that_job_only() {
 
 #[test]
 fn what_a_fenced_job_leaves_is_swept_when_a_killed_runner_starts_again() {
-    let Some(mut s) = Setup::start("what_a_fenced_job_leaves", "") else {
+    let Some(mut s) = fenced("what_a_fenced_job_leaves", "") else {
         return;
     };
-    s.cp.assign(s.spec("eg-kill", "FAKE: hang"));
+    s.cp.assign(s.spec("eg-kill", "FAKE: hang", ""));
     let sock = s.ws.path().join("jobs/eg-kill/egress/proxy.sock");
     let deadline = std::time::Instant::now() + T;
     while s.containers().is_empty() || !sock.exists() {
@@ -329,7 +254,7 @@ fn what_a_fenced_job_leaves_is_swept_when_a_killed_runner_starts_again() {
 
 #[test]
 fn check_says_the_egress_mode_and_that_the_fence_works_here() {
-    let Some(s) = Setup::start("check_says_the_egress", "pypi.org,10.0.0.0/8") else {
+    let Some(s) = fenced("check_says_the_egress", "pypi.org,10.0.0.0/8") else {
         return;
     };
     let (_, out, err) =

@@ -222,7 +222,7 @@ fn a_jobs_registries_are_reachable_by_that_job_only() {
 }
 
 #[test]
-fn what_a_fenced_job_leaves_is_swept_when_a_killed_runner_starts_again() {
+fn what_a_fenced_job_leaves_is_swept_after_a_sigkill_and_removed_when_the_runner_stops() {
     let Some(mut s) = fenced("what_a_fenced_job_leaves", "") else {
         return;
     };
@@ -250,6 +250,15 @@ fn what_a_fenced_job_leaves_is_swept_when_a_killed_runner_starts_again() {
     assert_eq!(res["status"], "failed", "{res}");
     assert!(s.containers().is_empty(), "{:?}", s.containers());
     assert!(!sock.exists(), "the job's egress socket outlived its job");
+    // A runner that stops leaves nothing of the fence either.
+    let forwarder = s.ws.path().join("state/egress/ados-work-runner");
+    assert!(forwarder.exists(), "the forwarder binary was not placed");
+    if let Some(r) = s.runner.as_mut() {
+        r.signal(libc::SIGTERM);
+        assert!(r.wait_exit(T).is_some(), "the runner did not stop");
+    }
+    assert!(!forwarder.exists(), "the forwarder outlived the runner");
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
 }
 
 #[test]

@@ -143,6 +143,7 @@ fn a_fenced_agent_reaches_what_is_allowed_through_the_proxy_and_nothing_else() {
         direct(SocketAddr::new(own, open.port()), "host-direct.txt"),
         direct(SocketAddr::new(gateway, open.port()), "gateway-direct.txt"),
         "FAKE: sh env | grep -i _proxy | sed 's/:[^:@]*@/:TOKEN@/' | sort > proxy-env.txt".into(),
+        "FAKE: sh echo \"proxy is $HTTPS_PROXY\"".into(),
     ]
     .join("\n");
     s.cp.assign(s.spec("eg-1", &prompt, ""));
@@ -172,6 +173,12 @@ fn a_fenced_agent_reaches_what_is_allowed_through_the_proxy_and_nothing_else() {
     );
     assert!(env.contains("NO_PROXY=localhost,127.0.0.1,::1"), "{env}");
 
+    // The job's proxy token is a secret: masked in the job's stream.
+    let events = s.events("eg-1");
+    assert!(
+        events.contains("proxy is http://ados:[REDACTED]@127.0.0.1:3128"),
+        "{events}"
+    );
     let log = runner_log(&s, "eg-1");
     assert!(
         log.contains("egress refused: evil.example:443 (not on the allowlist)\n"),

@@ -122,13 +122,15 @@ pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<&JobS
         // corporate network's DNS): only a name entry can allow that.
         name_allowed(&job.allow, &req)
     } else {
-        rules::decide(
-            &job.allow,
-            &req.host,
-            req.port,
-            &addrs,
-            &rules::own_addresses(),
-        )
+        {
+            let own = rules::own_addresses();
+            let docker = inner.docker_endpoints();
+            let protected = rules::Protected {
+                own: &own,
+                docker: &docker,
+            };
+            rules::decide(&job.allow, &req.host, req.port, &addrs, protected)
+        }
     };
     if let Err(why) = verdict {
         return refuse(&mut conn, why, 403, "Forbidden");

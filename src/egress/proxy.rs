@@ -91,9 +91,16 @@ pub(super) struct Inner {
     pub(super) limits: Limits,
     open: AtomicUsize,
     stop: AtomicBool,
+    /// The Docker daemon's TCP addresses (`DOCKER_HOST=tcp://…`).
+    docker: Mutex<Vec<SocketAddr>>,
 }
 
 impl Inner {
+    /// The Docker daemon's TCP addresses, when it has any.
+    pub(super) fn docker_endpoints(&self) -> Vec<SocketAddr> {
+        self.docker.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
     /// The job whose token is `token`.
     pub(super) fn job_by_token(&self, token: &str) -> Option<Arc<JobState>> {
         self.jobs.lock().ok()?.get(token).cloned()
@@ -134,6 +141,7 @@ impl EgressProxy {
             limits,
             open: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
+            docker: Mutex::new(Vec::new()),
         });
         let i2 = Arc::clone(&inner);
         let accept = std::thread::Builder::new()
@@ -158,6 +166,14 @@ impl EgressProxy {
     /// The TCP address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Keep jobs off the Docker daemon at `addrs` (the runner's
+    /// `DOCKER_HOST=tcp://…`) unless an entry names it exactly.
+    pub fn protect_docker(&self, addrs: Vec<SocketAddr>) {
+        if let Ok(mut d) = self.inner.docker.lock() {
+            *d = addrs;
+        }
     }
 
     /// Register a job: connections with its token are held to `allow`.

@@ -16,7 +16,9 @@
 //!   own host — loopback, the unspecified address, and every address of its
 //!   network interfaces (docker0 and the gateway the containers see, where
 //!   the runner's health port, a Docker daemon on TCP and any service
-//!   listening on 0.0.0.0 answer). A block or wildcard never reaches them.
+//!   listening on 0.0.0.0 answer) — and the Docker daemon the runner uses
+//!   when `DOCKER_HOST` names one on another machine (`tcp://…`). A block
+//!   or wildcard never reaches them.
 //!
 //! A name that resolves to several addresses is refused when any of them
 //! is refused: a real API host has no reason to resolve to the metadata
@@ -39,6 +41,9 @@ pub enum Refusal {
     OwnHost(IpAddr),
     /// The name does not resolve.
     Unresolved,
+    /// It is the Docker daemon the runner uses (`DOCKER_HOST`), and no
+    /// entry names it exactly.
+    DockerDaemon(std::net::SocketAddr),
     /// The job has as many connections open as it may.
     TooManyConnections(usize),
 }
@@ -54,6 +59,10 @@ impl fmt::Display for Refusal {
             Refusal::OwnHost(ip) => write!(
                 f,
                 "{ip} is the runner's own host; only an ADOS_EGRESS_ALLOW entry naming this exact host:port allows it"
+            ),
+            Refusal::DockerDaemon(addr) => write!(
+                f,
+                "{addr} is the Docker daemon of the runner (DOCKER_HOST); only an ADOS_EGRESS_ALLOW entry naming this exact host:port allows it"
             ),
             Refusal::Unresolved => f.write_str("the name does not resolve"),
             Refusal::TooManyConnections(n) => {
@@ -80,9 +89,18 @@ pub fn is_own_host(ip: IpAddr, own: &[IpAddr]) -> bool {
     ip.is_loopback() || ip.is_unspecified() || own.iter().any(|o| o.to_canonical() == ip)
 }
 
+/// What the rules protect besides metadata: the runner host's addresses
+/// and its Docker daemon's, when that is on TCP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Protected<'a> {
+    /// The addresses of this host's interfaces ([`own_addresses`]).
+    pub own: &'a [IpAddr],
+    /// The Docker daemon's addresses (`DOCKER_HOST=tcp://…`).
+    pub docker: &'a [std::net::SocketAddr],
+}
+
 /// May the job whose allowlist is `allow` reach `host:port`, which resolved
-/// to `addrs`? `own` are the runner host's addresses. `Ok` holds the
-/// addresses to connect to (all of `addrs`).
+/// to `addrs`? `Ok`: connect to `addrs`.
 ///
 /// # Errors
 /// The [`Refusal`].
@@ -91,8 +109,9 @@ pub fn decide(
     host: &str,
     port: u16,
     addrs: &[IpAddr],
-    own: &[IpAddr],
+    protected: Protected<'_>,
 ) -> Result<(), Refusal> {
+    let own = protected.own;
     if let Some(ip) = addrs.iter().copied().find(|a| is_metadata(*a)) {
         return Err(Refusal::Metadata(ip));
     }
@@ -102,12 +121,22 @@ pub fn decide(
     if addrs.is_empty() {
         return Err(Refusal::Unresolved);
     }
-    if let Some(ip) = addrs.iter().copied().find(|a| is_own_host(*a, own)) {
-        if !allow.names_exactly(host, port) {
-            return Err(Refusal::OwnHost(ip));
-        }
+    if allow.names_exactly(host, port) {
+        return Ok(());
     }
-    Ok(())
+    if let Some(ip) = addrs.iter().copied().find(|a| is_own_host(*a, own)) {
+        return Err(Refusal::OwnHost(ip));
+    }
+    let docker = protected.docker.iter().find(|d| {
+        d.port() == port
+            && addrs
+                .iter()
+                .any(|a| a.to_canonical() == d.ip().to_canonical())
+    });
+    match docker {
+        Some(d) => Err(Refusal::DockerDaemon(*d)),
+        None => Ok(()),
+    }
 }
 
 /// The addresses of this host's network interfaces (`getifaddrs`), read at
@@ -183,7 +212,7 @@ mod tests {
             ),
             ("::/0", "fe80::1", vec!["fe80::1"]),
         ] {
-            let got = decide(&allow(list), host, 80, &ips(&addrs), &[]);
+            let got = decide(&allow(list), host, 80, &ips(&addrs), Protected::default());
             assert!(
                 matches!(got, Err(Refusal::Metadata(_))),
                 "{list} {host}: {got:?}"
@@ -220,7 +249,11 @@ mod tests {
             // Another machine in the same block is fine.
             ("192.168.1.0/24", "192.168.1.6", vec!["192.168.1.6"], true),
         ] {
-            let got = decide(&allow(list), host, 8080, &ips(&addrs), &own);
+            let p = Protected {
+                own: &own,
+                docker: &[],
+            };
+            let got = decide(&allow(list), host, 8080, &ips(&addrs), p);
             assert_eq!(got.is_ok(), ok, "{list} {host}: {got:?}");
             if !ok && list != "127.0.0.1:8081" {
                 assert!(matches!(got, Err(Refusal::OwnHost(_))), "{got:?}");
@@ -229,18 +262,63 @@ mod tests {
     }
 
     #[test]
-    fn everything_else_follows_the_allowlist() {
-        let a = allow("api.example");
+    fn a_docker_daemon_on_tcp_needs_an_exact_entry() {
+        let docker = ["10.1.2.3:2376".parse().unwrap()];
+        let p = Protected {
+            own: &[],
+            docker: &docker,
+        };
+        let addrs = ips(&["10.1.2.3"]);
         assert_eq!(
-            decide(&a, "api.example", 443, &ips(&["1.2.3.4"]), &[]),
+            decide(&allow("10.0.0.0/8"), "10.1.2.3", 2376, &addrs, p),
+            Err(Refusal::DockerDaemon(docker[0]))
+        );
+        assert_eq!(
+            decide(
+                &allow("*.corp.example"),
+                "dock.corp.example",
+                2376,
+                &addrs,
+                p
+            ),
+            Err(Refusal::DockerDaemon(docker[0]))
+        );
+        // Another port of that machine, or an exact entry, is fine.
+        assert_eq!(
+            decide(&allow("10.0.0.0/8"), "10.1.2.3", 443, &addrs, p),
             Ok(())
         );
         assert_eq!(
-            decide(&a, "evil.example", 443, &ips(&["1.2.3.4"]), &[]),
+            decide(&allow("10.1.2.3:2376"), "10.1.2.3", 2376, &addrs, p),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn everything_else_follows_the_allowlist() {
+        let a = allow("api.example");
+        assert_eq!(
+            decide(
+                &a,
+                "api.example",
+                443,
+                &ips(&["1.2.3.4"]),
+                Protected::default()
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            decide(
+                &a,
+                "evil.example",
+                443,
+                &ips(&["1.2.3.4"]),
+                Protected::default()
+            ),
             Err(Refusal::NotAllowed)
         );
         assert_eq!(
-            decide(&a, "api.example", 443, &[], &[]),
+            decide(&a, "api.example", 443, &[], Protected::default()),
             Err(Refusal::Unresolved)
         );
     }

@@ -130,6 +130,7 @@ impl ExecutorKind {
                             cfg.proxy.clone(),
                             metrics.clone(),
                             docker::fence::FORWARDER_NAME,
+                            rt.cli_env(),
                         )?;
                         rt.with_fence(fence)
                     }

@@ -18,6 +18,7 @@ use super::super::placement::Placement;
 use crate::egress::{Allowlist, EgressProxy, JobEgress, Limits};
 use crate::metrics::Metrics;
 use crate::net::ProxySettings;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +74,7 @@ impl EgressFence {
         upstream: ProxySettings,
         metrics: Arc<Metrics>,
         name: &str,
+        cli_env: &[(String, String)],
     ) -> Result<EgressFence, String> {
         let dir = workspace.join("state").join("egress");
         let place = |e: std::io::Error| {
@@ -101,6 +103,7 @@ impl EgressFence {
             Limits::default(),
         )
         .map_err(|e| format!("cannot start the egress proxy: {e}"))?;
+        proxy.protect_docker(docker_endpoints(cli_env));
         Ok(EgressFence {
             proxy,
             forwarder,
@@ -123,6 +126,23 @@ impl EgressFence {
     pub fn stop(&self) {
         self.proxy.stop();
     }
+}
+
+/// The addresses of the Docker daemon when the `docker` CLI's environment
+/// (`cli_env`) points it at TCP (`DOCKER_HOST=tcp://host:port`); a unix
+/// socket is out of a TCP proxy's reach anyway.
+fn docker_endpoints(cli_env: &[(String, String)]) -> Vec<SocketAddr> {
+    let Some((_, host)) = cli_env.iter().find(|(k, _)| k == "DOCKER_HOST") else {
+        return Vec::new();
+    };
+    let Some(authority) = host.trim().strip_prefix("tcp://") else {
+        return Vec::new();
+    };
+    let authority = authority.split('/').next().unwrap_or_default();
+    authority
+        .to_socket_addrs()
+        .map(|a| a.collect())
+        .unwrap_or_default()
 }
 
 impl Drop for EgressFence {
@@ -224,6 +244,7 @@ impl super::runtime::DockerRuntime {
             cfg.proxy.clone(),
             Arc::new(Metrics::new()),
             &format!("check-{}", std::process::id()),
+            &self.cli_env,
         ) {
             Ok(f) => f,
             Err(e) => return fail(e),
@@ -271,5 +292,24 @@ impl super::runtime::DockerRuntime {
             )),
             Err(e) => fail(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &str) -> Vec<(String, String)> {
+        vec![("DOCKER_HOST".to_string(), v.to_string())]
+    }
+
+    #[test]
+    fn a_docker_daemon_on_tcp_is_protected_and_a_socket_needs_nothing() {
+        let want: Vec<SocketAddr> = vec!["10.1.2.3:2376".parse().unwrap()];
+        assert_eq!(docker_endpoints(&env("tcp://10.1.2.3:2376")), want);
+        assert_eq!(docker_endpoints(&env(" tcp://10.1.2.3:2376/ ")), want);
+        assert!(docker_endpoints(&env("unix:///var/run/docker.sock")).is_empty());
+        assert!(docker_endpoints(&env("tcp://no-port")).is_empty());
+        assert!(docker_endpoints(&[]).is_empty());
     }
 }

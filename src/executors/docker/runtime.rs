@@ -127,6 +127,11 @@ impl DockerRuntime {
         crate::egress::agents::job_allowlist(&global, agents, registries)
     }
 
+    /// The `docker` CLI's environment (`DOCKER_HOST`, …).
+    pub fn cli_env(&self) -> &[(String, String)] {
+        &self.cli_env
+    }
+
     /// Whether job containers are fenced in.
     pub fn fenced(&self) -> bool {
         self.fence.is_some()

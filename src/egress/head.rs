@@ -127,6 +127,9 @@ fn parse(text: &str) -> Result<Request, String> {
             "only http:// URLs without credentials are forwarded; use CONNECT for https".into(),
         );
     }
+    if !clean_host(url.host()) {
+        return Err("the URL's host is not a host name or address".into());
+    }
     let port = url.port_or_default().unwrap_or(80);
     let path = if url.rest().is_empty() {
         "/"
@@ -170,7 +173,18 @@ fn split_authority(target: &str) -> Option<(String, u16)> {
     } else {
         host.to_string()
     };
-    (!host.is_empty() && !host.contains(['/', '@', ' '])).then(|| (host.to_ascii_lowercase(), port))
+    clean_host(&host).then(|| (host.to_ascii_lowercase(), port))
+}
+
+/// A host a refusal line may name: letters, digits, `.`, `-`, `_` and the
+/// `:` of an IPv6 address, nothing else (a newline in a CONNECT target
+/// must not forge a line of the job's `runner` stream).
+fn clean_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
 }
 
 #[cfg(test)]
@@ -230,6 +244,9 @@ mod tests {
             "CONNECT h.example:0 HTTP/1.1\r\n\r\n",
             "CONNECT ::1:80 HTTP/1.1\r\n\r\n",
             "CONNECT a@h.example:443 HTTP/1.1\r\n\r\n",
+            "CONNECT evil\nforged line:443 HTTP/1.1\r\n\r\n",
+            "CONNECT evil\x1b[2J:443 HTTP/1.1\r\n\r\n",
+            "GET http://evil\x07.example/ HTTP/1.1\r\n\r\n",
             "CONNECT h.example:443 HTTP/2\r\n\r\n",
             "CONNECT  h.example:443 HTTP/1.1\r\n\r\n",
             "CONNECT h.example:443 HTTP/1.1\r\nno colon\r\n\r\n",

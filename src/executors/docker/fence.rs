@@ -234,7 +234,7 @@ impl super::runtime::DockerRuntime {
             super::CheckFinding {
             name: NAME,
             detail: format!("allowlist, but the fence cannot be made: {detail}"),
-            fix: Some("the job image must run the runner's binary (a static build runs anywhere); or set ADOS_JOB_EGRESS=open".into()),
+            fix: Some("the job image must run the runner's binary (the static build of `make static` runs in any image); or set ADOS_JOB_EGRESS=open".into()),
         }
         };
         let fence = match EgressFence::start(

@@ -1,6 +1,7 @@
 //! Standard base64 with padding (RFC 4648 §4): HTTP Basic credentials for
 //! git and proxies, and the encoded forms of secrets the redactor searches
-//! for. Encoding only; twenty lines are not worth a dependency.
+//! for; decoding for the Basic credentials a job's client sends the egress
+//! proxy. Forty lines are not worth a dependency.
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -25,9 +26,28 @@ pub fn encode(data: &[u8]) -> String {
     out
 }
 
+/// Decode standard base64 (padding optional); `None` for anything else.
+pub fn decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c)?;
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // A single leftover character cannot be valid base64.
+    (bits < 6).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::{decode, encode};
 
     #[test]
     fn rfc4648_vectors() {
@@ -41,6 +61,10 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(encode(plain.as_bytes()), enc);
+            assert_eq!(decode(enc).as_deref(), Some(plain.as_bytes()));
         }
+        assert_eq!(decode("Zm9vYg").as_deref(), Some(&b"foob"[..]));
+        assert_eq!(decode("Zm9v!"), None);
+        assert_eq!(decode("Z"), None);
     }
 }

@@ -89,6 +89,8 @@ pub fn run(args: &[String]) -> u8 {
     let wants_help = rest.iter().any(help);
     match cmd {
         "exec" => crate::exec::main(rest),
+        // Hidden: the runner runs it inside a fenced job container.
+        "egress-forward" => egress_forward(rest),
         "run" | "check" | "healthcheck" if wants_help => {
             print!(
                 "{}",
@@ -152,6 +154,25 @@ pub fn run(args: &[String]) -> u8 {
         },
         other => {
             eprintln!("error: unknown subcommand `{other}`\n\n{USAGE}");
+            2
+        }
+    }
+}
+
+/// `egress-forward`: relay the container's loopback port to the job's
+/// egress proxy socket until the container stops.
+fn egress_forward(args: &[String]) -> u8 {
+    use crate::egress::forward;
+    match forward::parse_args(args) {
+        Ok(a) => match forward::run(&a) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("egress-forward: cannot listen on {}: {e}", a.listen);
+                1
+            }
+        },
+        Err(e) => {
+            eprint!("error: {e}");
             2
         }
     }

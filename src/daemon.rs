@@ -77,7 +77,7 @@ pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let (from_link_tx, from_link_rx) = crossbeam_channel::unbounded();
     let mut outbox = crate::link::Outbox::new();
     let mut table = crate::dispatch::JobTable::new(cfg.max_jobs);
-    let executors = crate::executors::ExecutorKind::from_config(&cfg)
+    let executors = crate::executors::ExecutorKind::from_config(&cfg, &metrics)
         .map_err(|e| fail("cannot use the Docker executor (ADOS_EXECUTOR=docker)", e))?;
     if let crate::executors::ExecutorKind::Docker(rt) = &executors {
         log::info!("{}; job image {}", rt.placement().describe(), rt.image());

@@ -354,7 +354,8 @@ pub fn main(args: &[String]) -> u8 {
         }
     };
     let cfg = Arc::new(cfg);
-    let executors = match crate::executors::ExecutorKind::from_config(&cfg) {
+    let metrics = Arc::new(Metrics::new());
+    let executors = match crate::executors::ExecutorKind::from_config(&cfg, &metrics) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
@@ -365,7 +366,7 @@ pub fn main(args: &[String]) -> u8 {
         cfg.clone(),
         ws,
         executors,
-        Arc::new(Metrics::new()),
+        metrics,
         crate::link::Waker::noop(),
     ) {
         Ok(c) => c,

@@ -31,6 +31,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dispatch;
+pub mod egress;
 pub mod exec;
 pub mod exec_input;
 pub mod executors;

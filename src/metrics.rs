@@ -44,6 +44,7 @@ pub struct Metrics {
     /// Unix ms the process started.
     started_ms: AtomicU64,
     reconnects: AtomicU64,
+    egress_denied: AtomicU64,
     active_jobs: AtomicU64,
     free_slots: AtomicU64,
     draining: AtomicBool,
@@ -132,6 +133,16 @@ impl Metrics {
     /// One more reconnect attempt after a lost or failed connection.
     pub fn inc_reconnects(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The egress proxy refused a job's connection.
+    pub fn inc_egress_denied(&self) {
+        self.egress_denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections the egress proxy refused since start.
+    pub fn egress_denied(&self) -> u64 {
+        self.egress_denied.load(Ordering::Relaxed)
     }
 
     /// Slots and draining, as the dispatcher sees them.
@@ -229,6 +240,13 @@ impl Metrics {
             "Reconnects to the control plane since start.",
             "counter",
             self.reconnects.load(Ordering::Relaxed).to_string(),
+        );
+        gauge(
+            &mut out,
+            "ados_egress_denied_total",
+            "Connections from job containers the egress proxy refused (ADOS_JOB_EGRESS=allowlist).",
+            "counter",
+            self.egress_denied().to_string(),
         );
         gauge(
             &mut out,

@@ -4,29 +4,32 @@
 //! where, the limits and labels, where secrets are (and are not), and
 //! that no container outlives its job, whatever happened to it.
 
-use ados_test_support::control_plane::{ControlPlane, Options};
 use ados_test_support::docker;
+use ados_test_support::docker_runner::{DockerRunner, T};
 use ados_test_support::fixtures::{make_bare_repo, try_git, TempDir};
-use ados_test_support::runner::RunnerProcess;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ados-work-runner");
-const T: Duration = Duration::from_secs(90);
 const ANTHROPIC: &str = "sk-ant-docker-test-0123456789abcdef";
 const OPENAI: &str = "sk-openai-docker-test-0123456789abcd";
 const GITHUB: &str = "ghs_DockerTestToken0123456789abcdef";
 
-/// A runner with the Docker executor, its control plane and a repository;
-/// every container labelled with its runner id is removed on drop.
-struct Setup {
-    cp: ControlPlane,
-    ws: TempDir,
-    repos: TempDir,
-    runner_id: String,
-    env: Vec<(&'static str, String)>,
-    runner: Option<RunnerProcess>,
+/// The shared Docker runner harness, with this file's limits and keys.
+struct Setup(DockerRunner);
+
+impl std::ops::Deref for Setup {
+    type Target = DockerRunner;
+    fn deref(&self) -> &DockerRunner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Setup {
+    fn deref_mut(&mut self) -> &mut DockerRunner {
+        &mut self.0
+    }
 }
 
 impl Setup {
@@ -40,78 +43,16 @@ impl Setup {
 
     /// A runner whose jobs use `image`.
     fn with_image(test: &str, image: String) -> Setup {
-        let runner_id = format!("dx-{}-{}", std::process::id(), short(test));
-        docker::remove_containers_labelled(&format!("ados.runner={runner_id}"));
-        let cp = ControlPlane::start(Options {
-            heartbeat_s: 1,
-            ..Options::default()
-        });
-        let ws = TempDir::new("docker-ws");
-        let repos = TempDir::new("docker-repos");
-        make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
-        let env: Vec<(&'static str, String)> = vec![
-            ("ADOS_API_URL", cp.url()),
-            ("ADOS_TOKEN", cp.options().token.clone()),
-            ("ADOS_RUNNER_ID", runner_id.clone()),
-            ("WORKSPACE_DIR", ws.path().display().to_string()),
-            ("ADOS_HEALTH_ADDR", "off".into()),
-            ("ADOS_MAX_BACKOFF", "300ms".into()),
-            ("ADOS_ALLOW_FILE_REMOTES", "1".into()),
+        let extra = vec![
             ("ADOS_MAX_JOBS", "3".into()),
-            ("ADOS_MIN_FREE_DISK", "0".into()),
-            ("ADOS_EXECUTOR", "docker".into()),
-            ("ADOS_JOB_IMAGE", image),
             ("ADOS_JOB_CPUS", "0.5".into()),
             ("ADOS_JOB_MEMORY", "256M".into()),
             ("ADOS_JOB_PIDS_LIMIT", "321".into()),
             ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
             ("OPENAI_API_KEY", OPENAI.into()),
             ("GITHUB_TOKEN", GITHUB.into()),
-            // The host's PATH holds no agent CLI: they are in the image.
-            ("PATH", std::env::var("PATH").unwrap_or_default()),
         ];
-        let mut s = Setup {
-            cp,
-            ws,
-            repos,
-            runner_id,
-            env,
-            runner: None,
-        };
-        s.start_runner();
-        s
-    }
-
-    fn start_runner(&mut self) {
-        self.runner = Some(RunnerProcess::start(Path::new(BIN), &[], &self.env));
-        self.cp.wait_for(|v| v["type"] == "hello", T);
-    }
-
-    fn bare(&self) -> PathBuf {
-        self.repos.path().join("r.git")
-    }
-
-    fn spec(&self, id: &str, prompt: &str, test_command: &str) -> Value {
-        json!({"job_id": id, "kind": "issue",
-               "repo": {"provider": "github", "owner": "o", "name": "r",
-                        "clone_url": self.bare().display().to_string(), "target_branch": "main"},
-               "prompt": prompt, "agent": {"name": "claude"},
-               "merge_mode": "direct", "test_command": test_command, "max_repair_attempts": 0,
-               "commit": {"author_name": "ADOS Bot", "author_email": "bot@ados.dev"}})
-    }
-
-    fn result(&self, id: &str) -> Value {
-        self.cp
-            .wait_for(|v| v["type"] == "job.result" && v["job_id"] == id, T)
-    }
-
-    fn events(&self, id: &str) -> String {
-        self.cp
-            .frames()
-            .into_iter()
-            .filter(|v| v["type"] == "job.event" && v["job_id"] == id)
-            .map(|v| v.to_string())
-            .collect()
+        Setup(DockerRunner::start(BIN, "dx", test, image, extra))
     }
 
     fn job_label(&self, id: &str) -> String {
@@ -147,36 +88,11 @@ impl Setup {
         }
     }
 
-    /// Every container of this runner (running or not).
-    fn containers(&self) -> Vec<String> {
-        docker::containers_labelled(&format!("ados.runner={}", self.runner_id))
-    }
-
-    fn file_on_main(&self, file: &str) -> Option<String> {
-        let (ok, out, _) = try_git(&self.bare(), &["show", &format!("refs/heads/main:{file}")]);
-        ok.then(|| out.trim().to_string())
-    }
-
     /// Release a fake agent waiting for `<TMPDIR>/go` (its job's tmp).
     fn release(&self, id: &str) {
         let go = self.ws.path().join("jobs").join(id).join("tmp/go");
         std::fs::write(&go, "").expect("write the release file");
     }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        self.runner = None;
-        docker::remove_containers_labelled(&format!("ados.runner={}", self.runner_id));
-    }
-}
-
-/// A label-safe short name of a test.
-fn short(test: &str) -> String {
-    test.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(12)
-        .collect()
 }
 
 /// A prompt line that waits (in the container) until the test creates

@@ -58,19 +58,21 @@ fn the_protocol_page_is_the_whole_contract_and_the_readme_says_what_is_missing()
         .nth(1)
         .expect("README has a section on what this version does not do yet");
     assert!(
-        gaps.contains("Egress control"),
-        "README's gaps lack Egress control"
+        gaps.contains("Per-job CPU and memory limits"),
+        "README's gaps lack the host executor's per-job limits"
     );
-    // The Docker executor and chat sessions are no longer gaps: each has
-    // its own section.
-    assert!(readme.contains("\n## The Docker executor\n"));
-    let gaps = gaps.split("\n## ").next().unwrap_or_default();
-    assert!(
-        !gaps.contains("**The Docker executor**"),
-        "the Docker executor is listed as a gap"
-    );
-    assert!(!gaps.contains("Chat sessions"), "chat is listed as a gap");
-    for chat in ["## Chat sessions", "**Slots.**", "**Drain.**"] {
+    // The Docker executor, egress control and chat sessions are no longer
+    // gaps: each has its own section.
+    let listed = gaps.split("\n## ").next().unwrap_or("");
+    for (section, gap) in [
+        ("The Docker executor", "**The Docker executor**"),
+        ("Egress control", "**Egress control**"),
+        ("Chat sessions", "**Chat sessions**"),
+    ] {
+        assert!(readme.contains(&format!("\n## {section}\n")), "{section}");
+        assert!(!listed.contains(gap), "README still lists {gap} as a gap");
+    }
+    for chat in ["**Slots.**", "**Drain.**"] {
         assert!(readme.contains(chat), "README lacks {chat}");
     }
 }
@@ -101,5 +103,25 @@ fn the_env_example_is_the_variable_table() {
         "ADOS_JOB_IMAGE",
     ] {
         assert!(committed.contains(&format!("#{name}=")), "{name}");
+    }
+}
+
+/// docs/egress.md's table of the agents' API hosts is the one the proxy
+/// uses (`AGENT_HOSTS`).
+#[test]
+fn the_agent_host_table_in_the_docs_is_the_proxys() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/egress.md")).expect("read docs/egress.md");
+    for (agent, hosts) in ados_work_runner::egress::agents::AGENT_HOSTS {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{agent}` |")))
+            .unwrap_or_else(|| panic!("docs/egress.md has no row for {agent}"));
+        let cell = row.split('|').nth(2).unwrap_or_default();
+        let listed: Vec<String> = cell
+            .split(',')
+            .map(|h| format!("{}:443", h.trim().trim_matches('`')))
+            .collect();
+        assert_eq!(listed, *hosts, "docs/egress.md's row for {agent}");
     }
 }

@@ -59,6 +59,7 @@ pub fn run_attempt(
     let spec = adapter.command(ctx);
     let mut parser = adapter.parser();
     let outcome = executor.run(&spec, opts, &mut |stream, line| {
+        crate::executors::pass_notes(executor, reporter);
         if stream == OutputStream::Stderr {
             reporter.log(LogStream::Agent, &format!("{line}\n"));
         }
@@ -68,7 +69,9 @@ pub fn run_attempt(
                 Parsed::Log(text) => reporter.log(LogStream::Agent, &format!("{text}\n")),
             }
         }
-    })?;
+    });
+    crate::executors::pass_notes(executor, reporter);
+    let outcome = outcome?;
     let mut verdict = parser.finish(&outcome);
     if verdict.session_id.is_none() {
         // Copilot names its session only in the final line; the id the

@@ -115,7 +115,14 @@ pub fn run_checks_with(env: &RawEnv, probe: &dyn Fn(&str) -> Result<String, Stri
         Ok((cfg, crate::config::ExecutorSetting::Docker(settings))) => {
             out.extend(docker::checks(cfg, settings));
         }
-        _ => out.push(programs::agents_check(&agents)),
+        Ok(_) => {
+            out.push(programs::agents_check(&agents));
+            out.push(Check::pass(
+                "egress",
+                "open: jobs run on the host and reach every network it reaches (ADOS_JOB_EGRESS=allowlist needs ADOS_EXECUTOR=docker)",
+            ));
+        }
+        Err(_) => out.push(programs::agents_check(&agents)),
     }
     if let Ok(cfg) = &config {
         out.push(workspace::writable(&cfg.workspace_dir));

@@ -7,6 +7,7 @@
 
 mod custom;
 mod detect;
+mod egress;
 mod error;
 mod executor;
 mod memory;
@@ -21,6 +22,7 @@ mod vars;
 
 pub use crate::net::ProxySettings;
 pub use custom::{CustomAgent, BUILTIN_AGENTS};
+pub use egress::EgressSetting;
 pub use error::{ConfigError, ConfigErrors};
 pub use executor::{
     DockerSettings, ExecutorSetting, JobImage, DEFAULT_JOB_NETWORK, DEFAULT_JOB_PIDS_LIMIT,

@@ -1,6 +1,7 @@
 //! The validated configuration and the rules that produce it.
 
 use super::custom::{self, CustomAgent};
+use super::egress::{self, EgressSetting};
 use super::error::{ConfigErrors, Problems};
 use super::executor::{self, ExecutorSetting};
 use super::raw::RawEnv;
@@ -87,6 +88,8 @@ pub struct Config {
     pub custom_agents: Vec<CustomAgent>,
     /// `ADOS_EXECUTOR` and, for `docker`, the job containers' settings.
     pub executor: ExecutorSetting,
+    /// `ADOS_JOB_EGRESS` and `ADOS_EGRESS_ALLOW`.
+    pub egress: EgressSetting,
 }
 
 impl fmt::Debug for Config {
@@ -394,6 +397,7 @@ impl Config {
         let once = flag_or(env, &mut errs, "ADOS_ONCE", false);
         let job_uid_base = job_uid_base(env, &mut errs, max_jobs, is_root());
         let executor = executor::executor(env, &mut errs, cpus, memory_bytes, max_jobs);
+        let egress = egress::egress(env, &mut errs, &executor);
         // A job container has its directories mounted directly: its user
         // never walks the host's path down to them.
         if job_uid_base.is_some() && executor == ExecutorSetting::Host {
@@ -513,6 +517,7 @@ impl Config {
             agent_keys,
             custom_agents,
             executor,
+            egress,
         })
     }
 

@@ -50,6 +50,8 @@ pub const VARIABLES: &[Variable] = &[
     Variable { name: "ADOS_JOB_UID_BASE", default: "200000 when root, else off", meaning: "first uid/gid of the per-job users (base + slot); off runs jobs as the runner's user" },
     Variable { name: "ADOS_EXECUTOR", default: "host", meaning: "where jobs' agents and tests run: host, or docker (a container per job; needs ADOS_JOB_IMAGE)" },
     Variable { name: "ADOS_JOB_IMAGE", default: "required with docker", meaning: "the image of each job's container (must exist locally); self: the image of the runner's own container" },
+    Variable { name: "ADOS_JOB_EGRESS", default: "open", meaning: "open, or allowlist: a job container reaches only the runner's proxy, which allows its agent's API, its registries and ADOS_EGRESS_ALLOW (needs ADOS_EXECUTOR=docker)" },
+    Variable { name: "ADOS_EGRESS_ALLOW", default: "unset", meaning: "with ADOS_JOB_EGRESS=allowlist, what every job may also reach: host, *.domain, host:port, address or CIDR block, comma-separated" },
     Variable { name: "ADOS_JOB_CPUS", default: "the runner's cpus / slots", meaning: "docker: --cpus of each job container (1.5)" },
     Variable { name: "ADOS_JOB_MEMORY", default: "the runner's memory / slots", meaning: "docker: --memory of each job container, as ADOS_MEMORY (2G)" },
     Variable { name: "ADOS_JOB_PIDS_LIMIT", default: "4096", meaning: "docker: --pids-limit of each job container" },

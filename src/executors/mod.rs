@@ -22,8 +22,10 @@ pub use docker::{DockerExecutor, DockerRuntime};
 pub use host::HostExecutor;
 pub use users::{JobUsers, UserLease};
 
-use crate::config::{Config, ExecutorSetting};
+use crate::config::{Config, EgressSetting, ExecutorSetting};
+use crate::job::spec::JobSpec;
 use crate::job::JobId;
+use crate::metrics::Metrics;
 use crate::process::{CommandSpec, OutputStream, ProcessOutcome, RunAs, RunOptions, SpawnError};
 use std::sync::Arc;
 
@@ -57,6 +59,21 @@ pub trait Executor: Send + Sync {
     /// happens before the commit and before the result is sent.
     fn finish(&self) {}
 
+    /// Lines the executor has for the job's `runner` stream since it was
+    /// last asked (a fenced container's egress refusals). The job's thread
+    /// asks before each output line of a command and after the command,
+    /// so a refusal appears just before the error the client prints.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Secrets the executor gave the job's commands (a fenced container's
+    /// proxy token), for the job's redactor; known once the first command
+    /// has started.
+    fn secrets(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Run `spec` to the end, calling `on_line` on this thread for each
     /// redacted output line.
     ///
@@ -69,6 +86,14 @@ pub trait Executor: Send + Sync {
         opts: &RunOptions,
         on_line: &mut dyn FnMut(OutputStream, &str),
     ) -> Result<ProcessOutcome, SpawnError>;
+}
+
+/// Write what `executor` has for the job's `runner` stream (see
+/// [`Executor::notes`]).
+pub fn pass_notes(executor: &dyn Executor, r: &mut crate::job::Reporter) {
+    for note in executor.notes() {
+        r.log(crate::job::event::LogStream::Runner, &note);
+    }
 }
 
 /// Which executor this runner gives its jobs.
@@ -88,12 +113,31 @@ impl ExecutorKind {
     /// # Errors
     ///
     /// What to change when the Docker executor cannot work here.
-    pub fn from_config(cfg: &Config) -> Result<ExecutorKind, String> {
+    ///
+    /// With `ADOS_JOB_EGRESS=allowlist` this starts the egress proxy (a
+    /// thread of the runner), counting refusals in `metrics`.
+    pub fn from_config(cfg: &Config, metrics: &Arc<Metrics>) -> Result<ExecutorKind, String> {
         match &cfg.executor {
             ExecutorSetting::Host => Ok(ExecutorKind::Host),
-            ExecutorSetting::Docker(settings) => Ok(ExecutorKind::Docker(Arc::new(
-                DockerRuntime::new(cfg, settings)?,
-            ))),
+            ExecutorSetting::Docker(settings) => {
+                let rt = DockerRuntime::new(cfg, settings)?;
+                let rt = match &cfg.egress {
+                    EgressSetting::Open => rt,
+                    EgressSetting::Allowlist(global) => {
+                        let fence = docker::EgressFence::start(
+                            &cfg.workspace_dir,
+                            rt.placement(),
+                            global.clone(),
+                            cfg.proxy.clone(),
+                            metrics.clone(),
+                            docker::fence::FORWARDER_NAME,
+                            rt.cli_env(),
+                        )?;
+                        rt.with_fence(fence)
+                    }
+                };
+                Ok(ExecutorKind::Docker(Arc::new(rt)))
+            }
         }
     }
 
@@ -102,6 +146,23 @@ impl ExecutorKind {
         match self {
             ExecutorKind::Host => host::NAME,
             ExecutorKind::Docker(_) => docker::NAME,
+        }
+    }
+
+    /// An executor for the job `spec`, whose commands run as `run_as`; a
+    /// fenced one reaches its agents' APIs and its registries.
+    pub fn for_spec(&self, spec: &JobSpec, run_as: Option<RunAs>) -> Box<dyn Executor> {
+        match self {
+            ExecutorKind::Docker(rt) if rt.fenced() => {
+                let agents = std::iter::once(&spec.agent)
+                    .chain(&spec.fallbacks)
+                    .map(|a| a.name.as_str());
+                Box::new(
+                    DockerExecutor::for_job(rt.clone(), spec.job_id.as_str(), run_as)
+                        .fenced(rt.job_allowlist(agents, &spec.registries)),
+                )
+            }
+            _ => self.for_job(&spec.job_id, run_as),
         }
     }
 

@@ -107,7 +107,9 @@ impl Entry {
     }
 }
 
-fn normalise(host: &str) -> String {
+/// Lower case, IPv6 brackets and a trailing dot dropped: the form names
+/// and addresses compare in (the egress allowlist uses it too).
+pub(crate) fn normalise(host: &str) -> String {
     host.trim_start_matches('[')
         .trim_end_matches(']')
         .trim_end_matches('.')
@@ -115,11 +117,12 @@ fn normalise(host: &str) -> String {
 }
 
 /// Equal addresses, an IPv4-mapped IPv6 address counting as its IPv4 one.
-fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+pub(crate) fn same_ip(a: IpAddr, b: IpAddr) -> bool {
     a.to_canonical() == b.to_canonical()
 }
 
-fn in_block(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
+/// Whether `ip` is in `net/prefix` (a prefix already checked to fit).
+pub(crate) fn in_block(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
     match (net.to_canonical(), ip.to_canonical()) {
         (IpAddr::V4(n), IpAddr::V4(i)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);

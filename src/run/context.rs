@@ -141,7 +141,7 @@ impl<'a> JobRunner<'a> {
             ctx,
             spec,
             cancel,
-            executor: ctx.executors.for_job(&spec.job_id, run_as),
+            executor: ctx.executors.for_spec(spec, run_as),
             user,
             no_free_user,
             stream,

@@ -32,6 +32,13 @@ impl JobRunner<'_> {
     /// job's container) is removed before this returns, whatever happened.
     pub fn run(&self, r: &mut Reporter) -> JobResult {
         let started = Instant::now();
+        // What the executor gives the job's commands (a fenced container's
+        // proxy token) is masked like the job's own secrets.
+        let given = self.executor.secrets();
+        if !given.is_empty() {
+            let redactor = r.redactor().with(given);
+            r.set_redactor(std::sync::Arc::new(redactor));
+        }
         let ended = match (self.spec.kind, self.spec.stage) {
             _ if self.no_free_user => Ok(JobResult::failed(
                 "every job user (ADOS_JOB_UID_BASE + slot) is taken by another job: the job was not run; this is a bug, please report it",

@@ -291,9 +291,11 @@ fn run_tests(
     let started = Instant::now();
     let opts = job.opts(&p.redactor);
     let outcome = job.executor.run(&cmd, &opts, &mut |_, line| {
+        crate::executors::pass_notes(job.executor.as_ref(), r);
         r.log(LogStream::Test, &format!("{line}\n"));
         output.push(line);
     });
+    crate::executors::pass_notes(job.executor.as_ref(), r);
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {

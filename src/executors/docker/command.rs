@@ -3,6 +3,7 @@
 //! variables are named with `-e NAME`, and the `docker` CLI takes each
 //! value from its own environment.
 
+use super::fence::{self, JobFence};
 use super::runtime::DockerRuntime;
 use crate::config::DOCKER_CLI_VARS;
 use crate::process::{CommandSpec, RunAs, Stdin};
@@ -35,6 +36,7 @@ pub(super) fn run(
     job_id: &str,
     user: RunAs,
     mounts: &[Mount],
+    fence: Option<&Fence>,
 ) -> Vec<String> {
     let st = &rt.settings;
     let memory = st.memory_bytes.to_string();
@@ -60,7 +62,11 @@ pub(super) fn run(
         s("--pids-limit"),
         st.pids_limit.to_string(),
         s("--network"),
-        st.network.clone(),
+        match fence {
+            // Only the container's own loopback: see fence.rs.
+            Some(_) => s("none"),
+            None => st.network.clone(),
+        },
         s("--user"),
         user_arg(user),
         s("--cap-drop"),
@@ -76,14 +82,41 @@ pub(super) fn run(
             m.target.display()
         ));
     }
-    // The image's entrypoint (the runner's own, for `self`) is not wanted.
-    argv.extend([
-        s("--entrypoint"),
-        s("sleep"),
-        rt.image.clone(),
-        s("infinity"),
-    ]);
+    let Some(fence) = fence else {
+        // The image's entrypoint (the runner's own, for `self`) is not wanted.
+        argv.extend([
+            s("--entrypoint"),
+            s("sleep"),
+            rt.image.clone(),
+            s("infinity"),
+        ]);
+        return argv;
+    };
+    // Fenced: the job's socket directory and the runner's binary, both
+    // read-only; the binary is the container's main process, relaying its
+    // loopback port to the socket.
+    for (source, target) in [
+        (&fence.socket_dir, fence::SOCKET_DIR),
+        (&fence.forwarder, fence::FORWARDER),
+    ] {
+        argv.push(s("--mount"));
+        argv.push(format!(
+            "type=bind,source={},target={target},readonly",
+            source.display()
+        ));
+    }
+    argv.extend([s("--entrypoint"), s(fence::FORWARDER), rt.image.clone()]);
+    argv.extend(JobFence::forwarder_args());
     argv
+}
+
+/// The daemon's paths of what a fenced container mounts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Fence {
+    /// The job's socket directory.
+    pub(super) socket_dir: PathBuf,
+    /// The runner's binary (the forwarder).
+    pub(super) forwarder: PathBuf,
 }
 
 /// The `docker exec` of `spec` in container `name` as `user`, and the
@@ -222,6 +255,7 @@ mod tests {
                 uid: 1000,
                 gid: 1000,
             },
+            fence: None,
         }
     }
 
@@ -278,7 +312,15 @@ mod tests {
             source: "/srv/ws/jobs/j/repo".into(),
             target: "/ws/jobs/j/repo".into(),
         }];
-        let argv = run(&rt, "ados-r1-j-1", "j", RunAs { uid: 7, gid: 8 }, &mounts).join(" ");
+        let argv = run(
+            &rt,
+            "ados-r1-j-1",
+            "j",
+            RunAs { uid: 7, gid: 8 },
+            &mounts,
+            None,
+        )
+        .join(" ");
         for part in [
             "run -d --init --pull never --name ados-r1-j-1",
             "--label ados.runner=r1 --label ados.job=j",
@@ -290,6 +332,29 @@ mod tests {
             assert!(argv.contains(part), "{part} not in {argv}");
         }
         assert!(!argv.contains(" -e ") && !argv.contains("--env"), "{argv}");
+    }
+
+    #[test]
+    fn a_fenced_container_has_no_network_and_runs_the_forwarder_from_read_only_mounts() {
+        let mut rt = runtime();
+        rt.settings.network = "bridge".into();
+        let fence = Fence {
+            socket_dir: "/srv/ws/jobs/j/egress".into(),
+            forwarder: "/srv/ws/state/egress/ados-work-runner".into(),
+        };
+        let argv = run(&rt, "c", "j", RunAs { uid: 7, gid: 8 }, &[], Some(&fence)).join(" ");
+        for part in [
+            "--network none",
+            "--mount type=bind,source=/srv/ws/jobs/j/egress,target=/run/ados-egress,readonly",
+            "--mount type=bind,source=/srv/ws/state/egress/ados-work-runner,target=/run/ados-egress-forward,readonly",
+            "--entrypoint /run/ados-egress-forward img:1 egress-forward --listen 127.0.0.1:3128 --socket /run/ados-egress/proxy.sock",
+        ] {
+            assert!(argv.contains(part), "{part} not in {argv}");
+        }
+        assert!(
+            !argv.contains("bridge") && !argv.contains("sleep"),
+            "{argv}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! a panic) leaves it running.
 
 use super::command::{self, Mount};
+use super::fence::JobFence;
 use super::runtime::DockerRuntime;
 use crate::process::RunAs;
 use std::sync::Arc;
@@ -42,15 +43,26 @@ impl JobContainer {
         job_id: &str,
         n: u32,
         user: RunAs,
+        fence: Option<&JobFence>,
     ) -> Result<JobContainer, String> {
         let name = format!("ados-{}-{job_id}-{n}", rt.runner_id);
         let mounts = job_mounts(rt, job_id)?;
+        let fence = match (fence, &rt.fence) {
+            (Some(job), Some(f)) => Some(command::Fence {
+                socket_dir: rt
+                    .placement
+                    .daemon_path(&job.dir)
+                    .map_err(|e| e.to_string())?,
+                forwarder: f.forwarder_source.clone(),
+            }),
+            _ => None,
+        };
         let container = JobContainer {
             rt: rt.clone(),
             name,
             gone: false,
         };
-        let argv = command::run(rt, &container.name, job_id, user, &mounts);
+        let argv = command::run(rt, &container.name, job_id, user, &mounts, fence.as_ref());
         match rt.run_cli(argv, START_TIMEOUT) {
             Ok(_) => {
                 log::debug!("job {job_id}: container {} started", container.name);

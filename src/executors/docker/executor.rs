@@ -7,12 +7,22 @@
 
 use super::command;
 use super::container::JobContainer;
+use super::fence::JobFence;
 use super::runtime::DockerRuntime;
+use crate::egress::Allowlist;
 use crate::executors::Executor;
 use crate::process::{
     self, CommandSpec, OutputStream, ProcessOutcome, RunAs, RunOptions, SpawnError, SpawnObserver,
 };
 use std::sync::{Arc, Mutex, PoisonError};
+
+/// The proxy variables a fenced command gets from the fence only.
+fn is_proxy_var(name: &str) -> bool {
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "https_proxy" | "http_proxy" | "no_proxy" | "all_proxy"
+    )
+}
 
 /// Runs one job's commands in its own container.
 #[derive(Debug)]
@@ -21,6 +31,11 @@ pub struct DockerExecutor {
     job_id: String,
     run_as: Option<RunAs>,
     state: Mutex<State>,
+    /// The job's registration with the egress proxy, when containers are
+    /// fenced: made with the executor (its token is a secret the job's
+    /// redactor must know before anything runs), serving from the first
+    /// container on, closed with the executor.
+    fence: Option<JobFence>,
 }
 
 #[derive(Debug, Default)]
@@ -45,7 +60,19 @@ impl DockerExecutor {
             job_id: job_id.into(),
             run_as,
             state: Mutex::new(State::default()),
+            fence: None,
         }
+    }
+
+    /// Fence the job's containers in: they reach only what `allow` allows,
+    /// through the runner's egress proxy. A fence whose socket cannot be
+    /// made fails the container's start, with why: never an unfenced run.
+    pub fn fenced(mut self, allow: Allowlist) -> DockerExecutor {
+        if let Some(f) = &self.rt.fence {
+            let dir = self.rt.workspace.join("jobs").join(&self.job_id);
+            self.fence = Some(f.register(&self.job_id, dir, allow));
+        }
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -60,7 +87,10 @@ impl DockerExecutor {
             return Ok(c.name().to_string());
         }
         let n = state.started.saturating_add(1);
-        let c = JobContainer::start(&self.rt, &self.job_id, n, user)?;
+        if let Some(f) = &self.fence {
+            f.listen()?;
+        }
+        let c = JobContainer::start(&self.rt, &self.job_id, n, user, self.fence.as_ref())?;
         state.started = n;
         let name = c.name().to_string();
         state.container = Some(c);
@@ -109,7 +139,15 @@ impl Executor for DockerExecutor {
             program: spec.program.clone(),
             source: std::io::Error::other(e),
         })?;
-        let cli = command::exec(&self.rt, &name, spec, user);
+        let cli = match &self.fence {
+            Some(fence) => {
+                let mut fenced = spec.clone();
+                fenced.env.retain(|(k, _)| !is_proxy_var(k));
+                fenced.env.extend(fence.env());
+                command::exec(&self.rt, &name, &fenced, user)
+            }
+            None => command::exec(&self.rt, &name, spec, user),
+        };
         let hook = StopOnSignal {
             executor: self,
             inner: opts.observer,
@@ -120,6 +158,17 @@ impl Executor for DockerExecutor {
             observer: Some(&hook),
         };
         process::run(&cli, &opts, on_line)
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.fence
+            .as_ref()
+            .map(JobFence::take_refusals)
+            .unwrap_or_default()
+    }
+
+    fn secrets(&self) -> Vec<String> {
+        self.fence.iter().map(|f| f.token().to_string()).collect()
     }
 
     fn finish(&self) {

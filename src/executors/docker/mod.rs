@@ -14,6 +14,8 @@
 //!   stops the container when `process::run` is about to signal.
 //! - `probe.rs`: which agent CLIs the image holds; what `check` says.
 //! - `sweep.rs`: containers a killed runner left behind, removed at start.
+//! - `fence.rs`: the egress fence (`ADOS_JOB_EGRESS=allowlist`): no
+//!   network but a forwarder to the runner's egress proxy.
 //!
 //! Every `docker` command is a `crate::process` child like any other; the
 //! values of a command's environment travel only in the `docker` CLI's own
@@ -23,11 +25,13 @@
 mod command;
 mod container;
 mod executor;
+pub mod fence;
 mod probe;
 mod runtime;
 mod sweep;
 
 pub use executor::DockerExecutor;
+pub use fence::EgressFence;
 pub use probe::{CheckFinding, DockerCheck};
 pub use runtime::DockerRuntime;
 

@@ -31,6 +31,8 @@ pub struct DockerRuntime {
     /// Who the runner is: job containers run as this when no job user is
     /// leased (files they write stay the runner's).
     pub(super) runner_user: RunAs,
+    /// The egress fence, with `ADOS_JOB_EGRESS=allowlist`.
+    pub(super) fence: Option<super::fence::EgressFence>,
 }
 
 impl DockerRuntime {
@@ -95,12 +97,44 @@ impl DockerRuntime {
             placement,
             cli_env,
             runner_user,
+            fence: None,
         })
+    }
+
+    /// Fence every job container in (`ADOS_JOB_EGRESS=allowlist`).
+    pub fn with_fence(mut self, fence: super::fence::EgressFence) -> DockerRuntime {
+        self.fence = Some(fence);
+        self
     }
 
     /// Where the runner runs and where the daemon finds the workspace.
     pub fn placement(&self) -> &Placement {
         &self.placement
+    }
+
+    /// A fenced job's allowlist: `ADOS_EGRESS_ALLOW`, the API hosts of
+    /// `agents`, the hosts of its `registries`.
+    pub fn job_allowlist<'a>(
+        &self,
+        agents: impl IntoIterator<Item = &'a str>,
+        registries: &[crate::job::spec::RegistrySpec],
+    ) -> crate::egress::Allowlist {
+        let global = self
+            .fence
+            .as_ref()
+            .map(|f| f.global.clone())
+            .unwrap_or_default();
+        crate::egress::agents::job_allowlist(&global, agents, registries)
+    }
+
+    /// The `docker` CLI's environment (`DOCKER_HOST`, …).
+    pub fn cli_env(&self) -> &[(String, String)] {
+        &self.cli_env
+    }
+
+    /// Whether job containers are fenced in.
+    pub fn fenced(&self) -> bool {
+        self.fence.is_some()
     }
 
     /// The image job containers start from.

@@ -3,6 +3,7 @@
 //!
 //! - [`control_plane`]: a control plane speaking `protocol.md`.
 //! - [`docker`]: locally built Docker images (no registry) and Docker helpers.
+//! - [`docker_runner`]: a runner with the Docker executor and its control plane.
 //! - [`git_server`]: a smart-HTTP git server (`git http-backend`) that
 //!   demands a token.
 //! - [`tls`]: a private CA and a `localhost` certificate for wss tests.
@@ -14,6 +15,7 @@
 
 pub mod control_plane;
 pub mod docker;
+pub mod docker_runner;
 pub mod fixtures;
 pub mod forge;
 pub mod git_server;

@@ -1,0 +1,299 @@
+//! Egress control with real Docker (`ADOS_JOB_EGRESS=allowlist`): the real
+//! binary, the test control plane, and a fake agent in the job image that
+//! tries to reach things from inside its container (with Python's urllib,
+//! which honours the proxy variables, and raw sockets, which do not).
+//!
+//! The servers the agent tries to reach run on this host, on one of its
+//! non-loopback addresses: the runner's own host, which only an entry
+//! naming that exact `host:port` opens through the proxy, and which the
+//! fence must keep unreachable directly.
+
+use ados_test_support::docker;
+use ados_test_support::docker_runner::{DockerRunner, T};
+use ados_work_runner::egress::Allowlist;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ados-work-runner");
+
+/// An HTTP server answering every request `200 <word>` on `addr`.
+fn http_server(ip: IpAddr, word: &'static str) -> SocketAddr {
+    let l = TcpListener::bind((ip, 0)).expect("bind a test server");
+    let addr = l.local_addr().expect("bound");
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let mut c = c;
+            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{word}",
+                word.len()
+            );
+        }
+    });
+    addr
+}
+
+/// This host's first non-loopback IPv4 address (where the test servers
+/// listen), and docker0's (the default bridge's gateway).
+fn host_addresses() -> (IpAddr, IpAddr) {
+    let subnet = docker::docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    ]);
+    let bridge = Allowlist::parse("subnet", subnet.split_whitespace().next().unwrap_or(""))
+        .expect("the default bridge's subnet");
+    let own = ados_work_runner::egress::rules::own_addresses();
+    let gateway = own
+        .iter()
+        .copied()
+        .find(|a| bridge.allows(&a.to_string(), 1, &[*a]))
+        .expect("docker0's address");
+    let host = own
+        .into_iter()
+        .find(|a| a.is_ipv4() && !a.is_loopback() && *a != gateway)
+        .unwrap_or(gateway);
+    (host, gateway)
+}
+
+/// A fenced runner (the shared Docker harness) whose `ADOS_EGRESS_ALLOW`
+/// is `allow`; `None` when Docker is not available (the test is skipped).
+fn fenced(test: &str, allow: &str) -> Option<DockerRunner> {
+    if !docker::available_or_skip(test) {
+        return None;
+    }
+    let extra = vec![
+        ("ADOS_MAX_JOBS", "2".into()),
+        ("ADOS_JOB_EGRESS", "allowlist".into()),
+        ("ADOS_EGRESS_ALLOW", allow.to_string()),
+        (
+            "ANTHROPIC_API_KEY",
+            "sk-ant-egress-test-0123456789abcdef".into(),
+        ),
+    ];
+    Some(DockerRunner::start(
+        BIN,
+        "eg",
+        test,
+        docker::job_image(),
+        extra,
+    ))
+}
+
+/// The `runner` stream of job `id`, all its lines.
+fn runner_log(s: &DockerRunner, id: &str) -> String {
+    s.cp.frames()
+        .into_iter()
+        .filter(|v| v["type"] == "job.event" && v["job_id"] == id)
+        .filter(|v| v["event"]["kind"] == "log" && v["event"]["stream"] == "runner")
+        .filter_map(|v| v["event"]["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// `file` on main, which must be there.
+fn on_main(s: &DockerRunner, file: &str) -> String {
+    s.file_on_main(file)
+        .unwrap_or_else(|| panic!("{file} is not on main"))
+}
+
+/// A prompt line: fetch `url` with urllib (proxy variables honoured) into
+/// `file`, the body or the error.
+fn fetch(url: &str, file: &str) -> String {
+    format!(
+        "FAKE: sh python3 -c \"exec('import urllib.request as u\\ntry: print(u.urlopen(\\'{url}\\', timeout=20).read().decode())\\nexcept Exception as e: print(\\'failed\\', e)')\" > {file} 2>&1"
+    )
+}
+
+/// A prompt line: a raw TCP connection to `addr` (no proxy) into `file`.
+fn direct(addr: SocketAddr, file: &str) -> String {
+    format!(
+        "FAKE: sh python3 -c \"exec('import socket\\ntry: socket.create_connection((\\'{}\\', {}), timeout=5); print(\\'connected\\')\\nexcept Exception as e: print(\\'failed\\', e)')\" > {file} 2>&1",
+        addr.ip(),
+        addr.port()
+    )
+}
+
+#[test]
+fn a_fenced_agent_reaches_what_is_allowed_through_the_proxy_and_nothing_else() {
+    if !docker::available_or_skip("a_fenced_agent_reaches") {
+        return;
+    }
+    let (own, gateway) = host_addresses();
+    let allowed = http_server(own, "allowed-body");
+    // A host service on every address (0.0.0.0): the fence must keep it
+    // out of reach on the host's address and on docker0's.
+    let open = http_server(IpAddr::from([0, 0, 0, 0]), "host-service");
+    let allow = format!("{own}:{},169.254.0.0/16,0.0.0.0/0", allowed.port());
+    let Some(s) = fenced("a_fenced_agent_reaches", &allow) else {
+        return;
+    };
+    let prompt = [
+        fetch(&format!("http://{allowed}/"), "allowed.txt"),
+        fetch("https://evil.example/", "refused.txt"),
+        fetch("http://169.254.169.254/latest/meta-data/", "metadata.txt"),
+        direct(allowed, "direct.txt"),
+        direct(SocketAddr::new(own, open.port()), "host-direct.txt"),
+        direct(SocketAddr::new(gateway, open.port()), "gateway-direct.txt"),
+        "FAKE: sh env | grep -i _proxy | sed 's/:[^:@]*@/:TOKEN@/' | sort > proxy-env.txt".into(),
+        "FAKE: sh echo \"proxy is $HTTPS_PROXY\"".into(),
+    ]
+    .join("\n");
+    s.cp.assign(s.spec("eg-1", &prompt, ""));
+    let res = s.result("eg-1");
+    assert_eq!(res["status"], "completed", "{res}");
+
+    assert_eq!(on_main(&s, "allowed.txt"), "allowed-body");
+    let refused = on_main(&s, "refused.txt");
+    assert!(
+        refused.starts_with("failed") && refused.contains("403"),
+        "{refused}"
+    );
+    let meta = on_main(&s, "metadata.txt");
+    assert!(meta.starts_with("failed") && meta.contains("403"), "{meta}");
+    for f in ["direct.txt", "host-direct.txt", "gateway-direct.txt"] {
+        let got = on_main(&s, f);
+        assert!(got.starts_with("failed"), "{f}: {got}");
+    }
+    let env = on_main(&s, "proxy-env.txt");
+    assert!(
+        env.contains("HTTPS_PROXY=http://ados:TOKEN@127.0.0.1:3128"),
+        "{env}"
+    );
+    assert!(
+        env.contains("https_proxy=http://ados:TOKEN@127.0.0.1:3128"),
+        "{env}"
+    );
+    assert!(env.contains("NO_PROXY=localhost,127.0.0.1,::1"), "{env}");
+
+    // The job's proxy token is a secret: masked in the job's stream.
+    let events = s.events("eg-1");
+    assert!(
+        events.contains("proxy is http://ados:[REDACTED]@127.0.0.1:3128"),
+        "{events}"
+    );
+    let log = runner_log(&s, "eg-1");
+    assert!(
+        log.contains("egress refused: evil.example:443 (not on the allowlist)\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "egress refused: 169.254.169.254:80 (169.254.169.254 is a link-local metadata address"
+        ),
+        "{log}"
+    );
+    // The container is gone, and so is the job's socket.
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+    assert!(!s.ws.path().join("jobs/eg-1").exists());
+}
+
+#[test]
+fn a_jobs_registries_are_reachable_by_that_job_only() {
+    if !docker::available_or_skip("a_jobs_registries_are") {
+        return;
+    }
+    let (own, _) = host_addresses();
+    let registry = http_server(own, "registry-index");
+    let Some(s) = fenced("a_jobs_registries_are", "") else {
+        return;
+    };
+    let url = format!("http://{registry}/npm/");
+    let prompt = fetch(&url, "registry.txt");
+    let mut with = s.spec("eg-reg", &prompt, "");
+    with["registries"] =
+        json!([{"type": "npm", "url": url, "token": "npm-egress-token-0123456789"}]);
+    s.cp.assign(with);
+    assert_eq!(s.result("eg-reg")["status"], "completed");
+    assert_eq!(on_main(&s, "registry.txt"), "registry-index");
+    assert!(!runner_log(&s, "eg-reg").contains("egress refused"));
+
+    s.cp.assign(s.spec("eg-noreg", &prompt, ""));
+    assert_eq!(s.result("eg-noreg")["status"], "completed");
+    let got = on_main(&s, "registry.txt");
+    assert!(got.starts_with("failed") && got.contains("403"), "{got}");
+    let log = runner_log(&s, "eg-noreg");
+    assert!(
+        log.contains(&format!(
+            "egress refused: {registry} (not on the allowlist)\n"
+        )),
+        "{log}"
+    );
+}
+
+#[test]
+fn what_a_fenced_job_leaves_is_swept_after_a_sigkill_and_removed_when_the_runner_stops() {
+    let Some(mut s) = fenced("what_a_fenced_job_leaves", "") else {
+        return;
+    };
+    s.cp.assign(s.spec("eg-kill", "FAKE: hang", ""));
+    let sock = s.ws.path().join("jobs/eg-kill/egress/proxy.sock");
+    let deadline = std::time::Instant::now() + T;
+    while s.containers().is_empty() || !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fenced container never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some(r) = s.runner.as_mut() {
+        r.signal(libc::SIGKILL);
+        assert!(r.wait_exit(T).is_some(), "the runner did not die");
+    }
+    let from = s.cp.frame_count();
+    s.start_runner();
+    let res = s.cp.wait_for_after(
+        from,
+        |v| v["type"] == "job.result" && v["job_id"] == "eg-kill",
+        T,
+    );
+    assert_eq!(res["status"], "failed", "{res}");
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+    assert!(!sock.exists(), "the job's egress socket outlived its job");
+    // A runner that stops leaves nothing of the fence either.
+    let forwarder = s.ws.path().join("state/egress/ados-work-runner");
+    assert!(forwarder.exists(), "the forwarder binary was not placed");
+    if let Some(r) = s.runner.as_mut() {
+        r.signal(libc::SIGTERM);
+        assert!(r.wait_exit(T).is_some(), "the runner did not stop");
+    }
+    assert!(!forwarder.exists(), "the forwarder outlived the runner");
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
+
+#[test]
+fn check_says_the_egress_mode_and_that_the_fence_works_here() {
+    let Some(s) = fenced("check_says_the_egress", "pypi.org,10.0.0.0/8") else {
+        return;
+    };
+    let (_, out, err) =
+        ados_test_support::runner::run_to_end(Path::new(BIN), &["check"], &s.env, T);
+    assert!(
+        out.contains("✓ egress: allowlist: job containers have no network but the runner's proxy"),
+        "{out}{err}"
+    );
+    assert!(out.contains("and pypi.org, 10.0.0.0/8"), "{out}");
+    // Nothing of the check is left in the workspace.
+    let left: Vec<_> = std::fs::read_dir(s.ws.path().join("state/egress"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().starts_with("check-")),
+        "{left:?}"
+    );
+    let mut env = s.env.clone();
+    env.retain(|(k, _)| !k.starts_with("ADOS_EGRESS") && *k != "ADOS_JOB_EGRESS");
+    let (_, out, _) = ados_test_support::runner::run_to_end(Path::new(BIN), &["check"], &env, T);
+    assert!(
+        out.contains("✓ egress: open: job containers reach"),
+        "{out}"
+    );
+}

@@ -542,6 +542,17 @@ fn chat_content_stays_out_of_the_runners_log_and_leaves_the_journal_once_acked()
         files_containing(&journal, b"line 2 of 2")
     );
     assert!(journal.exists(), "the session's journal is still there");
+    // Mid-turn too: what the control plane acknowledged is gone while
+    // the turn still runs.
+    let gate = chat.hold_turn(&id, "m-2", "private");
+    assert!(
+        chat.cp.wait_until(T, |_| {
+            files_containing(&journal, b"waiting for the test").is_empty()
+        }),
+        "an acknowledged event of the running turn is still in the journal"
+    );
+    std::fs::write(&gate, "go").expect("open the gate");
+    chat.reply(&id, "m-2");
     assert!(chat.cp.send(json!({"type": "chat.end", "job_id": id})));
     assert_eq!(chat.result(&id)["status"], "completed");
     let log = chat.runner.stderr();

@@ -889,6 +889,34 @@ fn a_chats_events_leave_the_disk_at_their_ack_even_mid_turn() {
 }
 
 #[test]
+fn a_chats_acked_events_leave_the_disk_while_the_link_lags_behind_the_writer() {
+    let tmp = TempDir::new("chat-lag");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let stream = journal.create(&id("c")).unwrap();
+    stream.mark_private();
+    let dir = stream.dir().to_path_buf();
+    let mut r = reporter(&stream, Waker::noop());
+    r.status(Status::RunningAgent, None);
+    r.log(LogStream::Agent, "the first private words\n");
+    let mut outbox = Outbox::new();
+    outbox.track(stream.clone());
+    assert_eq!(seqs_of(&drain(&mut outbox), "c"), [1, 2]);
+    // The agent goes on printing: each ack is behind the writer.
+    r.log(LogStream::Agent, "more words\n");
+    outbox.on_ack("c", 2);
+    assert_eq!(segments(&dir), [1], "seq 3 shares the segment");
+    // So the writer starts a new segment at its next append, and the ack
+    // of the rest of the old one deletes it, though seq 4 is unacked.
+    r.log(LogStream::Agent, "the last words\n");
+    assert_eq!(seqs_of(&drain(&mut outbox), "c"), [3, 4]);
+    outbox.on_ack("c", 3);
+    assert!(files_containing(&dir, b"first private").is_empty());
+    assert!(files_containing(&dir, b"more words").is_empty());
+    assert_eq!(files_containing(&dir, b"the last words").len(), 1);
+    assert_eq!(segments(&dir), [4]);
+}
+
+#[test]
 fn an_issue_jobs_acknowledged_newest_segment_stays_for_its_writer() {
     let tmp = TempDir::new("issue");
     let journal = Journal::open(&tmp.0).unwrap();

@@ -6,10 +6,17 @@
 //! the writer next rolled. So at an ack that covers everything written,
 //! the reader side puts a new, empty segment (named after the next seq)
 //! in the newest one's place and deletes it; the writer, which holds
-//! [`JobStream::appending`] from its write until it publishes the frame,
-//! sees the newest segment changed and appends to the new one. While the
-//! writer is busy (a frame above the ack is on its way), the ack does
-//! nothing: the ack of that frame comes back here.
+//! `JobStream::appending` from its write until it publishes the frame,
+//! sees the newest segment changed and appends to the new one.
+//!
+//! While frames above the ack share the newest segment (the writer is
+//! busy, or the link has not caught up), the ack asks the writer to start
+//! a new segment at its next append, at most once a
+//! [`SYNC_INTERVAL`](super::sink::SYNC_INTERVAL)
+//! (a roll costs an fdatasync and a directory fsync): the ack of the rest
+//! then deletes the old one as any closed segment. So a turn that prints
+//! without pause keeps its acknowledged events on disk for about a second
+//! at most; a quiet one not at all.
 //!
 //! Order on disk: the new segment's name is made durable before the old
 //! file goes, so after a power cut the journal still says which seq comes
@@ -43,20 +50,24 @@ impl JobStream {
         if self.is_finished() {
             return; // the result's ack deletes the whole journal
         }
-        let _writer_idle = match self.appending.try_lock() {
-            Ok(guard) => guard,
+        let writer_idle = match self.appending.try_lock() {
+            Ok(guard) => Some(guard),
             // A panic mid-append cannot leave the unit value half set.
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return,
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
         };
-        if self.last_written() != acked {
-            return;
-        }
         let (Some(newest), Some(next)) = (self.last_segment(), acked.checked_add(1)) else {
             return;
         };
         if newest >= next {
-            return; // it holds nothing yet
+            return; // it holds nothing acknowledged
+        }
+        if writer_idle.is_none() || self.last_written() != acked {
+            // Frames above the ack share the segment: the writer starts a
+            // new one at its next append, and the ack of the rest deletes
+            // this one.
+            self.roll_wanted.store(true, Ordering::Relaxed);
+            return;
         }
         let old_path = self.segment_path(newest);
         let new_path = self.segment_path(next);

@@ -85,6 +85,8 @@ pub struct JournalSink {
     error_logged: bool,
     /// Why the last append failed, until the reporter takes it.
     write_error: Option<String>,
+    /// When a private journal's ack last made this sink roll.
+    last_ack_roll: Option<Instant>,
 }
 
 impl JournalSink {
@@ -102,6 +104,7 @@ impl JournalSink {
             line: Vec::with_capacity(4096),
             error_logged: false,
             write_error: None,
+            last_ack_roll: None,
         };
         if let Err(e) = sink.open_last() {
             sink.failed(&e, "open");
@@ -241,7 +244,9 @@ impl JournalSink {
         let needs_roll = match self.file {
             None => true,
             Some(_) => {
-                !is_result && self.seg_len >= self.stream.segment_bytes() && self.seg_first < seq
+                !is_result
+                    && self.seg_first < seq
+                    && (self.seg_len >= self.stream.segment_bytes() || self.ack_roll_due())
             }
         };
         if needs_roll {
@@ -276,6 +281,22 @@ impl JournalSink {
             release_reserve(file, self.seg_len, reserved);
         }
         Ok(())
+    }
+
+    /// A private journal's ack found frames above it in this segment
+    /// (`super::private`): roll now, unless an ack made this sink roll less
+    /// than a [`SYNC_INTERVAL`] ago (then at a later append).
+    fn ack_roll_due(&mut self) -> bool {
+        if !self.stream.roll_wanted.load(Ordering::Relaxed)
+            || self
+                .last_ack_roll
+                .is_some_and(|at| at.elapsed() < SYNC_INTERVAL)
+        {
+            return false;
+        }
+        self.stream.roll_wanted.store(false, Ordering::Relaxed);
+        self.last_ack_roll = Some(Instant::now());
+        true
     }
 
     fn failed(&mut self, e: &io::Error, what: &str) {

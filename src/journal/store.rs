@@ -259,6 +259,9 @@ pub struct JobStream {
     /// A chat's journal: nothing acknowledged stays on disk, the newest
     /// segment included (see `super::private`).
     pub(crate) private: AtomicBool,
+    /// A private journal's ack found frames above it in the newest
+    /// segment: the writer starts a new one at its next append.
+    pub(crate) roll_wanted: AtomicBool,
     /// Held by the writer from the write of a line until `written` covers
     /// it, so the reader side never takes away the segment under a frame
     /// it has not published (see `super::private`).
@@ -287,6 +290,7 @@ impl JobStream {
             pgids: Mutex::new(pgids),
             result_unconfirmed: AtomicBool::new(false),
             private: AtomicBool::new(false),
+            roll_wanted: AtomicBool::new(false),
             appending: Mutex::new(()),
         }
     }

@@ -228,11 +228,11 @@ fn run_task(ctx: &Arc<JobContext>, task: Task) -> ResultStatus {
         cancel,
         chat,
     } = task;
-    let mut sink = JournalSink::new(stream.clone(), ctx.waker.clone());
     if spec.kind == crate::job::spec::JobKind::Chat {
         // A chat's content leaves the disk once acknowledged (docs/journal.md).
-        sink = sink.rolling_each_turn();
+        stream.mark_private();
     }
+    let sink = JournalSink::new(stream.clone(), ctx.waker.clone());
     let redactor = Arc::new(ctx.redactor.with(spec.secrets()));
     let sink = crate::job::step_log::StepLog::new(spec.job_id.clone(), Box::new(sink));
     let mut reporter = Reporter::new(spec.job_id.clone(), Box::new(sink), redactor);

@@ -526,6 +526,26 @@ fn each_mode_rejects_the_other_kind_as_retryable() {
 }
 
 #[test]
+fn a_waiting_chat_holds_its_slot_until_it_ends() {
+    let chat = Chat::start(&[("ADOS_MAX_JOBS", "1")]);
+    let id = chat.open(chat.spec("slot", "claude"));
+    let mut issue = chat.spec("issue-during-chat", "claude");
+    issue["kind"] = json!("issue");
+    chat.cp.assign(issue);
+    let rejected = chat.cp.wait_for(|v| v["type"] == "job.rejected", T);
+    assert_eq!(rejected["job_id"], "issue-during-chat", "{rejected}");
+    assert_eq!(rejected["retryable"], true, "{rejected}");
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no free slot")),
+        "{rejected}"
+    );
+    assert!(chat.cp.send(json!({"type": "chat.end", "job_id": id})));
+    assert_eq!(chat.result(&id)["status"], "completed");
+}
+
+#[test]
 fn chat_content_stays_out_of_the_runners_log_and_leaves_the_journal_once_acked() {
     let chat = Chat::start(&[]);
     let id = chat.open(chat.spec("private", "claude"));
@@ -542,6 +562,17 @@ fn chat_content_stays_out_of_the_runners_log_and_leaves_the_journal_once_acked()
         files_containing(&journal, b"line 2 of 2")
     );
     assert!(journal.exists(), "the session's journal is still there");
+    // Mid-turn too: what the control plane acknowledged is gone while
+    // the turn still runs.
+    let gate = chat.hold_turn(&id, "m-2", "private");
+    assert!(
+        chat.cp.wait_until(T, |_| {
+            files_containing(&journal, b"waiting for the test").is_empty()
+        }),
+        "an acknowledged event of the running turn is still in the journal"
+    );
+    std::fs::write(&gate, "go").expect("open the gate");
+    chat.reply(&id, "m-2");
     assert!(chat.cp.send(json!({"type": "chat.end", "job_id": id})));
     assert_eq!(chat.result(&id)["status"], "completed");
     let log = chat.runner.stderr();
@@ -642,6 +673,14 @@ fn a_copilot_before_1_0_51_resumes_with_the_result_lines_session_id() {
         .map(|e| e["session_id"].clone())
         .collect();
     assert_eq!(sessions, [json!(session), json!(session)], "one session");
+    let asked = chat
+        .events(&id)
+        .iter()
+        .filter(|e| e["kind"] == "log" && e["stream"] == "runner")
+        .filter_map(|e| e["text"].as_str().map(str::to_string))
+        .filter(|t| t.contains("copilot --version"))
+        .count();
+    assert_eq!(asked, 1, "the version is asked once a session");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! `JournalSink`, the `Outbox` reads back, acks prune, `recover` rebuilds
 //! after a simulated restart.
 
+use ados_test_support::fixtures::files_containing;
 use ados_work_runner::job::event::{JobResult, LogStream, Status};
 use ados_work_runner::job::{JobId, Reporter};
 use ados_work_runner::journal::store::MAX_FRAME_BYTES;
@@ -852,33 +853,80 @@ fn a_restart_result_is_sent_above_the_welcome_ack_even_after_a_second_restart() 
 }
 
 #[test]
-fn a_chats_turn_leaves_the_disk_once_its_waiting_input_is_acked() {
+fn a_chats_events_leave_the_disk_at_their_ack_even_mid_turn() {
     let tmp = TempDir::new("chat");
     let journal = Journal::open(&tmp.0).unwrap();
     let stream = journal.create(&id("c")).unwrap();
+    stream.mark_private();
     let dir = stream.dir().to_path_buf();
-    let mut r = Reporter::resume(
-        id("c"),
-        stream.next_seq(),
-        Box::new(JournalSink::new(stream.clone(), Waker::noop()).rolling_each_turn()),
-        Arc::new(Redactor::empty()),
-    );
+    let mut r = reporter(&stream, Waker::noop());
     r.status(Status::WaitingInput, None);
     r.status(Status::RunningAgent, None);
-    r.log(LogStream::Agent, "the private words of a turn\n");
-    r.status(Status::WaitingInput, None);
-    assert_eq!(segments(&dir), [1, 2, 5], "a new segment after each wait");
-
+    r.log(LogStream::Agent, "the first private words\n");
     let mut outbox = Outbox::new();
     outbox.track(stream.clone());
-    assert_eq!(seqs_of(&drain(&mut outbox), "c"), [1, 2, 3, 4]);
-    outbox.on_ack("c", 4);
-    assert_eq!(segments(&dir), [5], "only the empty newest segment is left");
-    let left: String = fs::read_to_string(dir.join(format!("{:020}.jsonl", 5))).unwrap();
-    assert!(left.is_empty(), "{left}");
+    assert_eq!(seqs_of(&drain(&mut outbox), "c"), [1, 2, 3]);
+    // An ack below what is written leaves the frames above it.
+    outbox.on_ack("c", 2);
+    assert_eq!(files_containing(&dir, b"first private").len(), 1);
+    // Mid-turn, the acknowledged words leave the disk at once.
+    outbox.on_ack("c", 3);
+    assert!(files_containing(&dir, b"first private").is_empty());
+    assert_eq!(segments(&dir), [4], "an empty segment in its place");
+
+    // The writer and the reader follow into the new segment.
+    r.log(LogStream::Agent, "the second private words\n");
+    r.status(Status::WaitingInput, None);
+    assert_eq!(seqs_of(&drain(&mut outbox), "c"), [4, 5]);
+    outbox.on_ack("c", 5);
+    assert!(files_containing(&dir, b"private words").is_empty());
+    assert_eq!(segments(&dir), [6]);
 
     // A restart finds the journal whole: the next seq follows the ack.
     drop(r);
     let recovered = Journal::open(&tmp.0).unwrap().recover().unwrap();
-    assert_eq!(recovered[0].stream.next_seq(), 5);
+    assert_eq!(recovered[0].stream.next_seq(), 6);
+}
+
+#[test]
+fn a_chats_acked_events_leave_the_disk_while_the_link_lags_behind_the_writer() {
+    let tmp = TempDir::new("chat-lag");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let stream = journal.create(&id("c")).unwrap();
+    stream.mark_private();
+    let dir = stream.dir().to_path_buf();
+    let mut r = reporter(&stream, Waker::noop());
+    r.status(Status::RunningAgent, None);
+    r.log(LogStream::Agent, "the first private words\n");
+    let mut outbox = Outbox::new();
+    outbox.track(stream.clone());
+    assert_eq!(seqs_of(&drain(&mut outbox), "c"), [1, 2]);
+    // The agent goes on printing: each ack is behind the writer.
+    r.log(LogStream::Agent, "more words\n");
+    outbox.on_ack("c", 2);
+    assert_eq!(segments(&dir), [1], "seq 3 shares the segment");
+    // So the writer starts a new segment at its next append, and the ack
+    // of the rest of the old one deletes it, though seq 4 is unacked.
+    r.log(LogStream::Agent, "the last words\n");
+    assert_eq!(seqs_of(&drain(&mut outbox), "c"), [3, 4]);
+    outbox.on_ack("c", 3);
+    assert!(files_containing(&dir, b"first private").is_empty());
+    assert!(files_containing(&dir, b"more words").is_empty());
+    assert_eq!(files_containing(&dir, b"the last words").len(), 1);
+    assert_eq!(segments(&dir), [4]);
+}
+
+#[test]
+fn an_issue_jobs_acknowledged_newest_segment_stays_for_its_writer() {
+    let tmp = TempDir::new("issue");
+    let journal = Journal::open(&tmp.0).unwrap();
+    let stream = journal.create(&id("i")).unwrap();
+    let dir = stream.dir().to_path_buf();
+    let mut r = reporter(&stream, Waker::noop());
+    r.log(LogStream::Agent, "kept until the job ends\n");
+    let mut outbox = Outbox::new();
+    outbox.track(stream.clone());
+    assert_eq!(seqs_of(&drain(&mut outbox), "i"), [1]);
+    outbox.on_ack("i", 1);
+    assert_eq!(segments(&dir), [1], "not private: no roll at the ack");
 }

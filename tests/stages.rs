@@ -97,8 +97,12 @@ fn with_branch(content: &str) -> Harness {
     h
 }
 
-fn review_spec(h: &Harness, id: &str, prompt: &str) -> Value {
-    let mut spec = h.spec(id, "claude", prompt, "");
+/// A review of `ados/pr-1` whose prompt the runner builds from the issue;
+/// the fake agent's directives ride in the issue's body.
+fn review_spec(h: &Harness, id: &str, directives: &str) -> Value {
+    let mut spec = h.spec(id, "claude", "", "");
+    spec["prompt"] = Value::Null;
+    spec["issue"]["body"] = json!(format!("Say hello in x.txt.\n{directives}"));
     spec["stage"] = json!("review");
     spec["branch"] = json!("ados/pr-1");
     spec
@@ -126,7 +130,10 @@ fn each_review_verdict_is_found_and_an_answer_without_one_needs_a_human() {
         let (events, res) = h.run(review_spec(
             &h,
             &format!("review-{i}"),
-            &format!("FAKE: prompt-has +marker line of the change\nFAKE: say {answer}"),
+            &format!(
+                "FAKE: prompt-has +marker line of the change\nFAKE: prompt-has Say hello in x.txt.\n\
+                 FAKE: write y.txt no\nFAKE: say {answer}"
+            ),
         ));
         assert_eq!(res["status"], status, "{answer}: {res}");
         let summary = res["summary"].as_str().unwrap_or_default();
@@ -143,6 +150,16 @@ fn each_review_verdict_is_found_and_an_answer_without_one_needs_a_human() {
             messages(&events).contains(&"prompt has +marker line of the change: yes".into()),
             "the prompt carries the diff text: {:?}",
             messages(&events)
+        );
+        assert!(
+            messages(&events).contains(&"prompt has Say hello in x.txt.: yes".into()),
+            "the prompt carries the issue: {:?}",
+            messages(&events)
+        );
+        let text: String = events.iter().map(|e| e.to_string()).collect();
+        assert!(
+            text.contains("permission denied: read-only"),
+            "the review ran read-only"
         );
         assert!(res["commit_sha"].is_null(), "{res}");
     }
@@ -189,7 +206,7 @@ fn a_repair_pushes_a_child_of_the_old_tip_without_force_and_updates_the_one_pr()
         "repair",
         "claude",
         "error: x.txt needs a second line\nFAKE: append x.txt two\nFAKE: prompt-has its CI run failed",
-        "",
+        "grep -qx two x.txt",
     );
     spec["stage"] = json!("repair");
     spec["branch"] = json!("ados/pr-1");
@@ -204,6 +221,13 @@ fn a_repair_pushes_a_child_of_the_old_tip_without_force_and_updates_the_one_pr()
         h.branch_file("ados/pr-1", "x.txt").as_deref(),
         Some("one\ntwo\n")
     );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"]["kind"] == "status" && e["event"]["status"] == "testing"),
+        "the repair ran the tests"
+    );
+    assert_eq!(res["tests"]["passed"], true, "{res}");
     let (_, parent, _) = try_git(&h.bare(), &["rev-parse", "ados/pr-1^"]);
     assert_eq!(parent.trim(), old_tip.trim(), "a child of the old tip");
     let pushes = pushes(&h);

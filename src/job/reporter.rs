@@ -496,4 +496,30 @@ mod tests {
         assert_eq!(frames.len(), 3);
         assert!(frames.iter().all(|f| f.len() < 1 << 20));
     }
+
+    #[test]
+    fn a_long_chat_reply_goes_in_pieces_and_only_the_last_is_done() {
+        let sink = MemorySink::default();
+        let mut r = Reporter::new(
+            JobId::parse("c1").expect("id"),
+            Box::new(sink.clone()),
+            Arc::new(Redactor::new(Vec::new())),
+        );
+        let text = "an answer line\n".repeat(MAX_LOG_CHUNK / 5);
+        r.chat_reply("m-1", &text, true);
+        let frames = sink.frames.lock().expect("lock").clone();
+        let events: Vec<serde_json::Value> = frames
+            .iter()
+            .map(|f| serde_json::from_str::<serde_json::Value>(f).expect("json")["event"].clone())
+            .collect();
+        assert!(events.len() > 1, "one piece for {} bytes", text.len());
+        assert!(events
+            .iter()
+            .all(|e| e["kind"] == "chat.reply" && e["message_id"] == "m-1"));
+        let done: Vec<bool> = events.iter().map(|e| e["done"] == true).collect();
+        assert_eq!(done.iter().filter(|d| **d).count(), 1, "{done:?}");
+        assert_eq!(done.last(), Some(&true));
+        let joined: String = events.iter().filter_map(|e| e["text"].as_str()).collect();
+        assert_eq!(joined, text, "the pieces are the whole reply");
+    }
 }

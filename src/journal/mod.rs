@@ -7,12 +7,15 @@
 //!   [`JobStream`] a job's writer and reader share.
 //! - [`record`]: one record on disk (length, checksum) and its check.
 //! - [`sink`]: [`JournalSink`], the job side (append, fsync policy).
+//! - [`private`]: a chat's journal, where nothing acknowledged stays on
+//!   disk.
 //!
 //! The reading side, the link's [`crate::link::outbox::Outbox`] (cursors,
 //! resend, acks, pruning), reads these files through [`store`].
 //!
 //! `docs/journal.md` describes the write path and what a power cut costs.
 
+pub mod private;
 pub mod record;
 pub mod sink;
 pub mod store;

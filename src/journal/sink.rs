@@ -45,7 +45,7 @@
 
 use super::record::{self, MAX_FRAME_BYTES, MAX_RECORD_BYTES};
 use super::store::{sync_dir, JobStream};
-use crate::job::event::{Event, JobResult, Status};
+use crate::job::event::{Event, JobResult};
 use crate::job::reporter::EventSink;
 use crate::link::Waker;
 use std::fs::{File, OpenOptions};
@@ -85,9 +85,8 @@ pub struct JournalSink {
     error_logged: bool,
     /// Why the last append failed, until the reporter takes it.
     write_error: Option<String>,
-    /// A chat: start a new segment after each `waiting_input`, so a turn's
-    /// content is in segments the next ack deletes (docs/journal.md).
-    roll_each_turn: bool,
+    /// When a private journal's ack last made this sink roll.
+    last_ack_roll: Option<Instant>,
 }
 
 impl JournalSink {
@@ -105,23 +104,12 @@ impl JournalSink {
             line: Vec::with_capacity(4096),
             error_logged: false,
             write_error: None,
-            roll_each_turn: false,
+            last_ack_roll: None,
         };
         if let Err(e) = sink.open_last() {
             sink.failed(&e, "open");
         }
         sink
-    }
-
-    /// The same sink for a chat session: once the session waits for input
-    /// (a `waiting_input` status is stored), the next events go to a new
-    /// segment, so the acknowledgement of that status deletes every
-    /// segment holding the turn: chat content stays on disk only until the
-    /// control plane has it (the newest segment is never pruned, and it is
-    /// then empty).
-    pub fn rolling_each_turn(mut self) -> JournalSink {
-        self.roll_each_turn = true;
-        self
     }
 
     /// The stream this sink writes.
@@ -195,11 +183,13 @@ impl JournalSink {
         Ok(())
     }
 
-    /// Append one frame; publish it and wake the link when stored. With
-    /// `then_roll` the next segment is started before the frame is
-    /// published: the ack that covers it (which may follow at once) then
-    /// finds the frame's segment no longer the newest, and prunes it.
-    fn append(&mut self, seq: u64, is_result: bool, frame: &str, then_roll: bool) {
+    /// Append one frame; publish it and wake the link when stored.
+    fn append(&mut self, seq: u64, is_result: bool, frame: &str) {
+        // Held until `written` covers the frame: a private journal's reader
+        // side replaces the newest segment only when no frame is on its way
+        // (`super::private`).
+        let stream = Arc::clone(&self.stream);
+        let _appending = stream.appending.lock().unwrap_or_else(|p| p.into_inner());
         let written = self.stream.written.load(Ordering::Relaxed);
         if seq <= written {
             // Recovery and readers rely on strictly growing seqs.
@@ -220,16 +210,6 @@ impl JournalSink {
         };
         match self.write_line(seq, is_result, frame) {
             Ok(()) => {
-                if then_roll {
-                    // Not fatal: the next turn then shares the segment,
-                    // which goes when a later roll (or the job's end) lets it.
-                    if let Err(e) = self.roll(seq.saturating_add(1)) {
-                        log::debug!(
-                            "job {}: no new journal segment after the turn: {e}",
-                            self.stream.job_id()
-                        );
-                    }
-                }
                 self.stream.written.store(seq, Ordering::Release);
                 if is_result {
                     self.stream.finished.store(true, Ordering::Release);
@@ -249,6 +229,11 @@ impl JournalSink {
     }
 
     fn write_line(&mut self, seq: u64, is_result: bool, frame: &str) -> io::Result<()> {
+        if self.file.is_some() && self.stream.last_segment() != Some(self.seg_first) {
+            // The reader side replaced the segment once everything in it
+            // was acknowledged (a private journal): append to the new one.
+            self.file = None;
+        }
         if self.file.is_none() && !self.broken {
             if let Err(e) = self.open_last() {
                 log::debug!("job {}: reopening the segment: {e}", self.stream.job_id());
@@ -259,7 +244,9 @@ impl JournalSink {
         let needs_roll = match self.file {
             None => true,
             Some(_) => {
-                !is_result && self.seg_len >= self.stream.segment_bytes() && self.seg_first < seq
+                !is_result
+                    && self.seg_first < seq
+                    && (self.seg_len >= self.stream.segment_bytes() || self.ack_roll_due())
             }
         };
         if needs_roll {
@@ -296,6 +283,22 @@ impl JournalSink {
         Ok(())
     }
 
+    /// A private journal's ack found frames above it in this segment
+    /// (`super::private`): roll now, unless an ack made this sink roll less
+    /// than a [`SYNC_INTERVAL`] ago (then at a later append).
+    fn ack_roll_due(&mut self) -> bool {
+        if !self.stream.roll_wanted.load(Ordering::Relaxed)
+            || self
+                .last_ack_roll
+                .is_some_and(|at| at.elapsed() < SYNC_INTERVAL)
+        {
+            return false;
+        }
+        self.stream.roll_wanted.store(false, Ordering::Relaxed);
+        self.last_ack_roll = Some(Instant::now());
+        true
+    }
+
     fn failed(&mut self, e: &io::Error, what: &str) {
         let path = self.stream.segment_path(self.seg_first.max(1));
         if !self.error_logged {
@@ -325,18 +328,11 @@ impl JobStream {
 }
 
 impl EventSink for JournalSink {
-    fn event(&mut self, seq: u64, event: &Event, frame: &str) {
-        let ends_turn = matches!(
-            event,
-            Event::Status {
-                status: Status::WaitingInput,
-                ..
-            }
-        );
-        self.append(seq, false, frame, self.roll_each_turn && ends_turn);
+    fn event(&mut self, seq: u64, _event: &Event, frame: &str) {
+        self.append(seq, false, frame);
     }
     fn result(&mut self, seq: u64, _result: &JobResult, frame: &str) {
-        self.append(seq, true, frame, false);
+        self.append(seq, true, frame);
     }
     fn take_write_error(&mut self) -> Option<String> {
         self.write_error.take()

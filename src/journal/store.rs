@@ -256,6 +256,16 @@ pub struct JobStream {
     /// Cleared, on disk first, when a `welcome` has put the result above
     /// the server's ack.
     result_unconfirmed: AtomicBool,
+    /// A chat's journal: nothing acknowledged stays on disk, the newest
+    /// segment included (see `super::private`).
+    pub(crate) private: AtomicBool,
+    /// A private journal's ack found frames above it in the newest
+    /// segment: the writer starts a new one at its next append.
+    pub(crate) roll_wanted: AtomicBool,
+    /// Held by the writer from the write of a line until `written` covers
+    /// it, so the reader side never takes away the segment under a frame
+    /// it has not published (see `super::private`).
+    pub(crate) appending: Mutex<()>,
 }
 
 impl JobStream {
@@ -279,6 +289,9 @@ impl JobStream {
             segments: Mutex::new(segments),
             pgids: Mutex::new(pgids),
             result_unconfirmed: AtomicBool::new(false),
+            private: AtomicBool::new(false),
+            roll_wanted: AtomicBool::new(false),
+            appending: Mutex::new(()),
         }
     }
 
@@ -366,8 +379,18 @@ impl JobStream {
     }
 
     /// Delete every segment whose frames are all at or below `acked`. The
-    /// newest segment is always kept (the writer appends to it).
+    /// newest segment is kept (the writer appends to it), except in a
+    /// private journal, where a new empty one takes its place first.
     pub(crate) fn prune(&self, acked: u64) {
+        self.prune_closed(acked);
+        if self.private.load(Ordering::Relaxed) {
+            self.replace_newest(acked);
+        }
+    }
+
+    /// Delete every segment but the newest whose frames are all at or
+    /// below `acked`.
+    pub(crate) fn prune_closed(&self, acked: u64) {
         let mut segs = self.segments();
         while segs.len() >= 2 && segs[1] <= acked + 1 {
             let path = segment_path(&self.dir, segs[0]);

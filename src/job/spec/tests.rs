@@ -28,6 +28,18 @@ fn minimal_spec_gets_defaults() {
 }
 
 #[test]
+fn a_chat_waits_1800_s_for_a_message_unless_told() {
+    let mut v = base();
+    v["kind"] = json!("chat");
+    let s = JobSpec::from_json(&v, RemotePolicy::default()).expect("valid");
+    assert_eq!(s.kind, JobKind::Chat);
+    assert_eq!(s.idle_timeout_s, 1800);
+    v["idle_timeout_s"] = json!(60);
+    let s = JobSpec::from_json(&v, RemotePolicy::default()).expect("valid");
+    assert_eq!(s.idle_timeout_s, 60);
+}
+
+#[test]
 fn each_rule_names_its_field() {
     let cases: Vec<(&[&str], Value, &str)> = vec![
         (&["job_id"], json!("../x"), "job_id"),

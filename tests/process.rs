@@ -481,6 +481,36 @@ fn processes_that_leave_the_group_die_with_the_run_and_are_reaped() {
     }
 }
 
+/// The sweep is what kills an escaped process, and a run of a program the
+/// runner trusts (git) opts out of it: the same escape then outlives the
+/// run, which is why only such programs may opt out.
+#[test]
+fn a_run_that_opts_out_of_the_sweep_leaves_an_escaped_process_alone() {
+    let dir = std::env::temp_dir().join(format!("ados-nosweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pid_file = dir.join("pid");
+    let script = format!(
+        "setsid sh -c 'echo $$ > {p}; exec sleep 1003' </dev/null >/dev/null 2>&1 &\n\
+         while [ ! -s {p} ]; do sleep 0.02; done",
+        p = pid_file.display()
+    );
+    let mut spec = sh(&script);
+    spec.sweep_escapees = false;
+    let (outcome, _, _) = run_lines(&spec, &CancelToken::never(), &Redactor::empty(), |_, _| {});
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let _cleanup = KillOnDrop(vec![pid]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(outcome.exit_code, Some(0), "{outcome:?}");
+    assert!(
+        !is_dead(pid),
+        "without the sweep the escaped process {pid} should outlive the run"
+    );
+}
+
 #[test]
 fn reaping_orphans_never_steals_a_leaders_exit_status() {
     process::become_subreaper().expect("PR_SET_CHILD_SUBREAPER");

@@ -202,6 +202,9 @@ impl<'a> Git<'a> {
             run_as: None,
             // `--progress` rewrites its line with `\r`.
             stderr_cr_ends_line: true,
+            // git cannot leave its group: no hooks, no fsmonitor, no
+            // detached gc (env.rs). Its group is still killed whole.
+            sweep_escapees: false,
         };
         let empty = Redactor::empty();
         let opts = RunOptions {

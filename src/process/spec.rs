@@ -39,6 +39,15 @@ pub struct CommandSpec {
     /// progress rewrites its line with `\r`, and each state must arrive
     /// as it happens, not as one long line at the end.
     pub stderr_cr_ends_line: bool,
+    /// Whether the end of the run searches `/proc` for processes that left
+    /// its group (`setsid`) and kills them (`sweep.rs`). On for everything
+    /// a job controls (agents, tests, custom commands). Off only for a
+    /// program the runner trusts not to leave its group: the scan reads
+    /// every process's `/proc/<pid>/stat` on the machine, twice, and git
+    /// (hooks, fsmonitor and detached gc turned off by `git/env.rs`) runs
+    /// about 25 times a job — with 32 jobs at once the scans were most of
+    /// the runner's own CPU (BENCHMARKS.md, benchmark 7).
+    pub sweep_escapees: bool,
 }
 
 /// A user and group a child is started as (`setgid`, `setuid`, and no
@@ -84,6 +93,7 @@ impl CommandSpec {
             kill_grace: DEFAULT_KILL_GRACE,
             run_as: None,
             stderr_cr_ends_line: false,
+            sweep_escapees: true,
         }
     }
 

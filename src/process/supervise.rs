@@ -53,7 +53,7 @@ pub fn run(
         program: spec.program.clone(),
         source,
     };
-    let marker = RunMarker::new();
+    let marker = RunMarker::new(spec.sweep_escapees);
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)

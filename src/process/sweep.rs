@@ -87,17 +87,22 @@ pub(super) struct RunMarker {
     /// `/proc/<pid>/stat` start time (clock ticks since boot) at or after
     /// which the run's processes started.
     since_ticks: u64,
+    /// Whether [`sweep`] looks for this run's processes at all
+    /// (`CommandSpec::sweep_escapees`).
+    sweeps: bool,
 }
 
 impl RunMarker {
     /// A marker no other run of this process has; take it just before
-    /// the spawn.
-    pub(super) fn new() -> RunMarker {
+    /// the spawn. `sweeps`: whether the run's end searches for processes
+    /// that left its group.
+    pub(super) fn new(sweeps: bool) -> RunMarker {
         let n = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
         RunMarker {
             value: format!("{}-{n}", std::process::id()),
             // One tick of slack: the kernel truncates start times to ticks.
             since_ticks: boot_ticks().map_or(0, |t| t.saturating_sub(1)),
+            sweeps,
         }
     }
 
@@ -134,6 +139,9 @@ pub(super) fn leader_reaped(pid: i32) {
 /// processes killed were outside the run's group `pgid` (the group itself
 /// was SIGKILLed just before; its dying members are killed again).
 pub(super) fn sweep(marker: &RunMarker, pgid: i32) -> usize {
+    if !marker.sweeps {
+        return 0;
+    }
     let entry = format!("{MARKER_VAR}={}", marker.value);
     let me = std::process::id() as i32;
     let mut killed: BTreeSet<i32> = BTreeSet::new();

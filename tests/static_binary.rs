@@ -41,6 +41,19 @@ fn the_static_binary_has_no_dynamic_dependency() {
     );
 }
 
+/// The release's size budget (BENCHMARKS.md, figure 4; `make dist`
+/// refuses a binary over it): 5 MB.
+#[test]
+fn the_static_binary_is_within_its_size_budget() {
+    let size = std::fs::metadata(static_binary())
+        .expect("the static binary")
+        .len();
+    assert!(
+        size <= 5_000_000,
+        "dist/ados-work-runner is {size} bytes, over the 5 MB budget"
+    );
+}
+
 #[test]
 fn the_static_binary_prints_this_version() {
     let (status, out, err) = run_to_end(&static_binary(), &["version"], &[], T);

@@ -407,6 +407,26 @@ fn the_container_is_gone_after_failure_cancel_and_timeout() {
 }
 
 #[test]
+fn a_timed_out_agent_in_a_container_gets_sigterm_and_its_grace_as_on_the_host() {
+    let Some(s) = Setup::start("a_timed_out_agent_gets_sigterm") else {
+        return;
+    };
+    let mut spec = s.spec("dx-term", "FAKE: say-on-term cleaning up before I go", "");
+    spec["agent"]["timeout_s"] = json!(2);
+    s.cp.assign(spec);
+    let res = s.result("dx-term");
+    assert_eq!(res["status"], "failed", "{res}");
+    assert!(res.to_string().contains("timed out"), "{res}");
+    // `docker stop` reached the agent, not only the container's init.
+    let events = s.events("dx-term");
+    assert!(
+        events.contains("cleaning up before I go"),
+        "the agent was killed without a SIGTERM: {events}"
+    );
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
+
+#[test]
 fn a_killed_runners_container_is_removed_when_it_starts_again() {
     let Some(mut s) = Setup::start("a_killed_runners_container") else {
         return;

@@ -446,8 +446,16 @@ fn a_killed_runners_container_is_removed_when_it_starts_again() {
         T,
     );
     assert_eq!(res["status"], "failed", "{res}");
-    // Removed before the job was reported failed.
     assert!(s.containers().is_empty(), "{:?}", s.containers());
+    // Removed before the job was reported failed: the restarted runner
+    // says so in that order.
+    let log = s.runner.as_ref().map(|r| r.stderr()).unwrap_or_default();
+    let removed = log.find("removed 1 job container left by an earlier run");
+    let reported = log.find("job dx-kill was running when the runner stopped");
+    assert!(
+        removed.is_some() && reported.is_some() && removed < reported,
+        "{log}"
+    );
 }
 
 #[test]

@@ -1,12 +1,23 @@
 #!/bin/sh
-# `make static`: a fully static x86_64 musl binary at dist/ados-work-runner,
-# with no rustup musl target (none can be downloaded here). Route, verified in
-# ../shared/research/rust-stack.md §2(b): Debian's rustc-web 1.96 + its std
-# source, -Zbuild-std, linked by musl-gcc against LLVM's libunwind.
-# Needs root for apt-get (or the packages below already installed).
+# `make static`: a fully static x86_64 musl binary at dist/ados-work-runner.
+# Two routes, and the last line says which one was taken:
+# - rustup's musl target, where it is installed (`rustup target add
+#   x86_64-unknown-linux-musl`): the standard `cargo build --target`;
+# - otherwise (no musl target, none downloadable, as on the project's build
+#   machine): Debian's rustc-web 1.96 + its std source, -Zbuild-std, linked
+#   by musl-gcc against LLVM's libunwind (docs/static.md). Needs root for
+#   apt-get (or the packages below already installed).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+MUSL=x86_64-unknown-linux-musl
+if command -v rustup >/dev/null 2>&1 && rustup target list --installed 2>/dev/null | grep -qx "$MUSL"; then
+  cargo build --release --bin ados-work-runner --target "$MUSL"
+  cp "${CARGO_TARGET_DIR:-$ROOT/target}/$MUSL/release/ados-work-runner" dist/ados-work-runner
+  file dist/ados-work-runner 2>/dev/null || true
+  echo "static binary: dist/ados-work-runner (route: rustup target $MUSL; see docs/static.md)"
+  exit 0
+fi
 # Beside cargo's other output: $CARGO_TARGET_DIR when set, like the Makefile.
 LAB=${LAB:-${CARGO_TARGET_DIR:-$ROOT/target}/musl-lab}
 mkdir -p "$LAB"

@@ -2,7 +2,8 @@
 # `make dist`: the release tarball of the static binary (built by
 # `make static` first), with what an operator needs beside it (README,
 # LICENSE, docs/, .env.example, the systemd unit and install.sh, which
-# installs from the unpacked tarball with no network), and its SHA-256:
+# installs from the unpacked tarball with no network), and its SHA-256;
+# refused when the binary is over its 5 MB size budget:
 #   dist/out/ados-work-runner-<version>-x86_64-linux-musl.tar.gz
 #   dist/out/ados-work-runner-<version>-x86_64-linux-musl.tar.gz.sha256
 set -eu
@@ -12,6 +13,14 @@ BIN=dist/ados-work-runner
 if ! file "$BIN" | grep -q "statically linked"; then
   echo "$BIN is not statically linked: run \`make static\`" >&2
   exit 2
+fi
+# The size budget (BENCHMARKS.md, figure 4): users scp this binary and copy
+# it into scratch images; a release over it is not made.
+BUDGET=5000000
+SIZE=$(stat -c %s "$BIN")
+if [ "$SIZE" -gt "$BUDGET" ]; then
+  echo "$BIN is $SIZE bytes, over the size budget of 5 MB ($BUDGET bytes, BENCHMARKS.md): cut features or dependencies (Cargo.toml) until it fits" >&2
+  exit 1
 fi
 VERSION=$("$BIN" version | awk '{print $2}')
 NAME=ados-work-runner-$VERSION-x86_64-linux-musl

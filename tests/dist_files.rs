@@ -267,6 +267,21 @@ fn install_sh_installs_the_release_tarball_into_a_root_with_no_network() {
         .find(|l| l.ends_with(".tar.gz"))
         .map(|l| repo_root().join(l))
         .expect("make-dist.sh prints the tarball");
+    // Named as released, its SHA-256 beside it.
+    let name = format!(
+        "ados-work-runner-{}-x86_64-linux-musl.tar.gz",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(tarball.file_name(), Some(std::ffi::OsStr::new(&name)));
+    let out_dir = tarball.parent().expect("dist/out");
+    let sum = run(Command::new("sha256sum")
+        .args(["-c", &format!("{name}.sha256")])
+        .current_dir(out_dir));
+    assert!(
+        sum.status.success(),
+        "sha256sum -c: {}",
+        String::from_utf8_lossy(&sum.stdout)
+    );
     let unpacked = TempDir::new("dist-unpacked");
     let tar = run(Command::new("tar")
         .arg("-xzf")
@@ -287,6 +302,8 @@ fn install_sh_installs_the_release_tarball_into_a_root_with_no_network() {
         ".env.example",
         "LICENSE",
         "README.md",
+        "docs/docker.md",
+        "docs/static.md",
     ] {
         assert!(top.join(f).is_file(), "{f} is not in the tarball");
     }
@@ -378,4 +395,36 @@ fn install_sh_installs_the_release_tarball_into_a_root_with_no_network() {
     );
     let passwd = std::fs::read_to_string(r.join("etc/passwd")).expect("passwd");
     assert_eq!(passwd.matches("ados-runner:").count(), 1);
+}
+
+/// The size budget of the release (BENCHMARKS.md, figure 4): `make dist`
+/// refuses a static binary over 5 MB, naming the budget, and packs nothing.
+#[test]
+fn make_dist_refuses_a_binary_over_the_size_budget() {
+    // make-dist.sh works in the tree it sits in: a scratch tree holding it
+    // and a real static binary padded one byte past 5 MB.
+    let tree = TempDir::new("dist-budget");
+    let dist = tree.join("dist");
+    std::fs::create_dir_all(&dist).expect("create dist/");
+    std::fs::copy(
+        repo_root().join("dist/make-dist.sh"),
+        dist.join("make-dist.sh"),
+    )
+    .expect("copy make-dist.sh");
+    let mut bin = std::fs::read(static_binary()).expect("read the static binary");
+    assert!(bin.len() <= 5_000_000, "the real binary is over budget");
+    bin.resize(5_000_001, 0);
+    let padded = dist.join("ados-work-runner");
+    std::fs::write(&padded, &bin).expect("write the padded binary");
+    std::fs::set_permissions(&padded, std::fs::Permissions::from_mode(0o755))
+        .expect("make it executable");
+
+    let out = run(Command::new("sh").arg(dist.join("make-dist.sh")));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("5000001 bytes") && said.contains("size budget of 5 MB"),
+        "{said}"
+    );
+    assert!(!dist.join("out").exists(), "a tarball was started");
 }

@@ -248,11 +248,40 @@ fn limits_labels_and_mounts_are_applied_and_no_secret_is_in_the_container_or_on_
     assert!(s.containers().is_empty(), "{:?}", s.containers());
 }
 
+/// The daemon's container events of runner `runner_id` from `since` until
+/// now, one `<action> <ados.job> <signal>` line each.
+fn container_events(runner_id: &str, since: &str) -> Vec<String> {
+    let until = unix_now();
+    let out = docker::docker(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--filter",
+        &format!("label=ados.runner={runner_id}"),
+        "--format",
+        "{{.Action}} {{index .Actor.Attributes \"ados.job\"}} {{index .Actor.Attributes \"signal\"}}",
+    ]);
+    out.lines().map(|l| l.trim().to_string()).collect()
+}
+
+/// Now, as `docker events` takes a time (seconds since the epoch).
+fn unix_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970");
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
 #[test]
 fn the_container_is_gone_after_failure_cancel_and_timeout() {
     let Some(s) = Setup::start("the_container_is_gone_after") else {
         return;
     };
+    let since = unix_now();
     s.cp.assign(s.spec("dx-fail", "FAKE: fail", ""));
     s.cp.assign(s.spec("dx-cancel", "FAKE: hang", ""));
     let mut timeout = s.spec("dx-timeout", "FAKE: ignore-term", "");
@@ -268,6 +297,48 @@ fn the_container_is_gone_after_failure_cancel_and_timeout() {
     let res = s.result("dx-timeout");
     assert_eq!(res["status"], "failed", "{res}");
     assert!(res.to_string().contains("timed out"), "{res}");
+    assert!(s.containers().is_empty(), "{:?}", s.containers());
+    // A cancel and a timeout stop the container (`docker stop -t 10`:
+    // SIGTERM to its init, no SIGKILL needed) and then remove it; a job
+    // that ended on its own is only removed.
+    let events = container_events(&s.runner_id, &since);
+    for job in ["dx-cancel", "dx-timeout"] {
+        let of_job: Vec<&str> = events
+            .iter()
+            .filter(|e| e.split(' ').nth(1) == Some(job))
+            .map(String::as_str)
+            .collect();
+        let at = |what: &str| of_job.iter().position(|e| e.starts_with(what));
+        let (term, stop, destroy) = (at(&format!("kill {job} 15")), at("stop "), at("destroy "));
+        assert!(
+            term.is_some() && term < stop && stop < destroy,
+            "{job}: {of_job:?}"
+        );
+    }
+    assert!(
+        !events.iter().any(|e| e.starts_with("stop dx-fail")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| e.starts_with("destroy dx-fail")));
+}
+
+#[test]
+fn a_timed_out_agent_in_a_container_gets_sigterm_and_its_grace_as_on_the_host() {
+    let Some(s) = Setup::start("a_timed_out_agent_gets_sigterm") else {
+        return;
+    };
+    let mut spec = s.spec("dx-term", "FAKE: say-on-term cleaning up before I go", "");
+    spec["agent"]["timeout_s"] = json!(2);
+    s.cp.assign(spec);
+    let res = s.result("dx-term");
+    assert_eq!(res["status"], "failed", "{res}");
+    assert!(res.to_string().contains("timed out"), "{res}");
+    // `docker stop` reached the agent, not only the container's init.
+    let events = s.events("dx-term");
+    assert!(
+        events.contains("cleaning up before I go"),
+        "the agent was killed without a SIGTERM: {events}"
+    );
     assert!(s.containers().is_empty(), "{:?}", s.containers());
 }
 
@@ -291,8 +362,16 @@ fn a_killed_runners_container_is_removed_when_it_starts_again() {
         T,
     );
     assert_eq!(res["status"], "failed", "{res}");
-    // Removed before the job was reported failed.
     assert!(s.containers().is_empty(), "{:?}", s.containers());
+    // Removed before the job was reported failed: the restarted runner
+    // says so in that order.
+    let log = s.runner.as_ref().map(|r| r.stderr()).unwrap_or_default();
+    let removed = log.find("removed 1 job container left by an earlier run");
+    let reported = log.find("job dx-kill was running when the runner stopped");
+    assert!(
+        removed.is_some() && reported.is_some() && removed < reported,
+        "{log}"
+    );
 }
 
 #[test]
@@ -316,6 +395,27 @@ fn a_fallback_agent_after_a_timeout_runs_in_a_fresh_container() {
         Some("codex did it")
     );
     assert!(s.containers().is_empty(), "{:?}", s.containers());
+}
+
+#[test]
+fn hello_lists_the_agents_found_in_the_job_image_and_the_log_names_them() {
+    let Some(s) = Setup::start("hello_lists_the_agents") else {
+        return;
+    };
+    // The host's PATH holds none of them: only the image probe finds them.
+    let hello = s.cp.wait_for(|v| v["type"] == "hello", T);
+    assert_eq!(hello["executor"], "docker", "{hello}");
+    assert_eq!(
+        hello["agents"],
+        json!(["claude", "codex", "copilot"]),
+        "{hello}"
+    );
+    let runner = s.runner.as_ref().expect("the runner");
+    let said = format!(
+        "agent CLIs found in the job image {}: claude, codex, copilot",
+        docker::job_image()
+    );
+    assert!(runner.wait_stderr(&said, T), "{}", runner.stderr());
 }
 
 #[test]

@@ -20,3 +20,49 @@ fn the_job_image_runs_the_fake_agents_with_git_and_python() {
         "every fake agent answers --version: {out}"
     );
 }
+
+/// Where Docker cannot be reached, a Docker test is skipped, saying so —
+/// unless `ADOS_REQUIRE_DOCKER` is set, as `.ci/run` sets it before `make
+/// test`: then it fails, so CI never passes by skipping. This test binary
+/// runs its own image test again with a daemon address that answers
+/// nothing.
+#[test]
+fn without_docker_a_test_skips_but_fails_when_docker_is_required() {
+    let me = std::env::current_exe().expect("this test binary");
+    let run = |require: bool| {
+        let mut cmd = std::process::Command::new(&me);
+        cmd.args([
+            "--exact",
+            "the_job_image_runs_the_fake_agents_with_git_and_python",
+            "--nocapture",
+        ])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env_remove("ADOS_REQUIRE_DOCKER");
+        if require {
+            cmd.env("ADOS_REQUIRE_DOCKER", "1");
+        }
+        let out = cmd.output().expect("run this test binary");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, said) = run(false);
+    assert!(ok, "{said}");
+    assert!(said.contains("skipped: docker not available"), "{said}");
+    let (ok, said) = run(true);
+    assert!(!ok, "{said}");
+    assert!(said.contains("Docker is required"), "{said}");
+
+    let ci = std::fs::read_to_string(docker::repo_root().join(".ci/run")).expect("read .ci/run");
+    let required = ci.find("\nexport ADOS_REQUIRE_DOCKER=1\n");
+    let tests = ci.find("\nmake test\n");
+    assert!(
+        required.is_some() && tests.is_some() && required < tests,
+        ".ci/run must require Docker before `make test`"
+    );
+}

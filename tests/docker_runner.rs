@@ -366,6 +366,72 @@ fn the_full_image_run_as_the_docs_say_runs_jobs_on_a_volume_and_on_a_bind_mount(
 }
 
 #[test]
+fn with_host_networking_the_runner_finds_its_container_without_its_host_name() {
+    let Some((image, mut s)) = full_scene(
+        "with_host_networking_the_runner_finds_its_container",
+        "hostnet",
+    ) else {
+        return;
+    };
+    let vol = s.volume(1);
+    let name = s.container_name("check");
+    let label = format!("ados.test={}", s.test);
+    let ws = format!("{vol}:/workspace");
+    let url = format!("ADOS_API_URL={}", s.cp.url());
+    let token = format!("ADOS_TOKEN={}", s.cp.options().token);
+    // `--network host`: the container's host name is this host's, which
+    // names no container.
+    let out = docker::docker_output(&[
+        "run",
+        "--name",
+        &name,
+        "--label",
+        &label,
+        "--network",
+        "host",
+        "-e",
+        &url,
+        "-e",
+        &token,
+        "-e",
+        "ADOS_RUNNER_ID=hostnet-1",
+        "-e",
+        "ADOS_ALLOW_HTTP=1",
+        "-e",
+        "ADOS_MIN_FREE_DISK=0",
+        "-v",
+        "/var/run/docker.sock:/var/run/docker.sock",
+        "-v",
+        &ws,
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "hostname; ados-work-runner check",
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("host name");
+    assert_eq!(said.lines().next(), Some(host.trim()), "{said}");
+    // So a runner trusting it would inspect no container, or the wrong one.
+    assert!(
+        !docker::docker_output(&["inspect", host.trim()])
+            .status
+            .success(),
+        "a container is named {host}"
+    );
+    let id = docker::docker(&["inspect", "--format", "{{.Id}}", &name]);
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("✓ workspace mounts"))
+        .unwrap_or_else(|| panic!("no workspace mounts line: {said}"));
+    assert!(
+        line.contains(&format!("runs in container {}", &id[..12]))
+            && line.contains(&format!("is the volume {vol} (")),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_setup_that_cannot_work_is_named_with_its_fix_by_check_and_at_start() {
     let Some((image, mut s)) = full_scene("a_setup_that_cannot_work", "cannot") else {
         return;

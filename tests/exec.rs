@@ -567,3 +567,46 @@ fn make_and_the_demo_script_honour_cargo_target_dir() {
         "stdout:\n{out}\nstderr:\n{err}"
     );
 }
+
+/// A secret given as `<NAME>_FILE` (a Docker or Kubernetes secret) works
+/// as the variable does, end to end: the agent gets the file's content
+/// without its trailing newline, and the key it prints is redacted.
+#[test]
+fn a_key_from_a_file_reaches_its_agent_trimmed_and_is_redacted() {
+    const KEY: &str = "sk-ant-from-a-file-0123456789";
+    let secrets = TempDir::new("exec-key-file");
+    let file = secrets.join("anthropic");
+    std::fs::write(&file, format!("{KEY}\n")).expect("write the key file");
+    let file = file.display().to_string();
+    let run = exec_on_new_repo(
+        Path::new(BIN),
+        "key-file",
+        &[("README.md", "# r\n")],
+        &[
+            "--agent",
+            "claude",
+            "--prompt",
+            "FAKE: print-env ANTHROPIC_API_KEY\nFAKE: sh echo ${#ANTHROPIC_API_KEY} > len.txt",
+            "--branch",
+            "ados/key-file",
+            "--merge-mode",
+            "pr",
+        ],
+        |ws| {
+            let mut e = env(ws);
+            e.retain(|(k, _)| *k != "ANTHROPIC_API_KEY");
+            e.push(("ANTHROPIC_API_KEY_FILE", file.clone()));
+            e
+        },
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let (ok, len, _) = try_git(&run.repo, &["show", "ados/key-file:len.txt"]);
+    assert!(ok, "{}", run.stderr);
+    assert_eq!(len.trim(), KEY.len().to_string(), "the newline was kept");
+    assert!(
+        run.stderr.contains("ANTHROPIC_API_KEY=[REDACTED]"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(KEY), "{}", run.stderr);
+}

@@ -5,11 +5,12 @@
 //! fake agent.
 
 use ados_test_support::control_plane::{ControlPlane, Options};
-use ados_test_support::docker::static_binary;
+use ados_test_support::docker::{repo_root, static_binary};
 use ados_test_support::fixtures::{try_git, TempDir};
 use ados_test_support::runner::{
     exec_on_new_repo, path_with_fake_agents, run_to_end, CHECK_PASSES,
 };
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -38,6 +39,19 @@ fn the_static_binary_has_no_dynamic_dependency() {
     assert!(
         said.contains("not a dynamic executable"),
         "ldd says: {said}"
+    );
+}
+
+/// The release's size budget (BENCHMARKS.md, figure 4; `make dist`
+/// refuses a binary over it): 5 MB.
+#[test]
+fn the_static_binary_is_within_its_size_budget() {
+    let size = std::fs::metadata(static_binary())
+        .expect("the static binary")
+        .len();
+    assert!(
+        size <= 5_000_000,
+        "dist/ados-work-runner is {size} bytes, over the 5 MB budget"
     );
 }
 
@@ -111,4 +125,72 @@ fn the_static_binary_runs_a_job_end_to_end() {
     assert!(ok, "the branch was pushed with the agent's file");
     assert_eq!(file, "hi\n");
     assert!(!run.stderr.contains("sk-ant-static-test"), "{}", run.stderr);
+}
+
+/// Where rustup's musl target is installed, `make static` takes the
+/// standard route (`cargo build --target x86_64-unknown-linux-musl`) and
+/// says so; the Debian route (this machine's) is for machines without it.
+/// Run in a scratch tree with a `rustup` that lists the target and a
+/// `cargo` that records its arguments and leaves a binary where cargo
+/// would.
+#[test]
+fn make_static_takes_rustups_musl_target_where_it_is_installed() {
+    let tree = TempDir::new("static-rustup");
+    let dist = tree.join("dist");
+    let bin = tree.join("bin");
+    for d in [&dist, &bin] {
+        std::fs::create_dir_all(d).expect("create a directory");
+    }
+    std::fs::copy(
+        repo_root().join("dist/build-static.sh"),
+        dist.join("build-static.sh"),
+    )
+    .expect("copy build-static.sh");
+    let target_dir = tree.join("target");
+    let fakes = [
+        (
+            "rustup",
+            "#!/bin/sh\n[ \"$*\" = 'target list --installed' ] && printf 'x86_64-unknown-linux-gnu\\nx86_64-unknown-linux-musl\\n'\n",
+        ),
+        (
+            "cargo",
+            "#!/bin/sh\nout=$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/release\nmkdir -p \"$out\" && echo \"$*\" > \"$CARGO_TARGET_DIR/cargo-args\" && echo built > \"$out/ados-work-runner\"\n",
+        ),
+    ];
+    for (name, text) in fakes {
+        let path = bin.join(name);
+        std::fs::write(&path, text).expect("write a fake");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("make it executable");
+    }
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .arg(dist.join("build-static.sh"))
+        .env("PATH", path)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .expect("run build-static.sh");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("route: rustup target x86_64-unknown-linux-musl"),
+        "{said}"
+    );
+    let args = std::fs::read_to_string(target_dir.join("cargo-args")).expect("cargo ran");
+    assert_eq!(
+        args.trim(),
+        "build --release --bin ados-work-runner --target x86_64-unknown-linux-musl"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dist.join("ados-work-runner")).expect("the binary"),
+        "built\n"
+    );
 }

@@ -29,7 +29,8 @@ fn user_arg(user: RunAs) -> String {
 /// behind a PID 1 that ignores SIGTERM, and orphans are reaped), the
 /// labels, the limits, the job's user, its own directories mounted and
 /// nothing else, no capabilities, no privilege gain, never a pull; it
-/// sleeps until it is removed, and each command is a `docker exec`.
+/// waits until it is stopped or removed ([`KEEPER`]), and each command is
+/// a `docker exec`.
 pub(super) fn run(
     rt: &DockerRuntime,
     name: &str,
@@ -83,18 +84,22 @@ pub(super) fn run(
         ));
     }
     let Some(fence) = fence else {
-        // The image's entrypoint (the runner's own, for `self`) is not wanted.
+        // The image's entrypoint (the runner's own, for `self`) is not
+        // wanted: the keeper holds the container open.
         argv.extend([
             s("--entrypoint"),
-            s("sleep"),
+            s("sh"),
             rt.image.clone(),
-            s("infinity"),
+            s("-c"),
+            s(KEEPER),
+            s("ados-job"),
         ]);
         return argv;
     };
     // Fenced: the job's socket directory and the runner's binary, both
-    // read-only; the binary is the container's main process, relaying its
-    // loopback port to the socket.
+    // read-only; the binary runs beside the keeper, relaying the
+    // container's loopback port to the socket (the keeper's SIGTERM on a
+    // stop reaches it too, like every process of the job).
     for (source, target) in [
         (&fence.socket_dir, fence::SOCKET_DIR),
         (&fence.forwarder, fence::FORWARDER),
@@ -105,7 +110,14 @@ pub(super) fn run(
             source.display()
         ));
     }
-    argv.extend([s("--entrypoint"), s(fence::FORWARDER), rt.image.clone()]);
+    argv.extend([
+        s("--entrypoint"),
+        s("sh"),
+        rt.image.clone(),
+        s("-c"),
+        format!("\"$0\" \"$@\" &\n{KEEPER}"),
+        s(fence::FORWARDER),
+    ]);
     argv.extend(JobFence::forwarder_args());
     argv
 }
@@ -118,6 +130,18 @@ pub(super) struct Fence {
     /// The runner's binary (the forwarder).
     pub(super) forwarder: PathBuf,
 }
+
+/// The container's main process (the child of `--init`): it waits until
+/// the container is stopped. The job's commands are `docker exec`s, not
+/// its children, and `docker stop` signals only init and its child: were
+/// the main process to exit at once, the kernel would SIGKILL every
+/// command in the container, with no grace. So on SIGTERM it passes the
+/// SIGTERM on to every process of the job's user (`kill -1`: all but
+/// init and itself) and waits for them to end; `docker stop -t 10` sends
+/// SIGKILL when they take longer. Only shell builtins and `sleep`, as the
+/// job image must have them anyway (its test command runs with `sh -c`).
+const KEEPER: &str = r#"trap 'kill -TERM -1 2>/dev/null; wait; while :; do left=; for p in /proc/[0-9]*; do n=${p#/proc/}; if [ "$n" != 1 ] && [ "$n" != $$ ] && [ -e "$p/stat" ]; then left=1; fi; done; [ -n "$left" ] || exit 0; sleep 0.1; done' TERM
+while :; do sleep 3600 & wait $!; done"#;
 
 /// The `docker exec` of `spec` in container `name` as `user`, and the
 /// environment of the `docker` CLI that runs it: the spec's variables
@@ -312,26 +336,31 @@ mod tests {
             source: "/srv/ws/jobs/j/repo".into(),
             target: "/ws/jobs/j/repo".into(),
         }];
-        let argv = run(
+        let parts = run(
             &rt,
             "ados-r1-j-1",
             "j",
             RunAs { uid: 7, gid: 8 },
             &mounts,
             None,
-        )
-        .join(" ");
+        );
+        let argv = parts.join(" ");
         for part in [
             "run -d --init --pull never --name ados-r1-j-1",
             "--label ados.runner=r1 --label ados.job=j",
             "--cpus 1.5 --memory 536870912 --memory-swap 536870912 --pids-limit 99 --network none",
             "--user 7:8",
             "--mount type=bind,source=/srv/ws/jobs/j/repo,target=/ws/jobs/j/repo",
-            "--entrypoint sleep img:1 infinity",
+            "--entrypoint sh img:1 -c",
         ] {
             assert!(argv.contains(part), "{part} not in {argv}");
         }
-        assert!(!argv.contains(" -e ") && !argv.contains("--env"), "{argv}");
+        assert!(
+            !parts.iter().any(|a| a == "-e" || a.starts_with("--env")),
+            "{argv}"
+        );
+        // The keeper is the main process, the last arguments.
+        assert!(argv.ends_with(&format!("-c {KEEPER} ados-job")), "{argv}");
     }
 
     #[test]
@@ -347,14 +376,18 @@ mod tests {
             "--network none",
             "--mount type=bind,source=/srv/ws/jobs/j/egress,target=/run/ados-egress,readonly",
             "--mount type=bind,source=/srv/ws/state/egress/ados-work-runner,target=/run/ados-egress-forward,readonly",
-            "--entrypoint /run/ados-egress-forward img:1 egress-forward --listen 127.0.0.1:3128 --socket /run/ados-egress/proxy.sock",
+            "--entrypoint sh img:1 -c",
         ] {
             assert!(argv.contains(part), "{part} not in {argv}");
         }
+        // The forwarder runs beside the keeper, which stays the main process.
         assert!(
-            !argv.contains("bridge") && !argv.contains("sleep"),
+            argv.ends_with(&format!(
+                "{KEEPER} /run/ados-egress-forward egress-forward --listen 127.0.0.1:3128 --socket /run/ados-egress/proxy.sock"
+            )),
             "{argv}"
         );
+        assert!(!argv.contains("bridge"), "{argv}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use super::allow::Allowlist;
 use super::head::{self, HeadError, Request};
-use super::proxy::{Inner, JobState};
+use super::proxy::{Deciding, Inner};
 use super::relay::{self, Duplex};
 use super::rules::{self, Refusal};
 use crate::net::dial;
@@ -69,8 +69,9 @@ fn token_of(auth: &str) -> Option<String> {
     Some(if pass.is_empty() { user } else { pass }.to_string())
 }
 
-/// Serve one connection. `only`: the job whose own socket it came in on.
-pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<&JobState>) -> Served {
+/// Serve one connection. `only`: the job whose own socket it came in on,
+/// told once the connection is decided.
+pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<Deciding>) -> Served {
     let _ = conn.timeouts(inner.limits.head, inner.limits.head);
     let (req, early) = match head::read(&mut conn) {
         Ok(r) => r,
@@ -82,7 +83,7 @@ pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<&JobS
     };
     let token = req.proxy_auth.as_deref().and_then(token_of);
     let job = token.and_then(|t| inner.job_by_token(&t));
-    let job = match (job, only) {
+    let job = match (job, only.as_ref().map(Deciding::job)) {
         (Some(j), Some(o)) if j.token == o.token => j,
         (Some(j), None) => j,
         _ => {
@@ -135,6 +136,8 @@ pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<&JobS
     if let Err(why) = verdict {
         return refuse(&mut conn, why, 403, "Forbidden");
     }
+    // Decided: a job that closes need not wait for the tunnel.
+    drop(only);
     let upstream = match connect(inner, &req, &addrs, via_proxy) {
         Ok(u) => u,
         Err(why) => {

@@ -70,6 +70,9 @@ pub(super) struct JobState {
     pub(super) token: String,
     pub(super) allow: Allowlist,
     pub(super) open: AtomicUsize,
+    /// Connections on the job's socket not decided yet: a job that
+    /// closes waits for them, so no refusal comes after its last look.
+    deciding: AtomicUsize,
     refusals: Sender<String>,
     dropped: AtomicU64,
 }
@@ -80,6 +83,28 @@ impl JobState {
         if let Err(TrySendError::Full(_)) = self.refusals.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// A connection on a job's own socket, counted in its `deciding` from
+/// its accept until the proxy has decided on it (dropped then).
+pub(super) struct Deciding(Arc<JobState>);
+
+impl Deciding {
+    fn new(job: &Arc<JobState>) -> Deciding {
+        job.deciding.fetch_add(1, Ordering::AcqRel);
+        Deciding(Arc::clone(job))
+    }
+
+    /// The job whose socket the connection came in on.
+    pub(super) fn job(&self) -> &JobState {
+        &self.0
+    }
+}
+
+impl Drop for Deciding {
+    fn drop(&mut self) {
+        self.0.deciding.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -186,6 +211,7 @@ impl EgressProxy {
             token: token.clone(),
             allow,
             open: AtomicUsize::new(0),
+            deciding: AtomicUsize::new(0),
             refusals: tx,
             dropped: AtomicU64::new(0),
         });
@@ -211,7 +237,7 @@ impl EgressProxy {
 }
 
 /// Serve `conn` on a thread of its own, if the proxy has room.
-fn spawn_conn(inner: &Arc<Inner>, conn: Box<dyn Duplex>, only: Option<Arc<JobState>>) {
+fn spawn_conn(inner: &Arc<Inner>, conn: Box<dyn Duplex>, only: Option<Deciding>) {
     if inner.open.fetch_add(1, Ordering::AcqRel) >= inner.limits.total {
         inner.open.fetch_sub(1, Ordering::AcqRel);
         conn::reject_busy(conn);
@@ -222,7 +248,7 @@ fn spawn_conn(inner: &Arc<Inner>, conn: Box<dyn Duplex>, only: Option<Arc<JobSta
         .name("ados-egress-conn".into())
         .stack_size(CONN_STACK)
         .spawn(move || {
-            match conn::serve(&i2, conn, only.as_deref()) {
+            match conn::serve(&i2, conn, only) {
                 Served::Refused { job_id, line } => {
                     log::info!("job {job_id}: {}", line.trim_end());
                 }
@@ -323,7 +349,7 @@ impl JobEgress {
                         break;
                     }
                     if let Ok(conn) = conn {
-                        spawn_conn(&inner, Box::new(conn), Some(Arc::clone(&state)));
+                        spawn_conn(&inner, Box::new(conn), Some(Deciding::new(&state)));
                     }
                 }
             })?;
@@ -335,6 +361,42 @@ impl JobEgress {
         });
         Ok(())
     }
+
+    /// The job's container is gone: stop serving its socket (a
+    /// connection still waiting in it is not served) and wait, up to
+    /// `wait`, until the connections already taken are decided, so that
+    /// [`JobEgress::take_refusals`] then has every refusal of the job,
+    /// those of a process it left behind after its last command too.
+    /// A later [`JobEgress::listen_unix`] serves the socket again.
+    pub fn close(&self, wait: Duration) {
+        let socket = self
+            .socket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(s) = socket {
+            s.end();
+        }
+        let deadline = std::time::Instant::now() + wait;
+        while self.state.deciding.load(Ordering::Acquire) > 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl JobSocket {
+    /// Stop its accept thread (every connection it took is then counted
+    /// in its job's `deciding`) and remove the socket.
+    fn end(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        wake_accept(self.waker.as_raw_fd());
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl Drop for JobEgress {
@@ -342,19 +404,7 @@ impl Drop for JobEgress {
         if let Ok(mut jobs) = self.inner.jobs.lock() {
             jobs.remove(&self.state.token);
         }
-        let socket = self
-            .socket
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(mut s) = socket {
-            s.stop.store(true, Ordering::Relaxed);
-            wake_accept(s.waker.as_raw_fd());
-            if let Some(h) = s.accept.take() {
-                let _ = h.join();
-            }
-            let _ = std::fs::remove_file(&s.path);
-        }
+        self.close(Duration::ZERO);
     }
 }
 

@@ -35,6 +35,10 @@ pub(super) const FORWARDER: &str = "/run/ados-egress-forward";
 /// The daemon's forwarder binary under `WORKSPACE_DIR/state/egress`.
 pub const FORWARDER_NAME: &str = "ados-work-runner";
 
+/// How long a job's end waits for its connections to be decided: a
+/// refusal takes a name lookup at most, a few seconds when DNS is slow.
+const DECIDE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The socket's name in both directories.
 const SOCKET: &str = "proxy.sock";
 
@@ -195,6 +199,13 @@ impl JobFence {
     /// The job's proxy token (a secret).
     pub(super) fn token(&self) -> &str {
         self.egress.token()
+    }
+
+    /// The job's container is gone: close its socket once what came in
+    /// is decided (see `JobEgress::close`). A connection still resolving
+    /// a name past [`DECIDE_WAIT`] is reported in the runner's log only.
+    pub(super) fn close(&self) {
+        self.egress.close(DECIDE_WAIT);
     }
 
     /// Refusal lines waiting for the job's stream.

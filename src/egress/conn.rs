@@ -5,7 +5,7 @@
 
 use super::allow::Allowlist;
 use super::head::{self, HeadError, Request};
-use super::proxy::{Deciding, Inner};
+use super::proxy::{Inner, JobState, SocketConn};
 use super::relay::{self, Duplex};
 use super::rules::{self, Refusal};
 use crate::net::dial;
@@ -36,6 +36,20 @@ pub(super) fn reject_busy(mut conn: Box<dyn Duplex>) {
         "",
     );
     conn.close(Shutdown::Both);
+}
+
+/// Answer a connection on `job`'s socket that is past the job's bound,
+/// before its request is read (so without its destination): `503`,
+/// counted and reported like any refusal. The line.
+pub(super) fn refuse_at_accept(inner: &Inner, job: &JobState, mut conn: Box<dyn Duplex>) -> String {
+    inner.metrics.inc_egress_denied();
+    let why = Refusal::TooManyConnections(inner.limits.per_job);
+    let line = format!("egress refused: another connection ({why})\n");
+    job.refused(line.clone());
+    let _ = conn.timeouts(inner.limits.head, inner.limits.head);
+    let _ = respond(&mut conn, 503, "Service Unavailable", &line, "");
+    conn.close(Shutdown::Both);
+    line
 }
 
 fn respond(
@@ -71,7 +85,11 @@ fn token_of(auth: &str) -> Option<String> {
 
 /// Serve one connection. `only`: the job whose own socket it came in on,
 /// told once the connection is decided.
-pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<Deciding>) -> Served {
+pub(super) fn serve(
+    inner: &Inner,
+    mut conn: Box<dyn Duplex>,
+    mut only: Option<SocketConn>,
+) -> Served {
     let _ = conn.timeouts(inner.limits.head, inner.limits.head);
     let (req, early) = match head::read(&mut conn) {
         Ok(r) => r,
@@ -83,7 +101,7 @@ pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<Decid
     };
     let token = req.proxy_auth.as_deref().and_then(token_of);
     let job = token.and_then(|t| inner.job_by_token(&t));
-    let job = match (job, only.as_ref().map(Deciding::job)) {
+    let job = match (job, only.as_ref().map(SocketConn::job)) {
         (Some(j), Some(o)) if j.token == o.token => j,
         (Some(j), None) => j,
         _ => {
@@ -137,7 +155,9 @@ pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<Decid
         return refuse(&mut conn, why, 403, "Forbidden");
     }
     // Decided: a job that closes need not wait for the tunnel.
-    drop(only);
+    if let Some(o) = only.as_mut() {
+        o.decided();
+    }
     let upstream = match connect(inner, &req, &addrs, via_proxy) {
         Ok(u) => u,
         Err(why) => {

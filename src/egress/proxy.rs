@@ -70,6 +70,8 @@ pub(super) struct JobState {
     pub(super) token: String,
     pub(super) allow: Allowlist,
     pub(super) open: AtomicUsize,
+    /// Connections on the job's socket, from their accept to their end.
+    on_socket: AtomicUsize,
     /// Connections on the job's socket not decided yet: a job that
     /// closes waits for them, so no refusal comes after its last look.
     deciding: AtomicUsize,
@@ -86,25 +88,42 @@ impl JobState {
     }
 }
 
-/// A connection on a job's own socket, counted in its `deciding` from
-/// its accept until the proxy has decided on it (dropped then).
-pub(super) struct Deciding(Arc<JobState>);
+/// A connection on a job's own socket: counted in its `on_socket` until
+/// it ends (the job's bound, from its accept on: a connection that sends
+/// nothing holds a thread too), and in its `deciding` until the proxy has
+/// decided on it.
+pub(super) struct SocketConn {
+    job: Arc<JobState>,
+    deciding: bool,
+}
 
-impl Deciding {
-    fn new(job: &Arc<JobState>) -> Deciding {
+impl SocketConn {
+    fn new(job: &Arc<JobState>) -> SocketConn {
+        job.on_socket.fetch_add(1, Ordering::AcqRel);
         job.deciding.fetch_add(1, Ordering::AcqRel);
-        Deciding(Arc::clone(job))
+        SocketConn {
+            job: Arc::clone(job),
+            deciding: true,
+        }
     }
 
     /// The job whose socket the connection came in on.
     pub(super) fn job(&self) -> &JobState {
-        &self.0
+        &self.job
+    }
+
+    /// The proxy has decided on it (refused, or about to connect).
+    pub(super) fn decided(&mut self) {
+        if std::mem::take(&mut self.deciding) {
+            self.job.deciding.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
-impl Drop for Deciding {
+impl Drop for SocketConn {
     fn drop(&mut self) {
-        self.0.deciding.fetch_sub(1, Ordering::AcqRel);
+        self.decided();
+        self.job.on_socket.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -211,6 +230,7 @@ impl EgressProxy {
             token: token.clone(),
             allow,
             open: AtomicUsize::new(0),
+            on_socket: AtomicUsize::new(0),
             deciding: AtomicUsize::new(0),
             refusals: tx,
             dropped: AtomicU64::new(0),
@@ -237,7 +257,7 @@ impl EgressProxy {
 }
 
 /// Serve `conn` on a thread of its own, if the proxy has room.
-fn spawn_conn(inner: &Arc<Inner>, conn: Box<dyn Duplex>, only: Option<Deciding>) {
+fn spawn_conn(inner: &Arc<Inner>, conn: Box<dyn Duplex>, only: Option<SocketConn>) {
     if inner.open.fetch_add(1, Ordering::AcqRel) >= inner.limits.total {
         inner.open.fetch_sub(1, Ordering::AcqRel);
         conn::reject_busy(conn);
@@ -348,8 +368,15 @@ impl JobEgress {
                     if stop2.load(Ordering::Relaxed) {
                         break;
                     }
-                    if let Ok(conn) = conn {
-                        spawn_conn(&inner, Box::new(conn), Some(Deciding::new(&state)));
+                    let Ok(conn) = conn else { continue };
+                    if state.on_socket.load(Ordering::Acquire) >= inner.limits.per_job {
+                        // Answered here, without a thread: the job is at
+                        // its bound, even with connections that send
+                        // nothing, and other jobs keep their share.
+                        let line = conn::refuse_at_accept(&inner, &state, Box::new(conn));
+                        log::info!("job {}: {}", state.job_id, line.trim_end());
+                    } else {
+                        spawn_conn(&inner, Box::new(conn), Some(SocketConn::new(&state)));
                     }
                 }
             })?;

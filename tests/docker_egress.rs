@@ -11,7 +11,9 @@
 use ados_test_support::control_plane::ControlPlane;
 use ados_test_support::docker;
 use ados_test_support::docker_runner::{DockerRunner, T};
+use ados_test_support::fixtures::try_git;
 use ados_test_support::runner::{free_port, http_get};
+use ados_test_support::runner_container::{full_scene, RunnerSpec};
 use ados_work_runner::egress::Allowlist;
 use serde_json::json;
 use std::io::{Read, Write};
@@ -358,4 +360,81 @@ fn a_refusal_after_the_jobs_last_command_reaches_its_stream_and_the_counter_alik
     // Every refusal the proxy counted is in the job's stream, those after
     // the job's last command too.
     assert_eq!(streamed, counted, "{log}");
+}
+
+#[test]
+fn a_runner_in_the_full_image_fences_its_jobs_in_through_its_volume() {
+    let Some((image, mut s)) = full_scene("a_runner_in_the_full_image_fences", "egress-in") else {
+        return;
+    };
+    let gw: IpAddr = docker::bridge_gateway()
+        .parse()
+        .expect("the bridge's gateway address");
+    let allowed = http_server(gw, "allowed-body");
+    let other = http_server(gw, "other-body");
+    let vol = s.volume(1);
+    let pid = std::process::id();
+    let id = format!("egress-in-{pid}");
+    let from = s.cp.frames().len();
+    s.start_runner(
+        &image,
+        &RunnerSpec {
+            id: &id,
+            workspace: &vol,
+            group: None,
+            limits: None,
+            user: None,
+            env: vec![
+                ("ADOS_JOB_EGRESS", "allowlist".into()),
+                ("ADOS_EGRESS_ALLOW", allowed.to_string()),
+            ],
+        },
+    );
+    s.hello(&id, from);
+    // `check` in the runner's container runs the forwarder from the volume.
+    let name = s.container_name(&id);
+    let check = docker::docker_output(&["exec", &name, "ados-work-runner", "check"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        said.contains("✓ egress: allowlist: job containers have no network"),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let job = format!("egress-in-{pid}-1");
+    let prompt = [
+        fetch(&format!("http://{allowed}/"), "allowed.txt"),
+        fetch(&format!("http://{other}/"), "other.txt"),
+        fetch("https://evil.example/", "evil.txt"),
+        direct(allowed, "direct.txt"),
+    ]
+    .join("\n");
+    s.assign(&id, s.spec("r", &job, &prompt, ""));
+    let res = s.result(&job);
+    assert_eq!(res["status"], "completed", "{res}\n{}", s.logs(&id));
+    let bare = s.repos.path().join("r.git");
+    let file = |f: &str| {
+        let (ok, out, _) = try_git(&bare, &["show", &format!("main:{f}")]);
+        assert!(ok, "{f} is not on main");
+        out.trim().to_string()
+    };
+    assert_eq!(file("allowed.txt"), "allowed-body");
+    for f in ["other.txt", "evil.txt"] {
+        let got = file(f);
+        assert!(
+            got.starts_with("failed") && got.contains("403"),
+            "{f}: {got}"
+        );
+    }
+    let direct = file("direct.txt");
+    assert!(direct.starts_with("failed"), "{direct}");
+    let log = runner_stream(&s.cp, &job);
+    for refused in [other.to_string(), "evil.example:443".to_string()] {
+        assert!(
+            log.contains(&format!(
+                "egress refused: {refused} (not on the allowlist)\n"
+            )),
+            "{log}"
+        );
+    }
 }

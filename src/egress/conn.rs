@@ -142,7 +142,7 @@ pub(super) fn serve(
         name_allowed(&job.allow, &req)
     } else {
         {
-            let own = rules::own_addresses();
+            let own = inner.own_host();
             let docker = inner.docker_endpoints();
             let protected = rules::Protected {
                 own: &own,

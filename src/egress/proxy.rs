@@ -22,7 +22,7 @@ use crate::net::ProxySettings;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -137,12 +137,25 @@ pub(super) struct Inner {
     stop: AtomicBool,
     /// The Docker daemon's TCP addresses (`DOCKER_HOST=tcp://…`).
     docker: Mutex<Vec<SocketAddr>>,
+    /// Addresses of the runner's host that are not its own interfaces'
+    /// (for a runner in a container, the Docker host's gateways).
+    host: Mutex<Vec<IpAddr>>,
 }
 
 impl Inner {
     /// The Docker daemon's TCP addresses, when it has any.
     pub(super) fn docker_endpoints(&self) -> Vec<SocketAddr> {
         self.docker.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// The runner's host: this host's interfaces' addresses, and those
+    /// given by [`EgressProxy::protect_host`]. Read at each decision.
+    pub(super) fn own_host(&self) -> Vec<IpAddr> {
+        let mut own = super::rules::own_addresses();
+        if let Ok(h) = self.host.lock() {
+            own.extend(h.iter().copied());
+        }
+        own
     }
 
     /// The job whose token is `token`.
@@ -186,6 +199,7 @@ impl EgressProxy {
             open: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             docker: Mutex::new(Vec::new()),
+            host: Mutex::new(Vec::new()),
         });
         let i2 = Arc::clone(&inner);
         let accept = std::thread::Builder::new()
@@ -217,6 +231,15 @@ impl EgressProxy {
     pub fn protect_docker(&self, addrs: Vec<SocketAddr>) {
         if let Ok(mut d) = self.inner.docker.lock() {
             *d = addrs;
+        }
+    }
+
+    /// Treat `addrs` as the runner's own host too (for a runner in a
+    /// container: the Docker host, on its networks' gateways), reached
+    /// only with an entry naming the exact `host:port`.
+    pub fn protect_host(&self, addrs: Vec<IpAddr>) {
+        if let Ok(mut h) = self.inner.host.lock() {
+            *h = addrs;
         }
     }
 

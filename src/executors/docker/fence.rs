@@ -108,6 +108,12 @@ impl EgressFence {
         )
         .map_err(|e| format!("cannot start the egress proxy: {e}"))?;
         proxy.protect_docker(docker_endpoints(cli_env));
+        // A runner in a container: its own interfaces are the container's;
+        // the Docker host, where the runner's published health port and
+        // the host's services answer, is behind its networks' gateways.
+        if let Some(c) = placement.own_container() {
+            proxy.protect_host(c.gateways.clone());
+        }
         Ok(EgressFence {
             proxy,
             forwarder,

@@ -262,8 +262,24 @@ fn what_a_fenced_job_leaves_is_swept_after_a_sigkill_and_removed_when_the_runner
         r.signal(libc::SIGKILL);
         assert!(r.wait_exit(T).is_some(), "the runner did not die");
     }
+    // The forwarder copies of two `check` runs: one killed (its process
+    // is gone), one still running (this test's own process).
+    let egress = s.ws.path().join("state/egress");
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("run true");
+    let gone_pid = gone.id();
+    gone.wait().expect("wait for true");
+    let killed_check = egress.join(format!("check-{gone_pid}"));
+    let live_check = egress.join(format!("check-{}", std::process::id()));
+    std::fs::write(&killed_check, "a killed check's forwarder").expect("write");
+    std::fs::write(&live_check, "a running check's forwarder").expect("write");
     let from = s.cp.frame_count();
     s.start_runner();
+    s.cp.wait_for_after(from, |v| v["type"] == "hello", T);
+    assert!(!killed_check.exists(), "a killed check's forwarder is left");
+    assert!(live_check.exists(), "a running check's forwarder was taken");
+    let _ = std::fs::remove_file(&live_check);
     let res = s.cp.wait_for_after(
         from,
         |v| v["type"] == "job.result" && v["job_id"] == "eg-kill",

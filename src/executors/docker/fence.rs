@@ -89,6 +89,9 @@ impl EgressFence {
         };
         std::fs::create_dir_all(&dir).map_err(place)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(place)?;
+        if name == FORWARDER_NAME {
+            sweep_killed_checks(&dir);
+        }
         let exe = std::env::current_exe().map_err(place)?;
         let forwarder = dir.join(name);
         let _ = std::fs::remove_file(&forwarder);
@@ -135,6 +138,27 @@ impl EgressFence {
     /// Stop accepting connections (at shutdown).
     pub fn stop(&self) {
         self.proxy.stop();
+    }
+}
+
+/// Remove the forwarders `check` placed (`check-<pid>`, a copy of the
+/// binary each) whose process is gone: a `check` killed before its end
+/// could not remove its own. One that still runs keeps its file.
+fn sweep_killed_checks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten().take(10_000) {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("check-"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new("/proc").join(pid.to_string()).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 

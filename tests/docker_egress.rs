@@ -8,8 +8,12 @@
 //! naming that exact `host:port` opens through the proxy, and which the
 //! fence must keep unreachable directly.
 
+use ados_test_support::control_plane::ControlPlane;
 use ados_test_support::docker;
 use ados_test_support::docker_runner::{DockerRunner, T};
+use ados_test_support::fixtures::try_git;
+use ados_test_support::runner::{free_port, http_get};
+use ados_test_support::runner_container::{full_scene, RunnerSpec};
 use ados_work_runner::egress::Allowlist;
 use serde_json::json;
 use std::io::{Read, Write};
@@ -67,10 +71,15 @@ fn host_addresses() -> (IpAddr, IpAddr) {
 /// A fenced runner (the shared Docker harness) whose `ADOS_EGRESS_ALLOW`
 /// is `allow`; `None` when Docker is not available (the test is skipped).
 fn fenced(test: &str, allow: &str) -> Option<DockerRunner> {
+    fenced_with(test, allow, Vec::new())
+}
+
+/// [`fenced`], with `more` variables.
+fn fenced_with(test: &str, allow: &str, more: Vec<(&'static str, String)>) -> Option<DockerRunner> {
     if !docker::available_or_skip(test) {
         return None;
     }
-    let extra = vec![
+    let mut extra = vec![
         ("ADOS_MAX_JOBS", "2".into()),
         ("ADOS_JOB_EGRESS", "allowlist".into()),
         ("ADOS_EGRESS_ALLOW", allow.to_string()),
@@ -79,6 +88,7 @@ fn fenced(test: &str, allow: &str) -> Option<DockerRunner> {
             "sk-ant-egress-test-0123456789abcdef".into(),
         ),
     ];
+    extra.extend(more);
     Some(DockerRunner::start(
         BIN,
         "eg",
@@ -90,7 +100,12 @@ fn fenced(test: &str, allow: &str) -> Option<DockerRunner> {
 
 /// The `runner` stream of job `id`, all its lines.
 fn runner_log(s: &DockerRunner, id: &str) -> String {
-    s.cp.frames()
+    runner_stream(&s.cp, id)
+}
+
+/// The `runner` stream of job `id` on `cp`, all its lines.
+fn runner_stream(cp: &ControlPlane, id: &str) -> String {
+    cp.frames()
         .into_iter()
         .filter(|v| v["type"] == "job.event" && v["job_id"] == id)
         .filter(|v| v["event"]["kind"] == "log" && v["event"]["stream"] == "runner")
@@ -247,8 +262,24 @@ fn what_a_fenced_job_leaves_is_swept_after_a_sigkill_and_removed_when_the_runner
         r.signal(libc::SIGKILL);
         assert!(r.wait_exit(T).is_some(), "the runner did not die");
     }
+    // The forwarder copies of two `check` runs: one killed (its process
+    // is gone), one still running (this test's own process).
+    let egress = s.ws.path().join("state/egress");
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("run true");
+    let gone_pid = gone.id();
+    gone.wait().expect("wait for true");
+    let killed_check = egress.join(format!("check-{gone_pid}"));
+    let live_check = egress.join(format!("check-{}", std::process::id()));
+    std::fs::write(&killed_check, "a killed check's forwarder").expect("write");
+    std::fs::write(&live_check, "a running check's forwarder").expect("write");
     let from = s.cp.frame_count();
     s.start_runner();
+    s.cp.wait_for_after(from, |v| v["type"] == "hello", T);
+    assert!(!killed_check.exists(), "a killed check's forwarder is left");
+    assert!(live_check.exists(), "a running check's forwarder was taken");
+    let _ = std::fs::remove_file(&live_check);
     let res = s.cp.wait_for_after(
         from,
         |v| v["type"] == "job.result" && v["job_id"] == "eg-kill",
@@ -295,5 +326,136 @@ fn check_says_the_egress_mode_and_that_the_fence_works_here() {
     assert!(
         out.contains("✓ egress: open: job containers reach"),
         "{out}"
+    );
+}
+
+#[test]
+fn a_refusal_after_the_jobs_last_command_reaches_its_stream_and_the_counter_alike() {
+    let health = free_port();
+    let Some(s) = fenced_with(
+        "a_refusal_after_the_jobs_last",
+        "",
+        vec![("ADOS_HEALTH_ADDR", format!("127.0.0.1:{health}"))],
+    ) else {
+        return;
+    };
+    // The agent leaves a process behind that keeps trying a refused host
+    // until the container goes: past the agent's end, the job's last
+    // command. It says so (bg.txt) once it has been refused.
+    let script = r"import socket, os, base64, time\ntok = os.environ['HTTPS_PROXY'].split('@')[0].rsplit(':', 1)[1]\nauth = base64.b64encode(('ados:' + tok).encode()).decode()\nreq = ('CONNECT evil.example:443 HTTP/1.1\\r\\nHost: evil.example:443\\r\\nProxy-Authorization: Basic ' + auth + '\\r\\n\\r\\n').encode()\nfirst = True\nwhile True:\n    try:\n        s = socket.create_connection(('127.0.0.1', 3128), timeout=5)\n        s.sendall(req)\n        s.recv(4096)\n        s.close()\n    except Exception:\n        pass\n    if first:\n        open('bg.txt', 'w').write('refused')\n        first = False\n    time.sleep(0.002)";
+    let prompt = [
+        format!("FAKE: write-escaped bg.py {script}"),
+        "FAKE: sh nohup python3 bg.py > /dev/null 2>&1 &".into(),
+        "FAKE: sh while [ ! -s bg.txt ]; do sleep 0.05; done".into(),
+    ]
+    .join("\n");
+    s.cp.assign(s.spec("eg-bg", &prompt, ""));
+    let res = s.result("eg-bg");
+    assert_eq!(res["status"], "completed", "{res}");
+    assert_eq!(on_main(&s, "bg.txt"), "refused");
+    let log = runner_log(&s, "eg-bg");
+    let mut streamed = 0u64;
+    for line in log.lines() {
+        if line == "egress refused: evil.example:443 (not on the allowlist)" {
+            streamed += 1;
+        } else if let Some(n) = line
+            .strip_prefix("egress refused ")
+            .and_then(|l| l.strip_suffix(" more connection(s)"))
+        {
+            streamed += n.parse::<u64>().expect("a count");
+        }
+    }
+    let (code, metrics) = http_get(health, "/metrics").expect("the runner's /metrics");
+    assert_eq!(code, 200);
+    let counted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ados_egress_denied_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no ados_egress_denied_total in /metrics:\n{metrics}"));
+    assert!(counted > 0, "{metrics}");
+    // Every refusal the proxy counted is in the job's stream, those after
+    // the job's last command too.
+    assert_eq!(streamed, counted, "{log}");
+}
+
+#[test]
+fn a_runner_in_the_full_image_fences_its_jobs_in_through_its_volume() {
+    let Some((image, mut s)) = full_scene("a_runner_in_the_full_image_fences", "egress-in") else {
+        return;
+    };
+    let gw: IpAddr = docker::bridge_gateway()
+        .parse()
+        .expect("the bridge's gateway address");
+    let allowed = http_server(gw, "allowed-body");
+    let other = http_server(gw, "other-body");
+    let vol = s.volume(1);
+    let pid = std::process::id();
+    let id = format!("egress-in-{pid}");
+    let from = s.cp.frames().len();
+    s.start_runner(
+        &image,
+        &RunnerSpec {
+            id: &id,
+            workspace: &vol,
+            group: None,
+            limits: None,
+            user: None,
+            env: vec![
+                ("ADOS_JOB_EGRESS", "allowlist".into()),
+                // Everything, but the Docker host (the runner's host,
+                // on the gateway of the runner's network) only on the
+                // one port named exactly.
+                ("ADOS_EGRESS_ALLOW", format!("{allowed},0.0.0.0/0,::/0")),
+            ],
+        },
+    );
+    s.hello(&id, from);
+    // `check` in the runner's container runs the forwarder from the volume.
+    let name = s.container_name(&id);
+    let check = docker::docker_output(&["exec", &name, "ados-work-runner", "check"]);
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        said.contains("✓ egress: allowlist: job containers have no network"),
+        "{said}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let job = format!("egress-in-{pid}-1");
+    let prompt = [
+        fetch(&format!("http://{allowed}/"), "allowed.txt"),
+        fetch(&format!("http://{other}/"), "other.txt"),
+        fetch("https://evil.example/", "evil.txt"),
+        direct(allowed, "direct.txt"),
+    ]
+    .join("\n");
+    s.assign(&id, s.spec("r", &job, &prompt, ""));
+    let res = s.result(&job);
+    assert_eq!(res["status"], "completed", "{res}\n{}", s.logs(&id));
+    let bare = s.repos.path().join("r.git");
+    let file = |f: &str| {
+        let (ok, out, _) = try_git(&bare, &["show", &format!("main:{f}")]);
+        assert!(ok, "{f} is not on main");
+        out.trim().to_string()
+    };
+    assert_eq!(file("allowed.txt"), "allowed-body");
+    for f in ["other.txt", "evil.txt"] {
+        let got = file(f);
+        assert!(
+            got.starts_with("failed") && got.contains("403"),
+            "{f}: {got}"
+        );
+    }
+    let direct = file("direct.txt");
+    assert!(direct.starts_with("failed"), "{direct}");
+    let log = runner_stream(&s.cp, &job);
+    assert!(
+        log.contains("egress refused: evil.example:443 (not on the allowlist)\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "egress refused: {other} ({gw} is the runner's own host;"
+        )),
+        "{log}"
     );
 }

@@ -4,22 +4,17 @@
 //! runs a job end to end in a container of its own; three `full` runners
 //! side by side, one killed mid-job and restarted on its volume.
 //!
-//! The test servers listen on the Docker bridge's gateway, where a
-//! container reaches this host. Every container a test starts carries the
-//! label `ados.test=<its name>`; those, the job containers of its runner
-//! ids and its volumes are removed before and after it.
+//! The scenes (tests/support `runner_container.rs`) put the test servers on
+//! the Docker bridge's gateway, where a container reaches this host, and
+//! remove the containers and volumes a test made.
 
-use ados_test_support::control_plane::{ControlPlane, Options};
 use ados_test_support::docker::{self, available_or_skip};
-use ados_test_support::fixtures::{make_bare_repo, try_git, TempDir};
-use ados_test_support::git_server::GitServer;
-use serde_json::{json, Value};
+use ados_test_support::fixtures::{try_git, TempDir};
+use ados_test_support::runner_container::{
+    full_scene, wait_containers, RunnerSpec, ANTHROPIC, GITHUB,
+};
+use serde_json::json;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const T: Duration = Duration::from_secs(120);
-const GITHUB: &str = "ghs_RunnerImageTest0123456789abcdef";
-const ANTHROPIC: &str = "sk-ant-runner-image-0123456789abcdef";
 
 #[test]
 fn the_minimal_image_runs_version() {
@@ -43,221 +38,6 @@ fn the_minimal_image_runs_version() {
         &image,
     ]);
     assert!(!shell.status.success(), "the minimal image has a shell");
-}
-
-/// One test's servers, repository and the Docker objects it made.
-struct Scene {
-    test: String,
-    cp: ControlPlane,
-    git: GitServer,
-    repos: TempDir,
-    volumes: Vec<String>,
-    runner_ids: Vec<String>,
-}
-
-/// How one runner container is started, beyond the docs' command.
-struct RunnerSpec<'a> {
-    id: &'a str,
-    /// `-v <this>:/workspace`: a volume name or a host directory.
-    workspace: &'a str,
-    group: Option<&'a str>,
-    /// `--cpus`, `--memory`.
-    limits: Option<(&'a str, &'a str)>,
-    /// `--user`, `--group-add`.
-    user: Option<(&'a str, &'a str)>,
-}
-
-impl Scene {
-    fn new(test: &str) -> Scene {
-        let gw = docker::bridge_gateway();
-        let cp = ControlPlane::start(Options {
-            heartbeat_s: 1,
-            host: gw.clone(),
-            ..Options::default()
-        });
-        let repos = TempDir::new(&format!("{test}-repos"));
-        make_bare_repo(repos.path(), "r.git", &[("README.md", "# r\n")]);
-        let git = GitServer::start_on(&gw, repos.path(), "x-access-token", GITHUB);
-        let s = Scene {
-            test: test.to_string(),
-            cp,
-            git,
-            repos,
-            volumes: Vec::new(),
-            runner_ids: Vec::new(),
-        };
-        s.clean();
-        s
-    }
-
-    /// A volume name of this test (removed with it).
-    fn volume(&mut self, n: usize) -> String {
-        let v = format!("ados-test-{}-{}-{n}", self.test, std::process::id());
-        let _ = docker::docker_output(&["volume", "rm", "-f", &v]);
-        self.volumes.push(v.clone());
-        v
-    }
-
-    fn container_name(&self, id: &str) -> String {
-        format!("ados-test-{}-{id}", self.test)
-    }
-
-    /// `docker run -d` as the ADOS docs write it (the socket, the
-    /// workspace, the variables), plus what the test servers need
-    /// (plain http to the bridge, a quick reconnect, no disk floor). Values
-    /// reach the docker CLI through its environment (`-e NAME`).
-    fn start_runner(&mut self, image: &str, r: &RunnerSpec) -> String {
-        self.runner_ids.push(r.id.to_string());
-        let name = self.container_name(r.id);
-        let _ = docker::docker_output(&["rm", "-f", &name]);
-        let mut env: Vec<(&str, String)> = vec![
-            ("ADOS_API_URL", self.cp.url()),
-            ("ADOS_TOKEN", self.cp.options().token.clone()),
-            ("ADOS_RUNNER_ID", r.id.to_string()),
-            ("WORKSPACE_DIR", "/workspace".into()),
-            ("GITHUB_TOKEN", GITHUB.into()),
-            ("ANTHROPIC_API_KEY", ANTHROPIC.into()),
-            ("ADOS_ALLOW_HTTP", "1".into()),
-            ("ADOS_MAX_BACKOFF", "300ms".into()),
-            ("ADOS_MIN_FREE_DISK", "0".into()),
-        ];
-        if let Some(g) = r.group {
-            env.push(("ADOS_GROUP", g.to_string()));
-        }
-        let label = format!("ados.test={}", self.test);
-        let ws = format!("{}:/workspace", r.workspace);
-        let mut argv: Vec<&str> = vec!["run", "-d", "--name", &name, "--label", &label];
-        if let Some((cpus, memory)) = r.limits {
-            argv.extend(["--cpus", cpus, "--memory", memory]);
-        }
-        if let Some((user, group)) = r.user {
-            argv.extend(["--user", user, "--group-add", group]);
-        }
-        for (k, _) in &env {
-            argv.extend(["-e", k]);
-        }
-        argv.extend([
-            "-v",
-            "/var/run/docker.sock:/var/run/docker.sock",
-            "-v",
-            &ws,
-            image,
-        ]);
-        let out = Command::new("docker")
-            .args(&argv)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run docker");
-        assert!(
-            out.status.success(),
-            "docker run: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    /// The `hello` of runner `id` sent after frame `from`.
-    fn hello(&self, id: &str, from: usize) -> Value {
-        let logs = || docker::docker_output(&["logs", &self.container_name(id)]);
-        let deadline = Instant::now() + T;
-        loop {
-            if let Some(h) = self
-                .cp
-                .frames()
-                .into_iter()
-                .skip(from)
-                .find(|v| v["type"] == "hello" && v["runner_id"] == id)
-            {
-                return h;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "runner {id} never said hello: {}",
-                String::from_utf8_lossy(&logs().stderr)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn assign(&self, runner: &str, job: Value) {
-        let conn = self.cp.conn_of(runner).expect("the runner is connected");
-        assert!(self.cp.assign_on(conn, job), "assign to {runner}");
-    }
-
-    /// A job on `repo` (`r`, or one made with [`Scene::repo`]) that pushes
-    /// to its main branch.
-    fn spec(&self, repo: &str, id: &str, prompt: &str, test_command: &str) -> Value {
-        json!({"job_id": id, "kind": "issue",
-               "repo": {"provider": "github", "owner": "o", "name": repo,
-                        "clone_url": self.git.url_for(&format!("{repo}.git")), "target_branch": "main"},
-               "prompt": prompt, "agent": {"name": "claude"},
-               "merge_mode": "direct", "test_command": test_command, "max_repair_attempts": 0,
-               "commit": {"author_name": "ADOS Bot", "author_email": "bot@ados.dev"}})
-    }
-
-    /// Another repository on the git server: jobs pushing side by side to
-    /// one branch would race.
-    fn repo(&self, name: &str) {
-        make_bare_repo(
-            self.repos.path(),
-            &format!("{name}.git"),
-            &[("README.md", "# r\n")],
-        );
-    }
-
-    fn result(&self, id: &str) -> Value {
-        self.cp.result_of(id, T)
-    }
-
-    fn logs(&self, id: &str) -> String {
-        let out = docker::docker_output(&["logs", &self.container_name(id)]);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-
-    /// Remove this test's runner containers, their job containers and its
-    /// volumes.
-    fn clean(&self) {
-        docker::remove_containers_labelled(&format!("ados.test={}", self.test));
-        for id in &self.runner_ids {
-            docker::remove_containers_labelled(&format!("ados.runner={id}"));
-        }
-        for v in &self.volumes {
-            let _ = docker::docker_output(&["volume", "rm", "-f", v]);
-        }
-    }
-}
-
-impl Drop for Scene {
-    fn drop(&mut self) {
-        self.clean();
-    }
-}
-
-/// The `full` image and a scene named `scene`; `None` when Docker is not
-/// available (`test` is skipped).
-fn full_scene(test: &str, scene: &str) -> Option<(String, Scene)> {
-    if !available_or_skip(test) {
-        return None;
-    }
-    Some((docker::full_image(), Scene::new(scene)))
-}
-
-/// Wait until `label`'s containers are what `want` says.
-fn wait_containers(label: &str, want: impl Fn(&[String]) -> bool, what: &str) -> Vec<String> {
-    let deadline = Instant::now() + T;
-    loop {
-        let ids = docker::containers_labelled(label);
-        if want(&ids) {
-            return ids;
-        }
-        assert!(Instant::now() < deadline, "{what}: {ids:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -304,6 +84,7 @@ fn the_full_image_run_as_the_docs_say_runs_jobs_on_a_volume_and_on_a_bind_mount(
                 group: None,
                 limits: None,
                 user,
+                env: Vec::new(),
             },
         );
         let hello = s.hello(&id, from);
@@ -578,6 +359,7 @@ fn three_runners_scale_out_and_a_killed_one_recovers_on_its_volume() {
                 group: Some(group),
                 limits: Some((cpus, memory)),
                 user: None,
+                env: Vec::new(),
             },
         ));
     }

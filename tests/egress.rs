@@ -10,6 +10,7 @@ use ados_work_runner::metrics::Metrics;
 use ados_work_runner::net::{NoProxy, Proxy, ProxySettings};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -279,6 +280,64 @@ fn a_job_has_a_bounded_number_of_connections() {
         "{answer}"
     );
     echo_round_trip(held);
+    p.stop();
+}
+
+#[test]
+fn a_job_holding_connections_open_without_a_request_cannot_starve_another() {
+    let echo = echo_server();
+    let limits = Limits {
+        per_job: 2,
+        total: 4,
+        ..Limits::default()
+    };
+    let (p, metrics) = start(limits, ProxySettings::default());
+    let dir = std::env::temp_dir().join(format!("ados-egress-hold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = format!("127.0.0.1:{}", echo.port());
+    let a = p.register("job-a", allow(&target));
+    a.listen_unix(&dir.join("a.sock")).unwrap();
+    let b = p.register("job-b", allow(&target));
+    b.listen_unix(&dir.join("b.sock")).unwrap();
+    // Job a opens as many connections as the whole proxy serves and sends
+    // nothing on them: those past its own bound are answered at once.
+    let held: Vec<UnixStream> = (0..4)
+        .map(|_| UnixStream::connect(dir.join("a.sock")).unwrap())
+        .collect();
+    for extra in &held[2..] {
+        let mut extra = extra;
+        extra
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut answer = String::new();
+        let _ = extra.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+        assert!(
+            answer.contains("the job already has 2 connections open"),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        a.take_refusals(),
+        vec![
+            "egress refused: another connection (the job already has 2 connections open)\n"
+                .to_string();
+            2
+        ]
+    );
+    assert_eq!(metrics.egress_denied(), 2);
+    // Job b is still served.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fwd = listener.local_addr().unwrap();
+    let sock_b = dir.join("b.sock");
+    std::thread::spawn(move || forward::serve(listener, &sock_b));
+    let (code, answer, s) =
+        connect_over(TcpStream::connect(fwd).unwrap(), &target, Some(b.token()));
+    assert_eq!(code, 200, "{answer}");
+    echo_round_trip(s);
+    drop(held);
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&dir);
     p.stop();
 }
 

@@ -5,7 +5,7 @@
 
 use super::allow::Allowlist;
 use super::head::{self, HeadError, Request};
-use super::proxy::{Inner, JobState};
+use super::proxy::{Inner, JobState, SocketConn};
 use super::relay::{self, Duplex};
 use super::rules::{self, Refusal};
 use crate::net::dial;
@@ -36,6 +36,20 @@ pub(super) fn reject_busy(mut conn: Box<dyn Duplex>) {
         "",
     );
     conn.close(Shutdown::Both);
+}
+
+/// Answer a connection on `job`'s socket that is past the job's bound,
+/// before its request is read (so without its destination): `503`,
+/// counted and reported like any refusal. The line.
+pub(super) fn refuse_at_accept(inner: &Inner, job: &JobState, mut conn: Box<dyn Duplex>) -> String {
+    inner.metrics.inc_egress_denied();
+    let why = Refusal::TooManyConnections(inner.limits.per_job);
+    let line = format!("egress refused: another connection ({why})\n");
+    job.refused(line.clone());
+    let _ = conn.timeouts(inner.limits.head, inner.limits.head);
+    let _ = respond(&mut conn, 503, "Service Unavailable", &line, "");
+    conn.close(Shutdown::Both);
+    line
 }
 
 fn respond(
@@ -69,8 +83,13 @@ fn token_of(auth: &str) -> Option<String> {
     Some(if pass.is_empty() { user } else { pass }.to_string())
 }
 
-/// Serve one connection. `only`: the job whose own socket it came in on.
-pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<&JobState>) -> Served {
+/// Serve one connection. `only`: the job whose own socket it came in on,
+/// told once the connection is decided.
+pub(super) fn serve(
+    inner: &Inner,
+    mut conn: Box<dyn Duplex>,
+    mut only: Option<SocketConn>,
+) -> Served {
     let _ = conn.timeouts(inner.limits.head, inner.limits.head);
     let (req, early) = match head::read(&mut conn) {
         Ok(r) => r,
@@ -82,7 +101,7 @@ pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<&JobS
     };
     let token = req.proxy_auth.as_deref().and_then(token_of);
     let job = token.and_then(|t| inner.job_by_token(&t));
-    let job = match (job, only) {
+    let job = match (job, only.as_ref().map(SocketConn::job)) {
         (Some(j), Some(o)) if j.token == o.token => j,
         (Some(j), None) => j,
         _ => {
@@ -123,7 +142,7 @@ pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<&JobS
         name_allowed(&job.allow, &req)
     } else {
         {
-            let own = rules::own_addresses();
+            let own = inner.own_host();
             let docker = inner.docker_endpoints();
             let protected = rules::Protected {
                 own: &own,
@@ -134,6 +153,10 @@ pub(super) fn serve(inner: &Inner, mut conn: Box<dyn Duplex>, only: Option<&JobS
     };
     if let Err(why) = verdict {
         return refuse(&mut conn, why, 403, "Forbidden");
+    }
+    // Decided: a job that closes need not wait for the tunnel.
+    if let Some(o) = only.as_mut() {
+        o.decided();
     }
     let upstream = match connect(inner, &req, &addrs, via_proxy) {
         Ok(u) => u,

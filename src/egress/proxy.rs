@@ -22,7 +22,7 @@ use crate::net::ProxySettings;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -70,6 +70,11 @@ pub(super) struct JobState {
     pub(super) token: String,
     pub(super) allow: Allowlist,
     pub(super) open: AtomicUsize,
+    /// Connections on the job's socket, from their accept to their end.
+    on_socket: AtomicUsize,
+    /// Connections on the job's socket not decided yet: a job that
+    /// closes waits for them, so no refusal comes after its last look.
+    deciding: AtomicUsize,
     refusals: Sender<String>,
     dropped: AtomicU64,
 }
@@ -83,6 +88,45 @@ impl JobState {
     }
 }
 
+/// A connection on a job's own socket: counted in its `on_socket` until
+/// it ends (the job's bound, from its accept on: a connection that sends
+/// nothing holds a thread too), and in its `deciding` until the proxy has
+/// decided on it.
+pub(super) struct SocketConn {
+    job: Arc<JobState>,
+    deciding: bool,
+}
+
+impl SocketConn {
+    fn new(job: &Arc<JobState>) -> SocketConn {
+        job.on_socket.fetch_add(1, Ordering::AcqRel);
+        job.deciding.fetch_add(1, Ordering::AcqRel);
+        SocketConn {
+            job: Arc::clone(job),
+            deciding: true,
+        }
+    }
+
+    /// The job whose socket the connection came in on.
+    pub(super) fn job(&self) -> &JobState {
+        &self.job
+    }
+
+    /// The proxy has decided on it (refused, or about to connect).
+    pub(super) fn decided(&mut self) {
+        if std::mem::take(&mut self.deciding) {
+            self.job.deciding.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for SocketConn {
+    fn drop(&mut self) {
+        self.decided();
+        self.job.on_socket.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Shared by the listeners and the connection threads.
 pub(super) struct Inner {
     jobs: Mutex<HashMap<String, Arc<JobState>>>,
@@ -93,12 +137,25 @@ pub(super) struct Inner {
     stop: AtomicBool,
     /// The Docker daemon's TCP addresses (`DOCKER_HOST=tcp://…`).
     docker: Mutex<Vec<SocketAddr>>,
+    /// Addresses of the runner's host that are not its own interfaces'
+    /// (for a runner in a container, the Docker host's gateways).
+    host: Mutex<Vec<IpAddr>>,
 }
 
 impl Inner {
     /// The Docker daemon's TCP addresses, when it has any.
     pub(super) fn docker_endpoints(&self) -> Vec<SocketAddr> {
         self.docker.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// The runner's host: this host's interfaces' addresses, and those
+    /// given by [`EgressProxy::protect_host`]. Read at each decision.
+    pub(super) fn own_host(&self) -> Vec<IpAddr> {
+        let mut own = super::rules::own_addresses();
+        if let Ok(h) = self.host.lock() {
+            own.extend(h.iter().copied());
+        }
+        own
     }
 
     /// The job whose token is `token`.
@@ -142,6 +199,7 @@ impl EgressProxy {
             open: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             docker: Mutex::new(Vec::new()),
+            host: Mutex::new(Vec::new()),
         });
         let i2 = Arc::clone(&inner);
         let accept = std::thread::Builder::new()
@@ -176,6 +234,15 @@ impl EgressProxy {
         }
     }
 
+    /// Treat `addrs` as the runner's own host too (for a runner in a
+    /// container: the Docker host, on its networks' gateways), reached
+    /// only with an entry naming the exact `host:port`.
+    pub fn protect_host(&self, addrs: Vec<IpAddr>) {
+        if let Ok(mut h) = self.inner.host.lock() {
+            *h = addrs;
+        }
+    }
+
     /// Register a job: connections with its token are held to `allow`.
     /// Dropping the returned handle forgets the job and closes its socket.
     pub fn register(&self, job_id: &str, allow: Allowlist) -> JobEgress {
@@ -186,6 +253,8 @@ impl EgressProxy {
             token: token.clone(),
             allow,
             open: AtomicUsize::new(0),
+            on_socket: AtomicUsize::new(0),
+            deciding: AtomicUsize::new(0),
             refusals: tx,
             dropped: AtomicU64::new(0),
         });
@@ -211,7 +280,7 @@ impl EgressProxy {
 }
 
 /// Serve `conn` on a thread of its own, if the proxy has room.
-fn spawn_conn(inner: &Arc<Inner>, conn: Box<dyn Duplex>, only: Option<Arc<JobState>>) {
+fn spawn_conn(inner: &Arc<Inner>, conn: Box<dyn Duplex>, only: Option<SocketConn>) {
     if inner.open.fetch_add(1, Ordering::AcqRel) >= inner.limits.total {
         inner.open.fetch_sub(1, Ordering::AcqRel);
         conn::reject_busy(conn);
@@ -222,7 +291,7 @@ fn spawn_conn(inner: &Arc<Inner>, conn: Box<dyn Duplex>, only: Option<Arc<JobSta
         .name("ados-egress-conn".into())
         .stack_size(CONN_STACK)
         .spawn(move || {
-            match conn::serve(&i2, conn, only.as_deref()) {
+            match conn::serve(&i2, conn, only) {
                 Served::Refused { job_id, line } => {
                     log::info!("job {job_id}: {}", line.trim_end());
                 }
@@ -322,8 +391,15 @@ impl JobEgress {
                     if stop2.load(Ordering::Relaxed) {
                         break;
                     }
-                    if let Ok(conn) = conn {
-                        spawn_conn(&inner, Box::new(conn), Some(Arc::clone(&state)));
+                    let Ok(conn) = conn else { continue };
+                    if state.on_socket.load(Ordering::Acquire) >= inner.limits.per_job {
+                        // Answered here, without a thread: the job is at
+                        // its bound, even with connections that send
+                        // nothing, and other jobs keep their share.
+                        let line = conn::refuse_at_accept(&inner, &state, Box::new(conn));
+                        log::info!("job {}: {}", state.job_id, line.trim_end());
+                    } else {
+                        spawn_conn(&inner, Box::new(conn), Some(SocketConn::new(&state)));
                     }
                 }
             })?;
@@ -335,6 +411,42 @@ impl JobEgress {
         });
         Ok(())
     }
+
+    /// The job's container is gone: stop serving its socket (a
+    /// connection still waiting in it is not served) and wait, up to
+    /// `wait`, until the connections already taken are decided, so that
+    /// [`JobEgress::take_refusals`] then has every refusal of the job,
+    /// those of a process it left behind after its last command too.
+    /// A later [`JobEgress::listen_unix`] serves the socket again.
+    pub fn close(&self, wait: Duration) {
+        let socket = self
+            .socket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(s) = socket {
+            s.end();
+        }
+        let deadline = std::time::Instant::now() + wait;
+        while self.state.deciding.load(Ordering::Acquire) > 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl JobSocket {
+    /// Stop its accept thread (every connection it took is then counted
+    /// in its job's `deciding`) and remove the socket.
+    fn end(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        wake_accept(self.waker.as_raw_fd());
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl Drop for JobEgress {
@@ -342,19 +454,7 @@ impl Drop for JobEgress {
         if let Ok(mut jobs) = self.inner.jobs.lock() {
             jobs.remove(&self.state.token);
         }
-        let socket = self
-            .socket
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(mut s) = socket {
-            s.stop.store(true, Ordering::Relaxed);
-            wake_accept(s.waker.as_raw_fd());
-            if let Some(h) = s.accept.take() {
-                let _ = h.join();
-            }
-            let _ = std::fs::remove_file(&s.path);
-        }
+        self.close(Duration::ZERO);
     }
 }
 

@@ -16,7 +16,8 @@
 //!   own host — loopback, the unspecified address, and every address of its
 //!   network interfaces (docker0 and the gateway the containers see, where
 //!   the runner's health port, a Docker daemon on TCP and any service
-//!   listening on 0.0.0.0 answer) — and the Docker daemon the runner uses
+//!   listening on 0.0.0.0 answer; for a runner in a container, the Docker
+//!   host on its networks' gateways too) — and the Docker daemon the runner uses
 //!   when `DOCKER_HOST` names one on another machine (`tcp://…`). A block
 //!   or wildcard never reaches them.
 //!

@@ -62,7 +62,8 @@ pub trait Executor: Send + Sync {
     /// Lines the executor has for the job's `runner` stream since it was
     /// last asked (a fenced container's egress refusals). The job's thread
     /// asks before each output line of a command and after the command,
-    /// so a refusal appears just before the error the client prints.
+    /// so a refusal appears just before the error the client prints, and
+    /// once more after [`Executor::finish`] (see [`finish`]).
     fn notes(&self) -> Vec<String> {
         Vec::new()
     }
@@ -86,6 +87,14 @@ pub trait Executor: Send + Sync {
         opts: &RunOptions,
         on_line: &mut dyn FnMut(OutputStream, &str),
     ) -> Result<ProcessOutcome, SpawnError>;
+}
+
+/// End the job's commands ([`Executor::finish`]) and write what they left
+/// for its `runner` stream: a refusal of a process the job left running
+/// after its last command comes in up to its container's removal.
+pub fn finish(executor: &dyn Executor, r: &mut crate::job::Reporter) {
+    executor.finish();
+    pass_notes(executor, r);
 }
 
 /// Write what `executor` has for the job's `runner` stream (see

@@ -18,6 +18,7 @@
 //! through `crate::process`.
 
 use std::io::Read;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -74,6 +75,9 @@ pub struct Inspected {
     pub image: String,
     /// Its mounts.
     pub mounts: Vec<Mount>,
+    /// The gateways of its networks: the Docker host's addresses there,
+    /// which the egress proxy treats as the runner's own host.
+    pub gateways: Vec<IpAddr>,
 }
 
 /// Whether `s` is a full Docker container id (64 lowercase hex digits).
@@ -166,7 +170,22 @@ pub fn parse_inspect(json: &str) -> Result<Inspected, String> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Inspected { id, image, mounts })
+    let gateways = c
+        .pointer("/NetworkSettings/Networks")
+        .and_then(Value::as_object)
+        .map(|nets| {
+            nets.values()
+                .flat_map(|n| [text(n, "Gateway"), text(n, "IPv6Gateway")])
+                .filter_map(|g| g?.parse::<IpAddr>().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Inspected {
+        id,
+        image,
+        mounts,
+        gateways,
+    })
 }
 
 /// Why `docker inspect` of the runner's own container failed, as a fix.
@@ -288,7 +307,11 @@ mod tests {
             r#"[{{"Id":"{ID}","Image":"sha256:5410d5f78700","Mounts":[
             {{"Type":"volume","Name":"ados-workspace","Source":"/var/lib/docker/volumes/ados-workspace/_data","Destination":"/workspace","Driver":"local","Mode":"z","RW":true}},
             {{"Type":"bind","Source":"/var/run/docker.sock","Destination":"/var/run/docker.sock","Mode":"","RW":true}},
-            {{"Type":"tmpfs","Source":"","Destination":"/scratch","RW":true}}]}}]"#
+            {{"Type":"tmpfs","Source":"","Destination":"/scratch","RW":true}}],
+            "NetworkSettings":{{"Networks":{{
+            "bridge":{{"Gateway":"172.17.0.1","IPv6Gateway":"","IPAddress":"172.17.0.2"}},
+            "ados":{{"Gateway":"10.9.0.1","IPv6Gateway":"fd00:9::1"}},
+            "none":{{"Gateway":""}}}}}}}}]"#
         );
         let got = parse_inspect(&json).expect("parses");
         assert_eq!(got.id, ID);
@@ -301,6 +324,9 @@ mod tests {
         );
         assert!(got.mounts[1].rw && got.mounts[1].name.is_none());
         assert_eq!(got.mounts[2].kind, "tmpfs");
+        let mut gateways: Vec<String> = got.gateways.iter().map(ToString::to_string).collect();
+        gateways.sort();
+        assert_eq!(gateways, ["10.9.0.1", "172.17.0.1", "fd00:9::1"]);
         assert!(parse_inspect("[]").is_err());
         assert!(parse_inspect("not json").is_err());
         assert!(parse_inspect(r#"[{"Id":"x"}]"#).is_err());

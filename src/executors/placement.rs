@@ -50,6 +50,9 @@ pub struct OwnContainer {
     pub id: String,
     /// The image id it was started from (what `ADOS_JOB_IMAGE=self` uses).
     pub image: String,
+    /// The Docker host's addresses on the container's networks (their
+    /// gateways): the runner's host, out of a job's reach.
+    pub gateways: Vec<std::net::IpAddr>,
 }
 
 /// Why the daemon cannot be given a runner path; the text says what to
@@ -154,6 +157,7 @@ impl Placement {
             container: Some(OwnContainer {
                 id: inspected.id,
                 image: inspected.image,
+                gateways: inspected.gateways,
             }),
             workspace: workspace.to_path_buf(),
             daemon_workspace,
@@ -253,6 +257,7 @@ mod tests {
             id: ID.into(),
             image: "sha256:abc".into(),
             mounts,
+            gateways: Vec::new(),
         }
     }
 

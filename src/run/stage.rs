@@ -48,7 +48,7 @@ impl JobRunner<'_> {
             (JobKind::Issue, Stage::Plan | Stage::Review) => read_only(self, r),
         };
         // Before the result is sent: a job container is gone by then.
-        self.executor.finish();
+        crate::executors::finish(self.executor.as_ref(), r);
         let mut result = match ended {
             Ok(res) => res,
             Err(stop) => *stop,
@@ -84,7 +84,7 @@ fn change(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
     let tested = test_and_repair(job, r, &mut res, &p, won.agent, &base_prompt)?;
     // Nothing of the job's own runs from here on: a process an agent left
     // in its container cannot change the checkout after the tests.
-    job.executor.finish();
+    crate::executors::finish(job.executor.as_ref(), r);
     let summary = tested.repair_text.as_deref().unwrap_or(&won.final_text);
     let summary = summary.to_string();
     let res = deliver(job, r, res, &mut p, changed, &tested, &summary)?;
@@ -115,7 +115,7 @@ fn read_only(job: &JobRunner, r: &mut Reporter) -> Result<JobResult, Stop> {
         prompt.push_str(&review::diff_section(&diff, target));
     }
     let won = run_agents(job, r, &mut res, &p, &prompt, true)?;
-    job.executor.finish();
+    crate::executors::finish(job.executor.as_ref(), r);
     let changed = job
         .git(r, &p.genv, &p.redactor, |g| p.checkout.changed_files(g))
         .map_err(|e| job.git_failure(&res, "status", e))?;

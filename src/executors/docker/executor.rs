@@ -176,6 +176,11 @@ impl Executor for DockerExecutor {
         if let Some(c) = taken {
             c.remove();
         }
+        // Nothing of the job can connect any more: what it left behind
+        // was refused by now, and `notes` has it.
+        if let Some(f) = &self.fence {
+            f.close();
+        }
     }
 }
 

@@ -35,6 +35,10 @@ pub(super) const FORWARDER: &str = "/run/ados-egress-forward";
 /// The daemon's forwarder binary under `WORKSPACE_DIR/state/egress`.
 pub const FORWARDER_NAME: &str = "ados-work-runner";
 
+/// How long a job's end waits for its connections to be decided: a
+/// refusal takes a name lookup at most, a few seconds when DNS is slow.
+const DECIDE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The socket's name in both directories.
 const SOCKET: &str = "proxy.sock";
 
@@ -85,6 +89,9 @@ impl EgressFence {
         };
         std::fs::create_dir_all(&dir).map_err(place)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(place)?;
+        if name == FORWARDER_NAME {
+            sweep_killed_checks(&dir);
+        }
         let exe = std::env::current_exe().map_err(place)?;
         let forwarder = dir.join(name);
         let _ = std::fs::remove_file(&forwarder);
@@ -104,6 +111,12 @@ impl EgressFence {
         )
         .map_err(|e| format!("cannot start the egress proxy: {e}"))?;
         proxy.protect_docker(docker_endpoints(cli_env));
+        // A runner in a container: its own interfaces are the container's;
+        // the Docker host, where the runner's published health port and
+        // the host's services answer, is behind its networks' gateways.
+        if let Some(c) = placement.own_container() {
+            proxy.protect_host(c.gateways.clone());
+        }
         Ok(EgressFence {
             proxy,
             forwarder,
@@ -125,6 +138,27 @@ impl EgressFence {
     /// Stop accepting connections (at shutdown).
     pub fn stop(&self) {
         self.proxy.stop();
+    }
+}
+
+/// Remove the forwarders `check` placed (`check-<pid>`, a copy of the
+/// binary each) whose process is gone: a `check` killed before its end
+/// could not remove its own. One that still runs keeps its file.
+fn sweep_killed_checks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten().take(10_000) {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("check-"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new("/proc").join(pid.to_string()).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
@@ -195,6 +229,13 @@ impl JobFence {
     /// The job's proxy token (a secret).
     pub(super) fn token(&self) -> &str {
         self.egress.token()
+    }
+
+    /// The job's container is gone: close its socket once what came in
+    /// is decided (see `JobEgress::close`). A connection still resolving
+    /// a name past [`DECIDE_WAIT`] is reported in the runner's log only.
+    pub(super) fn close(&self) {
+        self.egress.close(DECIDE_WAIT);
     }
 
     /// Refusal lines waiting for the job's stream.

@@ -4,6 +4,7 @@
 //! - [`control_plane`]: a control plane speaking `protocol.md`.
 //! - [`docker`]: locally built Docker images (no registry) and Docker helpers.
 //! - [`docker_runner`]: a runner with the Docker executor and its control plane.
+//! - [`runner_container`]: the runner's `full` image run as the docs say.
 //! - [`git_server`]: a smart-HTTP git server (`git http-backend`) that
 //!   demands a token.
 //! - [`tls`]: a private CA and a `localhost` certificate for wss tests.
@@ -22,4 +23,5 @@ pub mod git_server;
 pub mod harness;
 pub mod proxy;
 pub mod runner;
+pub mod runner_container;
 pub mod tls;
